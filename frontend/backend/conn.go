@@ -1,0 +1,675 @@
+// Package backend is imapfront's connection to one IMAP backend server.
+//
+// A Conn is a raw IMAP client connection: it reads the greeting, upgrades to
+// TLS, logs in (with proxy credentials as SASL PLAIN with an authorization
+// identity, or with the user's own credentials), and then relays commands
+// and responses byte for byte. Literals in responses are streamed, never
+// held whole, so a large FETCH costs a buffer, not the message.
+//
+// go-imap's imapclient is not used for the relay: it closes the connection
+// on unknown responses and re-encodes names, while a front end must pass
+// through whatever the backend says.
+package backend
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-sasl"
+)
+
+// TLSMode says how a Conn protects its connection to a backend.
+type TLSMode string
+
+// TLS modes for a backend.
+const (
+	TLSNone     TLSMode = "none"     // plain TCP (only for loopback or trusted networks)
+	TLSStartTLS TLSMode = "starttls" // STARTTLS after the greeting
+	TLSImplicit TLSMode = "tls"      // TLS from the first byte (IMAPS)
+)
+
+// Options describe how to reach and log in to one backend.
+type Options struct {
+	// Addr is host:port to dial.
+	Addr string
+	// TLS selects plain, STARTTLS or implicit TLS.
+	TLS TLSMode
+	// TLSConfig verifies the backend; nil means the system roots with
+	// ServerName taken from Addr.
+	TLSConfig *tls.Config
+	// DialTimeout bounds connecting, TLS and login; 0 means 30 s.
+	DialTimeout time.Duration
+	// MaxLine bounds one response line (not counting literals); 0 means 1 MiB.
+	MaxLine int
+}
+
+// Login is how a Conn authenticates.
+type Login struct {
+	// User is the user the session acts as.
+	User string
+	// Password is the user's own password, used when ProxyUser is empty.
+	Password string
+	// ProxyUser and ProxyPassword, when set, log in with SASL PLAIN as
+	// authcid=ProxyUser, authzid=User (Cyrus proxyservers, Dovecot master user).
+	ProxyUser, ProxyPassword string
+	// SASL, when set, is used instead of PLAIN (for example GSSAPI).
+	SASL sasl.Client
+}
+
+// Status is the result word of a tagged response.
+type Status string
+
+// Tagged response results.
+const (
+	OK  Status = "OK"
+	NO  Status = "NO"
+	BAD Status = "BAD"
+)
+
+// ErrBye is returned when the backend ends the connection with BYE.
+var ErrBye = errors.New("backend: connection closed by server (BYE)")
+
+// A Error is a tagged NO or BAD from the backend.
+type Error struct {
+	Status Status
+	// Text is the rest of the response line after the status word,
+	// response code included, e.g. "[AUTHENTICATIONFAILED] Authentication failed.".
+	Text string
+}
+
+func (e *Error) Error() string { return "backend: " + string(e.Status) + " " + e.Text }
+
+// Code returns the response code of the error ("AUTHENTICATIONFAILED"), or "".
+func (e *Error) Code() string {
+	if !strings.HasPrefix(e.Text, "[") {
+		return ""
+	}
+	end := strings.IndexAny(e.Text, " ]")
+	if end < 0 {
+		return ""
+	}
+	return strings.ToUpper(e.Text[1:end])
+}
+
+// Conn is one connection to a backend. It is not safe for concurrent use:
+// one session drives it.
+type Conn struct {
+	nc    net.Conn
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	opts  Options
+	caps  map[string]bool
+	seq   atomic.Uint64
+	dead  atomic.Bool
+	greet string
+}
+
+// Dial connects to a backend, reads its greeting, sets up TLS and logs in.
+func Dial(ctx context.Context, opts Options, login Login) (*Conn, error) {
+	if opts.DialTimeout == 0 {
+		opts.DialTimeout = 30 * time.Second
+	}
+	if opts.MaxLine == 0 {
+		opts.MaxLine = 1 << 20
+	}
+	if opts.TLS == "" {
+		opts.TLS = TLSNone
+	}
+	dctx, cancel := context.WithTimeout(ctx, opts.DialTimeout)
+	defer cancel()
+	var d net.Dialer
+	nc, err := d.DialContext(dctx, "tcp", opts.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: %w", opts.Addr, err)
+	}
+	c := &Conn{opts: opts}
+	if dl, ok := dctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(dctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	if opts.TLS == TLSImplicit {
+		tc := tls.Client(nc, c.tlsConfig())
+		if err := tc.HandshakeContext(dctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("backend %s: TLS: %w", opts.Addr, err)
+		}
+		nc = tc
+	}
+	c.setConn(nc)
+	if err := c.setup(dctx, login); err != nil {
+		c.nc.Close()
+		return nil, fmt.Errorf("backend %s: %w", opts.Addr, err)
+	}
+	_ = c.nc.SetDeadline(time.Time{})
+	return c, nil
+}
+
+func (c *Conn) tlsConfig() *tls.Config {
+	var cfg *tls.Config
+	if c.opts.TLSConfig != nil {
+		cfg = c.opts.TLSConfig.Clone()
+	} else {
+		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(c.opts.Addr)
+		if err != nil {
+			host = c.opts.Addr
+		}
+		cfg.ServerName = host
+	}
+	return cfg
+}
+
+func (c *Conn) setConn(nc net.Conn) {
+	c.nc = nc
+	c.br = bufio.NewReaderSize(nc, 32<<10)
+	c.bw = bufio.NewWriterSize(nc, 16<<10)
+}
+
+func (c *Conn) setup(ctx context.Context, login Login) error {
+	line, err := c.readLine()
+	if err != nil {
+		return fmt.Errorf("reading greeting: %w", err)
+	}
+	c.greet = string(line)
+	switch {
+	case hasPrefixFold(line, "* OK"):
+	case hasPrefixFold(line, "* PREAUTH"):
+		return errors.New("greeting: PREAUTH is not supported")
+	default:
+		return fmt.Errorf("greeting: %q", truncate(line))
+	}
+	c.caps = parseCapCode(line)
+	if c.caps == nil {
+		if err := c.Capability(); err != nil {
+			return err
+		}
+	}
+	if c.opts.TLS == TLSStartTLS {
+		if !c.caps["STARTTLS"] {
+			return errors.New("STARTTLS required by configuration but not offered")
+		}
+		if _, err := c.Exec(ctx, "STARTTLS"); err != nil {
+			return err
+		}
+		if c.br.Buffered() > 0 {
+			return errors.New("STARTTLS: unexpected data after OK")
+		}
+		tc := tls.Client(c.nc, c.tlsConfig())
+		if err := tc.HandshakeContext(ctx); err != nil {
+			return fmt.Errorf("STARTTLS: %w", err)
+		}
+		c.setConn(tc)
+		if err := c.Capability(); err != nil {
+			return err
+		}
+	}
+	client := login.SASL
+	if client == nil {
+		if login.ProxyUser != "" {
+			client = sasl.NewPlainClient(login.User, login.ProxyUser, login.ProxyPassword)
+		} else {
+			client = sasl.NewPlainClient("", login.User, login.Password)
+		}
+	}
+	return c.authenticate(ctx, client)
+}
+
+// authenticate runs AUTHENTICATE with the SASL client, using SASL-IR when
+// the backend offers it.
+func (c *Conn) authenticate(ctx context.Context, client sasl.Client) error {
+	mech, ir, err := client.Start()
+	if err != nil {
+		return err
+	}
+	tag := c.nextTag()
+	cmd := tag + " AUTHENTICATE " + mech
+	if ir != nil && c.caps["SASL-IR"] {
+		enc := "="
+		if len(ir) > 0 {
+			enc = base64.StdEncoding.EncodeToString(ir)
+		}
+		cmd += " " + enc
+		ir = nil
+	}
+	if err := c.writeLine(cmd); err != nil {
+		return err
+	}
+	sentIR := ir == nil
+	for {
+		line, err := c.readLine()
+		if err != nil {
+			return err
+		}
+		switch {
+		case bytes.HasPrefix(line, []byte("+")):
+			var resp []byte
+			if !sentIR {
+				resp, sentIR = ir, true
+			} else {
+				chal, derr := base64.StdEncoding.DecodeString(strings.TrimSpace(string(line[1:])))
+				if derr != nil {
+					_ = c.writeLine("*")
+					return fmt.Errorf("AUTHENTICATE: bad challenge: %w", derr)
+				}
+				resp, err = client.Next(chal)
+				if err != nil {
+					_ = c.writeLine("*")
+					continue
+				}
+			}
+			if err := c.writeLine(base64.StdEncoding.EncodeToString(resp)); err != nil {
+				return err
+			}
+		case bytes.HasPrefix(line, []byte(tag+" ")):
+			st, text := splitStatus(line[len(tag)+1:])
+			if st != OK {
+				return &Error{Status: st, Text: text}
+			}
+			if caps := parseCapCode(line); caps != nil {
+				c.caps = caps
+			} else {
+				return c.Capability()
+			}
+			return nil
+		case hasPrefixFold(line, "* BYE"):
+			return ErrBye
+		case hasPrefixFold(line, "* CAPABILITY "):
+			c.caps = parseCaps(line[len("* CAPABILITY "):])
+		}
+	}
+}
+
+// Greeting returns the backend's greeting line.
+func (c *Conn) Greeting() string { return c.greet }
+
+// Caps returns the backend's current capabilities (upper case).
+func (c *Conn) Caps() map[string]bool { return c.caps }
+
+// Has reports whether the backend advertised capability name.
+func (c *Conn) Has(name string) bool { return c.caps[strings.ToUpper(name)] }
+
+// Capability asks the backend for its capabilities and records them.
+func (c *Conn) Capability() error {
+	resp, err := c.Exec(context.Background(), "CAPABILITY")
+	if err != nil {
+		return err
+	}
+	for _, l := range resp.Untagged {
+		if hasPrefixFold(l, "* CAPABILITY ") {
+			c.caps = parseCaps(l[len("* CAPABILITY "):])
+		}
+	}
+	return nil
+}
+
+// Dead reports whether the connection failed; a dead Conn must be closed.
+func (c *Conn) Dead() bool { return c.dead.Load() }
+
+// Close closes the connection without LOGOUT.
+func (c *Conn) Close() error {
+	c.dead.Store(true)
+	return c.nc.Close()
+}
+
+// Logout sends LOGOUT, waits briefly for the answer and closes.
+func (c *Conn) Logout() error {
+	_ = c.nc.SetDeadline(time.Now().Add(5 * time.Second))
+	_, err := c.Exec(context.Background(), "LOGOUT")
+	c.Close()
+	if errors.Is(err, ErrBye) {
+		err = nil
+	}
+	return err
+}
+
+func (c *Conn) nextTag() string {
+	return "X" + strconv.FormatUint(c.seq.Add(1), 10)
+}
+
+// Response is the collected answer to a command imapfront itself sent.
+type Response struct {
+	// Untagged holds each untagged response, literals inlined, without CRLF.
+	Untagged [][]byte
+	// Status and Text are from the tagged completion.
+	Status Status
+	Text   string
+}
+
+// Exec sends "TAG cmd" (cmd without tag and CRLF; it must not contain
+// literals that need a continuation) and collects the responses. A tagged NO
+// or BAD is returned as *Error along with the response. Literals in
+// untagged responses are kept up to 1 MiB each.
+func (c *Conn) Exec(ctx context.Context, cmd string) (*Response, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.nc.SetDeadline(dl)
+		defer c.nc.SetDeadline(time.Time{})
+	}
+	tag := c.nextTag()
+	if err := c.writeLine(tag + " " + cmd); err != nil {
+		return nil, err
+	}
+	resp := &Response{}
+	for {
+		r, err := c.readResponse(1 << 20)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.HasPrefix(r, []byte(tag+" ")) {
+			resp.Status, resp.Text = splitStatus(r[len(tag)+1:])
+			if resp.Status != OK {
+				return resp, &Error{Status: resp.Status, Text: resp.Text}
+			}
+			return resp, nil
+		}
+		if hasPrefixFold(r, "* BYE") && cmd != "LOGOUT" {
+			c.dead.Store(true)
+			return nil, ErrBye
+		}
+		if len(r) > 0 && r[0] == '*' {
+			resp.Untagged = append(resp.Untagged, r)
+		}
+	}
+}
+
+// readResponse reads one whole response with literals inlined.
+func (c *Conn) readResponse(maxLit int64) ([]byte, error) {
+	var out []byte
+	for {
+		line, err := c.readLine()
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, line...)
+		n, ok := literalSize(line)
+		if !ok {
+			return out, nil
+		}
+		if n > maxLit {
+			c.dead.Store(true)
+			return nil, fmt.Errorf("backend literal of %d bytes exceeds %d", n, maxLit)
+		}
+		out = append(out, '\r', '\n')
+		start := len(out)
+		out = append(out, make([]byte, n)...)
+		if _, err := io.ReadFull(c.br, out[start:]); err != nil {
+			c.dead.Store(true)
+			return nil, err
+		}
+	}
+}
+
+// readLine reads one line without its CRLF. The result is a copy.
+func (c *Conn) readLine() ([]byte, error) {
+	l, err := c.readSlice()
+	if err != nil {
+		return nil, err
+	}
+	return append([]byte(nil), trimCRLF(l)...), nil
+}
+
+// readSlice reads one line including CRLF into the reader's buffer (valid
+// until the next read), joining lines longer than the buffer up to MaxLine.
+func (c *Conn) readSlice() ([]byte, error) {
+	l, err := c.br.ReadSlice('\n')
+	if err == nil {
+		return l, nil
+	}
+	if !errors.Is(err, bufio.ErrBufferFull) {
+		c.dead.Store(true)
+		return nil, err
+	}
+	buf := append([]byte(nil), l...)
+	for {
+		l, err = c.br.ReadSlice('\n')
+		buf = append(buf, l...)
+		if len(buf) > c.opts.MaxLine {
+			c.dead.Store(true)
+			return nil, fmt.Errorf("backend response line longer than %d bytes", c.opts.MaxLine)
+		}
+		if err == nil {
+			return buf, nil
+		}
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			c.dead.Store(true)
+			return nil, err
+		}
+	}
+}
+
+func (c *Conn) writeLine(s string) error {
+	c.bw.WriteString(s)
+	c.bw.WriteString("\r\n")
+	if err := c.bw.Flush(); err != nil {
+		c.dead.Store(true)
+		return err
+	}
+	return nil
+}
+
+// Writer returns the buffered writer toward the backend, for relaying a
+// client command verbatim; call Flush when the command is written.
+func (c *Conn) Writer() *bufio.Writer { return c.bw }
+
+// Flush sends what was written to Writer.
+func (c *Conn) Flush() error {
+	if err := c.bw.Flush(); err != nil {
+		c.dead.Store(true)
+		return err
+	}
+	return nil
+}
+
+// SetDeadline sets the read and write deadline of the connection.
+func (c *Conn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
+
+// WaitContinuation reads responses until a continuation request ("+ ...")
+// arrives, relaying untagged responses to dst. It returns an *Error if the
+// backend answers the command with tag instead.
+func (c *Conn) WaitContinuation(dst *bufio.Writer, tag string) error {
+	for {
+		l, err := c.readSlice()
+		if err != nil {
+			return err
+		}
+		if l[0] == '+' {
+			return nil
+		}
+		if bytes.HasPrefix(l, []byte(tag+" ")) {
+			st, text := splitStatus(trimCRLF(l[len(tag)+1:]))
+			return &Error{Status: st, Text: text}
+		}
+		if err := c.relayRest(dst, l, nil); err != nil {
+			return err
+		}
+	}
+}
+
+// A Rewriter may replace an untagged response line before it is relayed
+// (for example to translate mailbox names). It gets one response without
+// literals and returns the bytes to send, CRLF included; returning the
+// input unchanged is the common case.
+type Rewriter func(line []byte) []byte
+
+// Relay copies the backend's responses to dst until the tagged completion
+// of tag, which is relayed too, and returns its status and text. Literals
+// are streamed. dst is flushed whenever the backend has nothing buffered,
+// so untagged data (IDLE's EXISTS) reaches the client at once. rw, if not
+// nil, sees every untagged response that carries no literal.
+//
+// onCont, if not nil, is called for a continuation request; it decides what
+// to do (IDLE relays it and returns nil).
+func (c *Conn) Relay(dst *bufio.Writer, tag string, rw Rewriter, onCont func(line []byte) error) (Status, string, error) {
+	tagb := []byte(tag + " ")
+	for {
+		if c.br.Buffered() == 0 {
+			if err := dst.Flush(); err != nil {
+				return "", "", &ClientError{err}
+			}
+		}
+		l, err := c.readSlice()
+		if err != nil {
+			c.dead.Store(true)
+			return "", "", err
+		}
+		if bytes.HasPrefix(l, tagb) {
+			st, text := splitStatus(trimCRLF(l[len(tagb):]))
+			if _, err := dst.Write(l); err != nil {
+				return "", "", &ClientError{err}
+			}
+			if err := dst.Flush(); err != nil {
+				return "", "", &ClientError{err}
+			}
+			return st, text, nil
+		}
+		if l[0] == '+' && onCont != nil {
+			if err := onCont(l); err != nil {
+				return "", "", err
+			}
+			continue
+		}
+		if hasPrefixFold(l, "* BYE") {
+			c.dead.Store(true)
+			return "", "", ErrBye
+		}
+		if err := c.relayRest(dst, l, rw); err != nil {
+			return "", "", err
+		}
+	}
+}
+
+// ClientError wraps a failure to write to the client during a relay, so the
+// session can tell a dead client from a dead backend.
+type ClientError struct{ Err error }
+
+func (e *ClientError) Error() string { return "writing to client: " + e.Err.Error() }
+func (e *ClientError) Unwrap() error { return e.Err }
+
+type clientWriter struct{ w io.Writer }
+
+func (cw clientWriter) Write(p []byte) (int, error) {
+	n, err := cw.w.Write(p)
+	if err != nil {
+		err = &ClientError{err}
+	}
+	return n, err
+}
+
+// relayRest writes the response whose first line is l to dst, streaming
+// any literals and following continuation lines.
+func (c *Conn) relayRest(dst *bufio.Writer, l []byte, rw Rewriter) error {
+	for {
+		n, lit := literalSize(trimCRLF(l))
+		if !lit && rw != nil {
+			l = rw(l)
+		}
+		if _, err := dst.Write(l); err != nil {
+			return &ClientError{err}
+		}
+		if !lit {
+			return nil
+		}
+		if _, err := io.CopyN(clientWriter{dst}, c.br, n); err != nil {
+			var ce *ClientError
+			if !errors.As(err, &ce) {
+				c.dead.Store(true)
+			}
+			return err
+		}
+		var err error
+		l, err = c.readSlice()
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// Discard reads and drops responses until the tagged completion of tag.
+func (c *Conn) Discard(tag string) (Status, string, error) {
+	return c.Relay(bufio.NewWriter(io.Discard), tag, nil, nil)
+}
+
+// Tag returns a new tag for a command imapfront sends on its own.
+func (c *Conn) Tag() string { return c.nextTag() }
+
+func trimCRLF(b []byte) []byte {
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	return bytes.TrimSuffix(b, []byte("\r"))
+}
+
+// literalSize reports whether line ends with a literal announcement
+// {n}, {n+} or ~{n} and returns n.
+func literalSize(line []byte) (int64, bool) {
+	if len(line) < 3 || line[len(line)-1] != '}' {
+		return 0, false
+	}
+	i := bytes.LastIndexByte(line, '{')
+	if i < 0 {
+		return 0, false
+	}
+	digits := line[i+1 : len(line)-1]
+	digits = bytes.TrimSuffix(digits, []byte("+"))
+	if len(digits) == 0 || len(digits) > 19 {
+		return 0, false
+	}
+	var n int64
+	for _, d := range digits {
+		if d < '0' || d > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(d-'0')
+	}
+	return n, true
+}
+
+func splitStatus(b []byte) (Status, string) {
+	word, rest, _ := bytes.Cut(b, []byte(" "))
+	return Status(strings.ToUpper(string(word))), string(rest)
+}
+
+func hasPrefixFold(b []byte, p string) bool {
+	return len(b) >= len(p) && strings.EqualFold(string(b[:len(p)]), p)
+}
+
+// parseCapCode returns the capabilities in a [CAPABILITY ...] response code
+// in line, or nil.
+func parseCapCode(line []byte) map[string]bool {
+	i := bytes.Index(bytes.ToUpper(line), []byte("[CAPABILITY "))
+	if i < 0 {
+		return nil
+	}
+	rest := line[i+len("[CAPABILITY "):]
+	j := bytes.IndexByte(rest, ']')
+	if j < 0 {
+		return nil
+	}
+	return parseCaps(rest[:j])
+}
+
+func parseCaps(b []byte) map[string]bool {
+	caps := make(map[string]bool)
+	for _, f := range strings.Fields(string(b)) {
+		caps[strings.ToUpper(f)] = true
+	}
+	return caps
+}
+
+func truncate(b []byte) string {
+	if len(b) > 200 {
+		return string(b[:200]) + "..."
+	}
+	return string(b)
+}
