@@ -513,40 +513,55 @@ type Rewriter func(line []byte) []byte
 // onCont, if not nil, is called for a continuation request; it decides what
 // to do (IDLE relays it and returns nil).
 func (c *Conn) Relay(dst *bufio.Writer, tag string, rw Rewriter, onCont func(line []byte) error) (Status, string, error) {
+	st, text, _, err := c.relay(dst, tag, rw, onCont, false)
+	return st, text, err
+}
+
+// RelayHold is Relay without writing the tagged completion: it returns
+// the completion line (CRLF included) for the caller to send when it is
+// ready (after syncing the directory, say).
+func (c *Conn) RelayHold(dst *bufio.Writer, tag string, rw Rewriter) (Status, string, []byte, error) {
+	return c.relay(dst, tag, rw, nil, true)
+}
+
+func (c *Conn) relay(dst *bufio.Writer, tag string, rw Rewriter, onCont func(line []byte) error, hold bool) (Status, string, []byte, error) {
 	tagb := []byte(tag + " ")
 	for {
 		if c.br.Buffered() == 0 {
 			if err := dst.Flush(); err != nil {
-				return "", "", &ClientError{err}
+				return "", "", nil, &ClientError{err}
 			}
 		}
 		l, err := c.readSlice()
 		if err != nil {
 			c.dead.Store(true)
-			return "", "", err
+			return "", "", nil, err
 		}
 		if bytes.HasPrefix(l, tagb) {
 			st, text := splitStatus(trimCRLF(l[len(tagb):]))
+			if hold {
+				return st, text, append([]byte(nil), l...), nil
+			}
 			if _, err := dst.Write(l); err != nil {
-				return "", "", &ClientError{err}
+				return "", "", nil, &ClientError{err}
 			}
 			if err := dst.Flush(); err != nil {
-				return "", "", &ClientError{err}
+				return "", "", nil, &ClientError{err}
 			}
-			return st, text, nil
+			return st, text, nil, nil
 		}
 		if l[0] == '+' && onCont != nil {
 			if err := onCont(l); err != nil {
-				return "", "", err
+				return "", "", nil, err
 			}
 			continue
 		}
 		if hasPrefixFold(l, "* BYE") {
 			c.dead.Store(true)
-			return "", "", ErrBye
+			return "", "", nil, ErrBye
 		}
 		if err := c.relayRest(dst, l, rw); err != nil {
-			return "", "", err
+			return "", "", nil, err
 		}
 	}
 }

@@ -1,0 +1,263 @@
+package frontend
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/imapfront/imapfront/frontend/backend"
+)
+
+// Authenticator checks a password and returns the canonical user name.
+// It returns an error wrapping ErrInvalidCredentials for wrong
+// credentials; any other error is a temporary failure.
+type Authenticator interface {
+	Authenticate(ctx context.Context, user, password string) (string, error)
+}
+
+// ErrInvalidCredentials is wrapped by an Authenticator's error when the
+// user name or password is wrong.
+var ErrInvalidCredentials = errors.New("invalid credentials")
+
+func (sess *session) cmdLogin(cmd *command) error {
+	if !sess.canAuthPlain() {
+		sess.skipTrailingLiteral(cmd)
+		return no("PRIVACYREQUIRED", "LOGIN is disabled without TLS; use STARTTLS")
+	}
+	args, err := sess.readFull(cmd, 8<<10)
+	if err != nil {
+		return err
+	}
+	p := &argParser{b: args}
+	user, err1 := p.astring()
+	err2 := p.sp()
+	pass, err3 := p.astring()
+	if err1 != nil || err2 != nil || err3 != nil || p.end() != nil {
+		return bad("Usage: LOGIN user password")
+	}
+	if err := sess.login(user, "", pass); err != nil {
+		return err
+	}
+	return sess.writeLine(cmd.tag + " OK [CAPABILITY " + sess.postAuthCaps() + "] Logged in")
+}
+
+// login checks credentials and moves to the authenticated state. authzid,
+// if not empty and different from user, must be allowed by Admins.
+func (sess *session) login(user, authzid, pass string) error {
+	ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
+	defer cancel()
+	if user == "" || strings.ContainsAny(user, "\x00\r\n") {
+		return sess.loginFailed(ctx, nil)
+	}
+	canonical, err := sess.checkPassword(ctx, user, pass)
+	if err != nil {
+		return sess.loginFailed(ctx, err)
+	}
+	actAs := canonical
+	if authzid != "" && authzid != canonical {
+		if !sess.s.isAdmin(canonical) {
+			sess.log.Info("authorization refused", "authcid", canonical)
+			return sess.loginFailed(ctx, nil)
+		}
+		actAs = authzid
+		// A connection logged in as the admin is not the user's: drop it.
+		sess.pool.closeAll()
+	}
+	sess.user = actAs
+	sess.pool.user = actAs
+	if sess.s.needUserPassword() && actAs == canonical {
+		sess.pool.password = pass
+	}
+	sess.state = stateAuth
+	sess.log = sess.log.With("user", actAs)
+	sess.log.Info("login")
+	return nil
+}
+
+// checkPassword verifies user's password with the configured
+// Authenticator, or by logging in to the user's home backend.
+func (sess *session) checkPassword(ctx context.Context, user, pass string) (string, error) {
+	if a := sess.s.opts.Authenticator; a != nil {
+		return a.Authenticate(ctx, user, pass)
+	}
+	server, ok := sess.s.opts.Directory.Home(user)
+	if !ok {
+		server = sess.s.opts.DefaultBackend
+	}
+	b := sess.s.opts.Backends[server]
+	if b == nil {
+		return "", ErrInvalidCredentials
+	}
+	c, err := backend.Dial(ctx, b.Dial, backend.Login{User: user, Password: pass})
+	if err != nil {
+		var be *backend.Error
+		if errors.As(err, &be) {
+			return "", ErrInvalidCredentials
+		}
+		return "", err
+	}
+	sess.s.learnCaps(server, c.Caps())
+	sess.pool.adopt(server, c)
+	return user, nil
+}
+
+// loginFailed pauses, then answers NO without saying why (which would tell
+// whether the user exists).
+func (sess *session) loginFailed(ctx context.Context, err error) error {
+	sess.failures++
+	if err != nil && !errors.Is(err, ErrInvalidCredentials) {
+		sess.log.Warn("authentication unavailable", "err", err)
+		return no("UNAVAILABLE", "Authentication temporarily unavailable")
+	}
+	sess.log.Info("authentication failed", "failures", sess.failures)
+	if d := sess.s.opts.FailureDelay; d > 0 {
+		t := time.NewTimer(d * time.Duration(min(sess.failures, 5)))
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	if sess.failures >= 5 {
+		sess.writeLine("* BYE Too many authentication failures")
+		return errFatal
+	}
+	return no("AUTHENTICATIONFAILED", "Authentication failed")
+}
+
+func (sess *session) cmdAuthenticate(cmd *command) error {
+	p := &argParser{b: cmd.args}
+	mech, err := p.atom()
+	if err != nil {
+		return bad("Usage: AUTHENTICATE mechanism [initial-response]")
+	}
+	mech = strings.ToUpper(mech)
+	var ir []byte
+	hasIR := false
+	if p.more() {
+		if p.sp() != nil {
+			return bad("Usage: AUTHENTICATE mechanism [initial-response]")
+		}
+		s, err := p.atom()
+		if err != nil || p.end() != nil {
+			return bad("Invalid initial response")
+		}
+		hasIR = true
+		if s != "=" {
+			if ir, err = base64.StdEncoding.DecodeString(s); err != nil {
+				return bad("Invalid base64 in initial response")
+			}
+		}
+	}
+	var authcid, authzid, password string
+	var srv sasl.Server
+	switch mech {
+	case "PLAIN":
+		srv = sasl.NewPlainServer(func(identity, username, pw string) error {
+			authzid, authcid, password = identity, username, pw
+			return nil
+		})
+	case "LOGIN":
+		srv = newLoginServer(func(username, pw string) error {
+			authcid, password = username, pw
+			return nil
+		})
+	default:
+		return no("", "Unsupported authentication mechanism")
+	}
+	if !sess.canAuthPlain() {
+		return no("PRIVACYREQUIRED", "Plaintext authentication is disabled without TLS; use STARTTLS")
+	}
+	resp := ir
+	first := true
+	for {
+		var chal []byte
+		var done bool
+		var err error
+		if first && !hasIR {
+			chal, done, err = srv.Next(nil)
+		} else {
+			chal, done, err = srv.Next(resp)
+		}
+		first = false
+		if err != nil {
+			return bad("Invalid authentication exchange")
+		}
+		if done {
+			break
+		}
+		if err := sess.writeLine("+ " + base64.StdEncoding.EncodeToString(chal)); err != nil {
+			return err
+		}
+		line, err := readLine(sess.br, 16<<10)
+		if err != nil {
+			return err
+		}
+		if string(line) == "*" {
+			return bad("Authentication cancelled")
+		}
+		if resp, err = base64.StdEncoding.DecodeString(string(line)); err != nil {
+			return bad("Invalid base64 in authentication response")
+		}
+	}
+	if err := sess.login(authcid, authzid, password); err != nil {
+		return err
+	}
+	return sess.writeLine(cmd.tag + " OK [CAPABILITY " + sess.postAuthCaps() + "] Logged in")
+}
+
+// loginServer is the server side of the LOGIN SASL mechanism
+// (draft-murchison-sasl-login), which go-sasl offers only as a client.
+type loginServer struct {
+	step     int
+	username string
+	check    func(username, password string) error
+}
+
+func newLoginServer(check func(username, password string) error) sasl.Server {
+	return &loginServer{check: check}
+}
+
+func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
+	switch l.step {
+	case 0:
+		l.step++
+		if response != nil {
+			l.username = string(response)
+			l.step++
+			return []byte("Password:"), false, nil
+		}
+		return []byte("Username:"), false, nil
+	case 1:
+		l.username = string(response)
+		l.step++
+		return []byte("Password:"), false, nil
+	case 2:
+		l.step++
+		return nil, true, l.check(l.username, string(response))
+	}
+	return nil, false, errors.New("unexpected response")
+}
+
+func (s *Server) isAdmin(user string) bool {
+	for _, a := range s.opts.Admins {
+		if a == user {
+			return true
+		}
+	}
+	return false
+}
+
+// needUserPassword reports whether some backend has no proxy credentials,
+// so that the session must keep the user's password to log in there.
+func (s *Server) needUserPassword() bool {
+	for _, b := range s.opts.Backends {
+		if b.ProxyUser == "" {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,301 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/imapfront/imapfront/frontend/backend"
+)
+
+// resolved is a mailbox named by a client command, with its backend.
+type resolved struct {
+	client string // the name as the client wrote it
+	mb     Mailbox
+	b      *Backend
+	native string // the name on the backend
+}
+
+// resolve maps a client mailbox name to its backend, with the NO answers
+// a client expects.
+func (sess *session) resolve(name string) (*resolved, error) {
+	mb, err := sess.s.opts.Directory.Resolve(sess.user, name)
+	switch {
+	case errors.Is(err, ErrInvalidName):
+		return nil, no("CANNOT", "Invalid mailbox name")
+	case errors.Is(err, ErrNoSuchMailbox):
+		return nil, no("NONEXISTENT", "Mailbox does not exist")
+	case err != nil:
+		return nil, err
+	}
+	if mb.Reserved {
+		return nil, no("INUSE", "Mailbox is being created or moved; try again")
+	}
+	b := sess.s.opts.Backends[mb.Server]
+	if b == nil {
+		sess.log.Warn("mailbox on an unconfigured backend", "server", mb.Server)
+		return nil, no("UNAVAILABLE", "Mailbox is on a server this front end does not know")
+	}
+	native, err := nativeName(b, sess.user, name, mb)
+	if err != nil {
+		return nil, no("CANNOT", "Mailbox cannot be reached on its server: %v", err)
+	}
+	return &resolved{client: name, mb: mb, b: b, native: native}, nil
+}
+
+// refer reports whether this session is to be referred for a command
+// (SELECT, EXAMINE, APPEND, DELETE, and STATUS if configured), and if so
+// returns the NO [REFERRAL] error.
+func (sess *session) refer(r *resolved) error {
+	switch sess.s.opts.Referrals {
+	case ReferNever:
+		return nil
+	case ReferAfterRLIST:
+		if !sess.rlist {
+			return nil
+		}
+	}
+	host := r.b.ReferralHost
+	if host == "" {
+		host = r.b.Server
+	}
+	return no("REFERRAL "+referralURL(host, r.client), "Remote mailbox.")
+}
+
+// backendConn returns the session's connection to r's backend.
+func (sess *session) backendConn(r *resolved) (*pooledConn, error) {
+	ctx, cancel := context.WithTimeout(sess.ctx, 30*time.Second)
+	defer cancel()
+	pc, err := sess.pool.get(ctx, r.b.Server)
+	if err != nil {
+		if errors.Is(err, errNoBackend) {
+			return nil, no("UNAVAILABLE", "Mailbox is on a server this front end does not know")
+		}
+		sess.log.Warn("backend unavailable", "server", r.b.Server, "err", err)
+		return nil, no("UNAVAILABLE", "Backend server unavailable; try again later")
+	}
+	sess.s.learnCaps(r.b.Server, pc.c.Caps())
+	return pc, nil
+}
+
+func (sess *session) cmdSelect(cmd *command) error {
+	args, err := sess.readFull(cmd, 8<<10)
+	if err != nil {
+		return err
+	}
+	p := &argParser{b: args}
+	name, err := p.astring()
+	if err != nil {
+		return bad("Usage: %s mailbox [(parameters)]", cmd.name)
+	}
+	params := p.rest() // e.g. " (CONDSTORE)", passed on as is
+	r, err := sess.resolve(name)
+	if err != nil {
+		sess.deselect()
+		return err
+	}
+	if err := sess.refer(r); err != nil {
+		sess.deselect()
+		return err
+	}
+	pc, err := sess.backendConn(r)
+	if err != nil {
+		sess.deselect()
+		return err
+	}
+	if sess.selected != nil && sess.selected != pc {
+		sess.deselect()
+	}
+	line := cmd.tag + " " + cmd.name + " " + astring(r.native) + string(params)
+	if err := sendLine(pc, line); err != nil {
+		return sess.backendFailed(pc, err)
+	}
+	st, _, err := pc.c.Relay(sess.bw, cmd.tag, nil, nil)
+	if err != nil {
+		sess.selected = nil
+		sess.state = stateAuth
+		return sess.backendFailed(pc, err)
+	}
+	if st == backend.OK {
+		sess.selected = pc
+		sess.selectedName = name
+		sess.state = stateSelected
+	} else {
+		sess.selected = nil
+		sess.state = stateAuth
+	}
+	return errRelayed
+}
+
+// deselect leaves the selected mailbox on its backend without expunging.
+func (sess *session) deselect() {
+	pc := sess.selected
+	sess.selected = nil
+	sess.selectedName = ""
+	if sess.state == stateSelected {
+		sess.state = stateAuth
+	}
+	if pc == nil || pc.c.Dead() {
+		return
+	}
+	if !pc.c.Has("UNSELECT") {
+		// CLOSE would expunge; a fresh connection is the safe way out.
+		sess.pool.drop(pc.b.Server)
+		return
+	}
+	ctx, cancel := context.WithTimeout(sess.ctx, 30*time.Second)
+	defer cancel()
+	if _, err := pc.c.Exec(ctx, "UNSELECT"); err != nil {
+		sess.pool.drop(pc.b.Server)
+	}
+}
+
+func (sess *session) cmdClose(cmd *command) error {
+	if len(cmd.args) != 0 {
+		return bad("%s takes no arguments", cmd.name)
+	}
+	pc := sess.selected
+	err := sess.cmdRelay(cmd)
+	if sess.selected == pc {
+		sess.selected = nil
+		sess.selectedName = ""
+		sess.state = stateAuth
+	}
+	return err
+}
+
+// cmdRelay passes a selected-state command to the selected mailbox's
+// backend and streams the answer back.
+func (sess *session) cmdRelay(cmd *command) error {
+	pc := sess.selected
+	if err := sess.relayCommand(pc, cmd.tag, cmd.line, sess.s.opts.AppendLimit); err != nil {
+		return sess.backendFailed(pc, err)
+	}
+	if _, _, err := pc.c.Relay(sess.bw, cmd.tag, nil, nil); err != nil {
+		return sess.backendFailed(pc, err)
+	}
+	return errRelayed
+}
+
+// cmdIdle relays IDLE (RFC 2177): the backend's updates stream to the
+// client as they come until the client says DONE.
+func (sess *session) cmdIdle(cmd *command) error {
+	if len(cmd.args) != 0 {
+		return bad("IDLE takes no arguments")
+	}
+	pc := sess.selected
+	if err := sess.relayCommand(pc, cmd.tag, cmd.line, 0); err != nil {
+		return sess.backendFailed(pc, err)
+	}
+	doneRead := make(chan error, 1)
+	started := false
+	onCont := func(l []byte) error {
+		if started {
+			return nil
+		}
+		started = true
+		if _, err := sess.bw.Write(l); err != nil {
+			return &backend.ClientError{Err: err}
+		}
+		if err := sess.bw.Flush(); err != nil {
+			return &backend.ClientError{Err: err}
+		}
+		go func() {
+			_ = sess.nc.SetReadDeadline(time.Now().Add(sess.timeout()))
+			line, err := readLine(sess.br, 1024)
+			if err == nil {
+				// Whatever the client sent ends the IDLE; RFC 2177
+				// allows only DONE.
+				pc.c.Writer().WriteString("DONE\r\n")
+				err = pc.c.Flush()
+				if string(line) != "DONE" && !equalFold(line, "DONE") {
+					sess.log.Debug("IDLE ended by something other than DONE")
+				}
+			}
+			doneRead <- err
+		}()
+		return nil
+	}
+	_, _, err := pc.c.Relay(sess.bw, cmd.tag, nil, onCont)
+	if started {
+		select {
+		case rerr := <-doneRead:
+			if err == nil && rerr != nil {
+				var cg *clientGone
+				if errors.As(rerr, &cg) {
+					return rerr
+				}
+			}
+		default:
+			// The backend ended IDLE by itself: stop the reader.
+			_ = sess.nc.SetReadDeadline(time.Unix(1, 0))
+			<-doneRead
+			_ = sess.nc.SetReadDeadline(time.Now().Add(sess.timeout()))
+		}
+	}
+	if err != nil {
+		return sess.backendFailed(pc, err)
+	}
+	return errRelayed
+}
+
+func equalFold(b []byte, s string) bool {
+	if len(b) != len(s) {
+		return false
+	}
+	for i := range b {
+		c := b[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != s[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// backendFailed turns a relay error into the client's answer: a dead
+// client ends the session; a backend that failed while a mailbox was
+// selected on it ends the session with BYE (the client's view of the
+// mailbox cannot be kept); otherwise the command gets NO [UNAVAILABLE].
+func (sess *session) backendFailed(pc *pooledConn, err error) error {
+	var ce *backend.ClientError
+	var cg *clientGone
+	var se *statusErr
+	switch {
+	case errors.As(err, &ce), errors.As(err, &cg):
+		return &clientGone{err}
+	case errors.As(err, &se):
+		return err
+	}
+	var be *backend.Error
+	if errors.As(err, &be) {
+		// A NO/BAD to a literal wait: pass the backend's answer on.
+		return &statusErr{status: string(be.Status), text: be.Text}
+	}
+	server := ""
+	if pc != nil {
+		server = pc.b.Server
+		sess.pool.drop(server)
+	}
+	sess.log.Warn("backend connection lost", "server", server, "err", err)
+	if pc != nil && pc == sess.selected {
+		sess.selected = nil
+		sess.writeLine("* BYE [UNAVAILABLE] Lost connection to the mailbox's server")
+		return errFatal
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, backend.ErrBye) {
+		return no("UNAVAILABLE", "Backend server closed the connection")
+	}
+	return no("UNAVAILABLE", "Backend server unavailable")
+}
+
+// sendLine writes one command line the front end built to a backend.
+func sendLine(pc *pooledConn, line string) error {
+	w := pc.c.Writer()
+	w.WriteString(line)
+	w.WriteString("\r\n")
+	return pc.c.Flush()
+}

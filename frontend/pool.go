@@ -1,0 +1,151 @@
+package frontend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/imapfront/imapfront/frontend/backend"
+)
+
+// errNoBackend is returned for a mailbox whose server is not configured.
+var errNoBackend = errors.New("no configured backend for this mailbox")
+
+// pooledConn is one of a session's backend connections.
+type pooledConn struct {
+	b        *Backend
+	c        *backend.Conn
+	lastUsed time.Time
+	// enabled lists the ENABLE extensions already sent on c.
+	enabled map[string]bool
+}
+
+// pool holds a session's backend connections, one per backend, opened on
+// demand. It belongs to one session goroutine: no locking.
+type pool struct {
+	s     *Server
+	conns map[string]*pooledConn
+	// login is how to log in; set after the client authenticated.
+	user     string
+	password string // kept only when a backend needs the user's own credentials
+	// enable and id are replayed on every new backend connection.
+	enable []string
+	id     string
+}
+
+func newPool(s *Server) *pool {
+	return &pool{s: s, conns: make(map[string]*pooledConn)}
+}
+
+// get returns the session's connection to server, dialing it if needed.
+func (p *pool) get(ctx context.Context, server string) (*pooledConn, error) {
+	if pc := p.conns[server]; pc != nil {
+		if !pc.c.Dead() {
+			pc.lastUsed = time.Now()
+			return pc, nil
+		}
+		pc.c.Close()
+		delete(p.conns, server)
+	}
+	b := p.s.opts.Backends[server]
+	if b == nil {
+		return nil, fmt.Errorf("%w (%s)", errNoBackend, server)
+	}
+	login := backend.Login{User: p.user, Password: p.password, ProxyUser: b.ProxyUser, ProxyPassword: b.ProxyPassword}
+	if b.ProxyUser == "" && p.password == "" {
+		return nil, fmt.Errorf("backend %s: no proxy credentials configured and no user password to log in with", server)
+	}
+	c, err := backend.Dial(ctx, b.Dial, login)
+	if err != nil {
+		return nil, err
+	}
+	pc := &pooledConn{b: b, c: c, lastUsed: time.Now(), enabled: map[string]bool{}}
+	if err := p.prepare(ctx, pc); err != nil {
+		c.Close()
+		return nil, err
+	}
+	p.conns[server] = pc
+	return pc, nil
+}
+
+// adopt makes an already logged-in connection (from the backend
+// authenticator) the session's connection to server.
+func (p *pool) adopt(server string, c *backend.Conn) {
+	b := p.s.opts.Backends[server]
+	if b == nil {
+		c.Close()
+		return
+	}
+	p.conns[server] = &pooledConn{b: b, c: c, lastUsed: time.Now(), enabled: map[string]bool{}}
+}
+
+// prepare replays the session-wide state (ID, ENABLE) on a new connection.
+func (p *pool) prepare(ctx context.Context, pc *pooledConn) error {
+	if p.id != "" && pc.c.Has("ID") {
+		if _, err := pc.c.Exec(ctx, "ID "+p.id); err != nil && !isNo(err) {
+			return err
+		}
+	}
+	return p.enableOn(ctx, pc)
+}
+
+// enableOn sends the session's ENABLE extensions that pc lacks.
+func (p *pool) enableOn(ctx context.Context, pc *pooledConn) error {
+	var missing []string
+	for _, e := range p.enable {
+		if !pc.enabled[e] && pc.c.Has(e) {
+			missing = append(missing, e)
+		}
+	}
+	if len(missing) == 0 || !pc.c.Has("ENABLE") {
+		return nil
+	}
+	cmd := "ENABLE"
+	for _, e := range missing {
+		cmd += " " + e
+	}
+	if _, err := pc.c.Exec(ctx, cmd); err != nil && !isNo(err) {
+		return err
+	}
+	for _, e := range missing {
+		pc.enabled[e] = true
+	}
+	return nil
+}
+
+// closeIdle logs out of connections unused for BackendIdle, except keep.
+func (p *pool) closeIdle(keep string) {
+	cutoff := time.Now().Add(-p.s.opts.BackendIdle)
+	for server, pc := range p.conns {
+		if server != keep && pc.lastUsed.Before(cutoff) {
+			pc.c.Logout()
+			delete(p.conns, server)
+		}
+	}
+}
+
+// drop closes and forgets the connection to server.
+func (p *pool) drop(server string) {
+	if pc := p.conns[server]; pc != nil {
+		pc.c.Close()
+		delete(p.conns, server)
+	}
+}
+
+// closeAll logs out of every backend.
+func (p *pool) closeAll() {
+	for server, pc := range p.conns {
+		if pc.c.Dead() {
+			pc.c.Close()
+		} else {
+			pc.c.Logout()
+		}
+		delete(p.conns, server)
+	}
+}
+
+func isNo(err error) bool {
+	var be *backend.Error
+	return errors.As(err, &be)
+}

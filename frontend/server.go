@@ -1,0 +1,264 @@
+// Package frontend is imapfront's client-facing IMAP server.
+//
+// A Server accepts IMAP connections, authenticates users, answers what the
+// front end knows itself (CAPABILITY, NAMESPACE, ID, LIST from the mailbox
+// database) and relays everything else to the backend that holds the
+// mailbox a command names, resolved through the router.
+//
+// The parts:
+//   - server.go: listeners, sessions' lifecycle, shutdown;
+//   - session.go: one client connection, its state and command dispatch;
+//   - cmd_*.go: one file per command or group of commands;
+//   - pool.go: the session's backend connections.
+package frontend
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/imapfront/imapfront/frontend/backend"
+)
+
+// ReferralPolicy says when SELECT, EXAMINE, APPEND, DELETE (and STATUS if
+// enabled) of a remote mailbox are answered with an RFC 2193 referral.
+type ReferralPolicy string
+
+// Referral policies.
+const (
+	ReferNever      ReferralPolicy = "never"
+	ReferAfterRLIST ReferralPolicy = "after-rlist"
+	ReferAlways     ReferralPolicy = "always"
+)
+
+// Backend is one configured IMAP backend.
+type Backend struct {
+	// Server is the backend's name in MUPDATE locations.
+	Server string
+	// Dial says how to connect.
+	Dial backend.Options
+	// ProxyUser and ProxyPassword log in as any user; when empty the
+	// session logs in with the user's own credentials.
+	ProxyUser, ProxyPassword string
+	// Separator is the backend's hierarchy separator ('/' or '.').
+	Separator byte
+	// Personal is true for a backend whose namespace has only the user's
+	// own folders (Dovecot's default), false for a Murder backend that
+	// shares the client namespace.
+	Personal bool
+	// FrontMode is true when imapfront keeps MUPDATE true for this
+	// backend (any non-Cyrus server), false when the backend does itself.
+	FrontMode bool
+	// ReferralHost is put in referral URLs; empty means Server.
+	ReferralHost string
+}
+
+// Options configure a Server. Directory and Backends are required.
+type Options struct {
+	// Hostname is shown in the greeting.
+	Hostname string
+	// Logger receives logs; nil means slog.Default().
+	Logger *slog.Logger
+	// TLSConfig enables STARTTLS (and is used by ServeTLS); nil disables it.
+	TLSConfig *tls.Config
+	// AllowPlaintext allows LOGIN and AUTHENTICATE PLAIN without TLS.
+	AllowPlaintext bool
+	// MaxLine caps a command line (64 KiB when 0).
+	MaxLine int
+	// AppendLimit caps an APPEND literal (64 MiB when 0).
+	AppendLimit int64
+	// IdleTimeout ends a silent session (30 min when 0).
+	IdleTimeout time.Duration
+	// BackendIdle closes an unused backend connection (5 min when 0).
+	BackendIdle time.Duration
+	// Authenticator checks passwords; nil means "log in to the user's home
+	// backend with the given password".
+	Authenticator Authenticator
+	// Admins may use an authorization identity other than their own.
+	Admins []string
+	// FailureDelay pauses before a failed login answer (2 s when 0; a
+	// negative value disables it, for tests).
+	FailureDelay time.Duration
+	// Directory is the mailbox database.
+	Directory Directory
+	// Backends by MUPDATE server name.
+	Backends map[string]*Backend
+	// DefaultBackend is used for users who have no INBOX yet.
+	DefaultBackend string
+	// Referrals is the referral policy (after-rlist when empty).
+	Referrals ReferralPolicy
+	// ReferStatus refers STATUS too.
+	ReferStatus bool
+	// Sync, if set, waits until the directory holds every change the
+	// MUPDATE master committed (the Follower's NOOP barrier).
+	Sync func(ctx context.Context) error
+}
+
+// Server is the client-facing IMAP server.
+type Server struct {
+	opts   Options
+	log    *slog.Logger
+	nextID atomic.Uint64
+
+	mu        sync.Mutex
+	listeners map[net.Listener]struct{}
+	sessions  map[*session]struct{}
+	closing   bool
+	wg        sync.WaitGroup
+
+	capMu       sync.Mutex
+	backendCaps map[string]map[string]bool
+}
+
+// New returns a Server. It panics if Directory is nil, a configuration
+// that can never work.
+func New(opts Options) *Server {
+	if opts.Directory == nil {
+		panic("frontend: Options.Directory is nil")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Hostname == "" {
+		opts.Hostname = "imapfront"
+	}
+	if opts.MaxLine == 0 {
+		opts.MaxLine = 64 << 10
+	}
+	if opts.AppendLimit == 0 {
+		opts.AppendLimit = 64 << 20
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = 30 * time.Minute
+	}
+	if opts.BackendIdle == 0 {
+		opts.BackendIdle = 5 * time.Minute
+	}
+	if opts.FailureDelay == 0 {
+		opts.FailureDelay = 2 * time.Second
+	}
+	if opts.Referrals == "" {
+		opts.Referrals = ReferAfterRLIST
+	}
+	if opts.TLSConfig != nil {
+		opts.TLSConfig = opts.TLSConfig.Clone()
+	}
+	return &Server{
+		opts:      opts,
+		log:       opts.Logger,
+		listeners: make(map[net.Listener]struct{}),
+		sessions:  make(map[*session]struct{}),
+	}
+}
+
+// ErrServerClosed is returned by Serve after Shutdown.
+var ErrServerClosed = errors.New("frontend: server closed")
+
+// Serve accepts plain IMAP connections on l (STARTTLS offered when
+// TLSConfig is set) until Shutdown.
+func (s *Server) Serve(l net.Listener) error { return s.serve(l, false) }
+
+// ServeTLS accepts implicit-TLS (IMAPS) connections on l.
+func (s *Server) ServeTLS(l net.Listener) error {
+	if s.opts.TLSConfig == nil {
+		return errors.New("frontend: ServeTLS without TLSConfig")
+	}
+	return s.serve(l, true)
+}
+
+func (s *Server) serve(l net.Listener, implicitTLS bool) error {
+	s.mu.Lock()
+	if s.closing {
+		s.mu.Unlock()
+		return ErrServerClosed
+	}
+	s.listeners[l] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.listeners, l)
+		s.mu.Unlock()
+	}()
+	var backoff time.Duration
+	for {
+		nc, err := l.Accept()
+		if err != nil {
+			s.mu.Lock()
+			closing := s.closing
+			s.mu.Unlock()
+			if closing {
+				return ErrServerClosed
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
+				t := time.NewTimer(backoff)
+				<-t.C
+				continue
+			}
+			return err
+		}
+		backoff = 0
+		if implicitTLS {
+			nc = tls.Server(nc, s.opts.TLSConfig)
+		}
+		sess := newSession(s, nc, implicitTLS)
+		s.mu.Lock()
+		if s.closing {
+			s.mu.Unlock()
+			nc.Close()
+			return ErrServerClosed
+		}
+		s.sessions[sess] = struct{}{}
+		s.wg.Add(1)
+		s.mu.Unlock()
+		go func() {
+			defer s.wg.Done()
+			sess.serve()
+			s.mu.Lock()
+			delete(s.sessions, sess)
+			s.mu.Unlock()
+		}()
+	}
+}
+
+// Shutdown stops accepting, tells idle sessions goodbye, lets busy ones
+// finish until ctx is done, then closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.mu.Lock()
+	s.closing = true
+	for l := range s.listeners {
+		l.Close()
+	}
+	for sess := range s.sessions {
+		sess.shutdown()
+	}
+	s.mu.Unlock()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for sess := range s.sessions {
+			sess.kill()
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// Sessions returns the number of open client sessions.
+func (s *Server) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sessions)
+}

@@ -1,0 +1,247 @@
+package frontend
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// state is an IMAP connection state (RFC 3501 section 3).
+type state int
+
+const (
+	stateNotAuth state = iota
+	stateAuth
+	stateSelected
+	stateLogout
+)
+
+// session is one client connection.
+type session struct {
+	s   *Server
+	id  string
+	log *slog.Logger
+
+	nc  net.Conn
+	br  *bufio.Reader
+	bw  *bufio.Writer
+	tls bool
+
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	state    state
+	user     string
+	failures int
+	// rlist is set once the client used RLIST, RLSUB or LIST (REMOTE):
+	// it follows referrals (RFC 2193).
+	rlist bool
+
+	pool *pool
+	// selected is the backend holding the selected mailbox, and its name.
+	selected     *pooledConn
+	selectedName string
+
+	busy     atomic.Bool // a command is being processed
+	stopOnce sync.Once
+	stopping atomic.Bool
+}
+
+func newSession(s *Server, nc net.Conn, implicitTLS bool) *session {
+	id := strconv.FormatUint(s.nextID.Add(1), 36)
+	ctx, cancel := context.WithCancel(context.Background())
+	sess := &session{
+		s:      s,
+		id:     id,
+		nc:     nc,
+		tls:    implicitTLS,
+		ctx:    ctx,
+		cancel: cancel,
+		pool:   newPool(s),
+	}
+	sess.log = s.log.With("session", id, "client", nc.RemoteAddr().String())
+	sess.setConn(nc)
+	return sess
+}
+
+func (sess *session) setConn(nc net.Conn) {
+	sess.nc = nc
+	sess.br = bufio.NewReaderSize(nc, 16<<10)
+	sess.bw = bufio.NewWriterSize(nc, 32<<10)
+}
+
+// shutdown asks the session to end: at once if it is waiting for a
+// command, after the current command otherwise.
+func (sess *session) shutdown() {
+	sess.stopping.Store(true)
+	if !sess.busy.Load() {
+		// Unblock the read; serve sees stopping and says BYE.
+		_ = sess.nc.SetReadDeadline(time.Unix(1, 0))
+	}
+}
+
+// kill ends the session now.
+func (sess *session) kill() {
+	sess.stopping.Store(true)
+	sess.cancel()
+	sess.nc.Close()
+}
+
+func (sess *session) serve() {
+	defer func() {
+		if v := recover(); v != nil {
+			sess.log.Error("panic in session", "panic", v, "stack", string(debug.Stack()))
+			sess.writeLine("* BYE [SERVERBUG] Internal server error")
+		}
+		sess.pool.closeAll()
+		sess.cancel()
+		sess.nc.Close()
+		sess.log.Debug("session closed")
+	}()
+	sess.log.Debug("session opened")
+	if tc, ok := sess.nc.(*tls.Conn); ok {
+		_ = tc.SetDeadline(time.Now().Add(30 * time.Second))
+		if err := tc.HandshakeContext(sess.ctx); err != nil {
+			sess.log.Debug("TLS handshake failed", "err", err)
+			return
+		}
+		_ = tc.SetDeadline(time.Time{})
+	}
+	sess.writeLine("* OK [CAPABILITY " + sess.preAuthCaps() + "] " + sess.s.opts.Hostname + " imapfront ready")
+	for sess.state != stateLogout {
+		if sess.stopping.Load() {
+			sess.writeLine("* BYE Server shutting down")
+			return
+		}
+		if err := sess.handleNext(); err != nil {
+			if !isClosed(err) {
+				sess.log.Debug("session ends", "err", err)
+			}
+			return
+		}
+	}
+}
+
+// timeout returns the read timeout for the current state: short before
+// login, RFC 3501's 30 minutes after.
+func (sess *session) timeout() time.Duration {
+	if sess.state == stateNotAuth {
+		return min(sess.s.opts.IdleTimeout, 60*time.Second)
+	}
+	return sess.s.opts.IdleTimeout
+}
+
+// statusErr is a tagged NO or BAD to send to the client; handlers return
+// it and dispatch writes it in one place.
+type statusErr struct {
+	status string // "NO" or "BAD"
+	code   string // response code without brackets, or ""
+	text   string
+}
+
+func (e *statusErr) Error() string { return e.status + " " + e.text }
+
+func no(code, format string, args ...any) error {
+	return &statusErr{status: "NO", code: code, text: fmt.Sprintf(format, args...)}
+}
+
+func bad(format string, args ...any) error {
+	return &statusErr{status: "BAD", text: fmt.Sprintf(format, args...)}
+}
+
+// errFatal ends the session after BYE has been written.
+var errFatal = errors.New("session ended")
+
+// errRelayed means the handler already relayed the backend's tagged answer.
+var errRelayed = errors.New("tagged response relayed")
+
+// reply writes the tagged completion for a handler's result.
+func (sess *session) reply(tag, name string, err error) error {
+	var se *statusErr
+	switch {
+	case err == nil:
+		return sess.writeLine(tag + " OK " + name + " completed")
+	case errors.Is(err, errRelayed):
+		return nil
+	case errors.As(err, &se):
+		line := tag + " " + se.status + " "
+		if se.code != "" {
+			line += "[" + se.code + "] "
+		}
+		return sess.writeLine(line + se.text)
+	case errors.Is(err, errFatal):
+		return err
+	default:
+		var ce *clientGone
+		if errors.As(err, &ce) {
+			return err
+		}
+		sess.log.Error("command failed", "command", name, "err", err)
+		return sess.writeLine(tag + " NO [SERVERBUG] Internal server error")
+	}
+}
+
+// clientGone wraps an error writing to or reading from the client.
+type clientGone struct{ err error }
+
+func (e *clientGone) Error() string { return "client: " + e.err.Error() }
+func (e *clientGone) Unwrap() error { return e.err }
+
+// writeLine writes one line and CRLF to the client and flushes.
+func (sess *session) writeLine(s string) error {
+	sess.bw.WriteString(s)
+	sess.bw.WriteString("\r\n")
+	if err := sess.bw.Flush(); err != nil {
+		return &clientGone{err}
+	}
+	return nil
+}
+
+// canAuthPlain reports whether a password may be sent on this connection.
+func (sess *session) canAuthPlain() bool {
+	return sess.tls || sess.s.opts.AllowPlaintext
+}
+
+func isClosed(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errFatal)
+}
+
+// quote returns s as an IMAP quoted string, or a literal when it cannot be
+// quoted.
+func quote(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c == '\r' || c == '\n' || c == 0 || c >= 0x80 {
+			return "{" + strconv.Itoa(len(s)) + "}\r\n" + s
+		}
+	}
+	if s == "" {
+		return `""`
+	}
+	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
+	return `"` + r.Replace(s) + `"`
+}
+
+// astring returns s as an atom when it can be one, else quoted.
+func astring(s string) string {
+	if s == "" {
+		return `""`
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
+			return quote(s)
+		}
+	}
+	return s
+}
