@@ -216,6 +216,9 @@ func (s *Server) acceptAPReq(tok []byte) ([]byte, error) {
 	if tokID != tokAPReq {
 		return nil, errorf(ErrMalformed, "token id %x is not an AP-REQ", tokID)
 	}
+	if err := checkDER(inner, 0x60|asnAppTag.APREQ); err != nil {
+		return nil, err
+	}
 	var req messages.APReq
 	if err := req.Unmarshal(inner); err != nil {
 		return nil, errorf(ErrMalformed, "AP-REQ: %v", err)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/jcmturner/gokrb5/v8/client"
 	"github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/iana/asnAppTag"
 	"github.com/jcmturner/gokrb5/v8/iana/chksumtype"
 	"github.com/jcmturner/gokrb5/v8/iana/flags"
 	"github.com/jcmturner/gokrb5/v8/iana/keyusage"
@@ -243,6 +244,9 @@ func (c *Client) readAPRep(b []byte) error {
 		return errorf(ErrKerberos, "acceptor returned error %d %q", ke.ErrorCode, ke.EText)
 	default:
 		return errorf(ErrMalformed, "token id %x is not an AP-REP", tokID)
+	}
+	if err := checkDER(inner, 0x60|asnAppTag.APREP); err != nil {
+		return err
 	}
 	var rep messages.APRep
 	if err := rep.Unmarshal(inner); err != nil {

@@ -108,6 +108,30 @@ func parseToken(b []byte) (tokID [2]byte, inner []byte, err error) {
 	return tokID, body[len(krb5OID)+2:], nil
 }
 
+// checkDER checks that b is exactly one DER element with the given identifier
+// octet: gokrb5's ASN.1 decoder tolerates an outer length that overshoots the data.
+func checkDER(b []byte, tag byte) error {
+	if len(b) < 2 || b[0] != tag {
+		return errorf(ErrMalformed, "expected ASN.1 tag %#02x", tag)
+	}
+	l, hdr := int(b[1]), 2
+	if l >= 0x80 {
+		n := l & 0x7f
+		if n < 1 || n > 3 || len(b) < 2+n {
+			return errorf(ErrMalformed, "bad ASN.1 length encoding")
+		}
+		l = 0
+		for _, c := range b[2 : 2+n] {
+			l = l<<8 | int(c)
+		}
+		hdr += n
+	}
+	if l != len(b)-hdr {
+		return errorf(ErrMalformed, "ASN.1 length %d does not match %d bytes present", l, len(b)-hdr)
+	}
+	return nil
+}
+
 // aesEtype returns the etype of an AES context key, validating its length. Other
 // enctypes are refused: RFC 4121 tokens are only defined here for AES (the RC4
 // family uses RFC 4757 tokens, which this package does not implement).
