@@ -41,7 +41,10 @@ func (sess *session) cmdLogin(cmd *command) error {
 	if err := sess.login(user, "", pass); err != nil {
 		return err
 	}
-	return sess.writeLine(cmd.tag + " OK [CAPABILITY " + sess.postAuthCaps() + "] Logged in")
+	if err := sess.writeLine(cmd.tag + " OK [CAPABILITY " + sess.postAuthCaps() + "] Logged in"); err != nil {
+		return err
+	}
+	return errRelayed
 }
 
 // login checks credentials and moves to the authenticated state. authzid,
@@ -206,7 +209,10 @@ func (sess *session) cmdAuthenticate(cmd *command) error {
 	if err := sess.login(authcid, authzid, password); err != nil {
 		return err
 	}
-	return sess.writeLine(cmd.tag + " OK [CAPABILITY " + sess.postAuthCaps() + "] Logged in")
+	if err := sess.writeLine(cmd.tag + " OK [CAPABILITY " + sess.postAuthCaps() + "] Logged in"); err != nil {
+		return err
+	}
+	return errRelayed
 }
 
 // loginServer is the server side of the LOGIN SASL mechanism
