@@ -1,0 +1,300 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is the TOML configuration file of the daemon. Every field is
+// documented with its default in imapfront.sample.toml.
+type Config struct {
+	// Hostname is the name imapfront gives in its greeting.
+	Hostname string `toml:"hostname"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `toml:"log_level"`
+
+	Listen   ListenConfig    `toml:"listen"`
+	TLS      TLSConfig       `toml:"tls"`
+	Limits   LimitsConfig    `toml:"limits"`
+	Auth     AuthConfig      `toml:"auth"`
+	MUPDATE  MUPDATEConfig   `toml:"mupdate"`
+	Referral ReferralConfig  `toml:"referrals"`
+	Backends []BackendConfig `toml:"backend"`
+	// Namespace prefixes shown to clients.
+	Namespace NamespaceConfig `toml:"namespace"`
+}
+
+// ListenConfig lists the client-facing listeners.
+type ListenConfig struct {
+	// IMAP is the address of the plain IMAP listener (STARTTLS offered when
+	// a certificate is configured); empty disables it.
+	IMAP string `toml:"imap"`
+	// IMAPS is the address of the implicit-TLS listener; empty disables it.
+	IMAPS string `toml:"imaps"`
+	// AllowPlaintext allows LOGIN and AUTHENTICATE PLAIN without TLS.
+	AllowPlaintext bool `toml:"allow_plaintext"`
+	// ShutdownGrace is how long sessions may finish after SIGTERM.
+	ShutdownGrace Duration `toml:"shutdown_grace"`
+}
+
+// TLSConfig is the listeners' certificate.
+type TLSConfig struct {
+	Cert string `toml:"cert"`
+	Key  string `toml:"key"`
+}
+
+// LimitsConfig bounds what a client may send.
+type LimitsConfig struct {
+	// MaxLine is the longest command line in bytes (literals excluded).
+	MaxLine int `toml:"max_line"`
+	// AppendLimit is the largest APPEND literal in bytes (APPENDLIMIT).
+	AppendLimit int64 `toml:"append_limit"`
+	// IdleTimeout ends a session that sends nothing for this long
+	// (RFC 3501 asks for at least 30 minutes).
+	IdleTimeout Duration `toml:"idle_timeout"`
+	// BackendIdle closes a session's unused backend connection after this long.
+	BackendIdle Duration `toml:"backend_idle"`
+}
+
+// AuthConfig selects how client credentials are checked.
+type AuthConfig struct {
+	// Method is "backend" (log in to the user's home backend) or "passwd".
+	Method string `toml:"method"`
+	// PasswdFile holds "user:bcrypt-hash" lines for the passwd method.
+	PasswdFile string `toml:"passwd_file"`
+	// Admins may act as other users (SASL authzid) and see every mailbox.
+	Admins []string `toml:"admins"`
+	// FailureDelay is the pause before answering a failed login.
+	FailureDelay Duration `toml:"failure_delay"`
+}
+
+// MUPDATEConfig says where the mailbox database comes from.
+type MUPDATEConfig struct {
+	// Server is host:port of the MUPDATE master (or a slave).
+	Server string `toml:"server"`
+	// User and Password authenticate with SASL PLAIN; PasswordFile may be
+	// used instead of Password.
+	User         string `toml:"user"`
+	Password     string `toml:"password"`
+	PasswordFile string `toml:"password_file"`
+	// TLS is none, starttls or tls.
+	TLS string `toml:"tls"`
+	// CA is a PEM file to verify the server with (default: system roots).
+	CA string `toml:"ca"`
+}
+
+// ReferralConfig is the RFC 2193 referral policy.
+type ReferralConfig struct {
+	// Policy is never, after-rlist (default) or always.
+	Policy string `toml:"policy"`
+	// Status refers STATUS too.
+	Status bool `toml:"status"`
+}
+
+// NamespaceConfig holds the client-visible namespace prefixes.
+type NamespaceConfig struct {
+	OtherUsers string `toml:"other_users"`
+	Shared     string `toml:"shared"`
+}
+
+// BackendConfig is one IMAP backend.
+type BackendConfig struct {
+	// Server is the backend's name in MUPDATE locations (Cyrus servername).
+	Server string `toml:"server"`
+	// Address is host:port to connect to; default Server.
+	Address string `toml:"address"`
+	// TLS is none, starttls or tls (default starttls).
+	TLS string `toml:"tls"`
+	// CA verifies the backend's certificate; InsecureSkipVerify turns
+	// verification off (logged loudly).
+	CA                 string `toml:"ca"`
+	ServerName         string `toml:"server_name"`
+	InsecureSkipVerify bool   `toml:"insecure_skip_verify"`
+	// ProxyUser and ProxyPassword log in as any user (SASL PLAIN authzid).
+	ProxyUser     string `toml:"proxy_user"`
+	ProxyPassword string `toml:"proxy_password"`
+	// Separator is the backend's hierarchy separator: "/" (Cyrus Murder
+	// backends) or "." (Dovecot's default).
+	Separator string `toml:"separator"`
+	// Namespace is "murder" (shares the client namespace, with Other Users
+	// and Shared Folders) or "personal" (only the user's own folders).
+	Namespace string `toml:"namespace"`
+	// MUPDATEMode is "self" (the backend updates MUPDATE, Cyrus) or "front"
+	// (imapfront keeps MUPDATE true).
+	MUPDATEMode string `toml:"mupdate_mode"`
+	// ReferralHost is the host[:port] put in referral URLs; default Server.
+	ReferralHost string `toml:"referral_host"`
+}
+
+// Duration is a time.Duration written as "30s" in TOML.
+type Duration struct{ time.Duration }
+
+// UnmarshalText parses a Go duration string.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	d.Duration = v
+	return nil
+}
+
+// MarshalText writes a Go duration string.
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
+
+func defaultConfig() Config {
+	return Config{
+		Hostname: "imapfront",
+		LogLevel: "info",
+		Listen:   ListenConfig{IMAP: "127.0.0.1:143", ShutdownGrace: Duration{30 * time.Second}},
+		Limits: LimitsConfig{
+			MaxLine:     64 << 10,
+			AppendLimit: 64 << 20,
+			IdleTimeout: Duration{30 * time.Minute},
+			BackendIdle: Duration{5 * time.Minute},
+		},
+		Auth:      AuthConfig{Method: "backend", FailureDelay: Duration{2 * time.Second}},
+		MUPDATE:   MUPDATEConfig{TLS: "none"},
+		Referral:  ReferralConfig{Policy: "after-rlist"},
+		Namespace: NamespaceConfig{OtherUsers: "Other Users", Shared: "Shared Folders"},
+	}
+}
+
+// loadConfig reads and validates a TOML file. Unknown keys are errors
+// that name the key and line.
+func loadConfig(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseConfig(data)
+}
+
+func parseConfig(data []byte) (*Config, error) {
+	cfg := defaultConfig()
+	dec := toml.NewDecoder(bytes.NewReader(data)).DisallowUnknownFields()
+	if err := dec.Decode(&cfg); err != nil {
+		var sme *toml.StrictMissingError
+		if errors.As(err, &sme) {
+			return nil, fmt.Errorf("config: unknown key:\n%s", sme.String())
+		}
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return nil, fmt.Errorf("config: line %d column %d: %s (key %s)", row, col, de.Error(), strings.Join(de.Key(), "."))
+		}
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	for i := range cfg.Backends {
+		b := &cfg.Backends[i]
+		if b.Address == "" {
+			b.Address = b.Server
+		}
+		if b.TLS == "" {
+			b.TLS = "starttls"
+		}
+		if b.Separator == "" {
+			b.Separator = "/"
+		}
+		if b.Namespace == "" {
+			b.Namespace = "murder"
+		}
+		if b.MUPDATEMode == "" {
+			b.MUPDATEMode = "self"
+		}
+	}
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	return &cfg, nil
+}
+
+func (c *Config) validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
+	}
+	if c.Listen.IMAP == "" && c.Listen.IMAPS == "" {
+		return bad("listen", "no listener: set imap or imaps")
+	}
+	if c.Listen.IMAPS != "" && (c.TLS.Cert == "" || c.TLS.Key == "") {
+		return bad("tls", "listen.imaps needs tls.cert and tls.key")
+	}
+	if (c.TLS.Cert == "") != (c.TLS.Key == "") {
+		return bad("tls", "cert and key must be set together")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return bad("log_level", "%q is not debug, info, warn or error", c.LogLevel)
+	}
+	switch c.Auth.Method {
+	case "backend":
+	case "passwd":
+		if c.Auth.PasswdFile == "" {
+			return bad("auth.passwd_file", "required with method = \"passwd\"")
+		}
+	default:
+		return bad("auth.method", "%q is not backend or passwd", c.Auth.Method)
+	}
+	switch c.Referral.Policy {
+	case "never", "after-rlist", "always":
+	default:
+		return bad("referrals.policy", "%q is not never, after-rlist or always", c.Referral.Policy)
+	}
+	if c.MUPDATE.Server == "" {
+		return bad("mupdate.server", "required")
+	}
+	if err := checkTLSMode(c.MUPDATE.TLS); err != nil {
+		return bad("mupdate.tls", "%v", err)
+	}
+	if c.Limits.MaxLine < 1024 {
+		return bad("limits.max_line", "must be at least 1024")
+	}
+	if len(c.Backends) == 0 {
+		return bad("backend", "at least one [[backend]] is required")
+	}
+	seen := map[string]bool{}
+	for i, b := range c.Backends {
+		key := fmt.Sprintf("backend[%d]", i)
+		if b.Server == "" {
+			return bad(key+".server", "required")
+		}
+		if strings.Contains(b.Server, "!") {
+			return bad(key+".server", "%q must not contain '!'", b.Server)
+		}
+		if seen[b.Server] {
+			return bad(key+".server", "%q configured twice", b.Server)
+		}
+		seen[b.Server] = true
+		if err := checkTLSMode(b.TLS); err != nil {
+			return bad(key+".tls", "%v", err)
+		}
+		if b.Separator != "/" && b.Separator != "." {
+			return bad(key+".separator", "%q is not \"/\" or \".\"", b.Separator)
+		}
+		if b.Namespace != "murder" && b.Namespace != "personal" {
+			return bad(key+".namespace", "%q is not murder or personal", b.Namespace)
+		}
+		if b.MUPDATEMode != "self" && b.MUPDATEMode != "front" {
+			return bad(key+".mupdate_mode", "%q is not self or front", b.MUPDATEMode)
+		}
+		if (b.ProxyUser == "") != (b.ProxyPassword == "") {
+			return bad(key+".proxy_user", "proxy_user and proxy_password must be set together")
+		}
+	}
+	return nil
+}
+
+func checkTLSMode(s string) error {
+	switch s {
+	case "none", "starttls", "tls":
+		return nil
+	}
+	return fmt.Errorf("%q is not none, starttls or tls", s)
+}
