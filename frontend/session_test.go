@@ -53,8 +53,8 @@ func (d *staticDir) List(user, ref, pattern string, subscribed map[string]bool) 
 }
 
 func (d *staticDir) Home(user string) (string, bool) { s, ok := d.home[user]; return s, ok }
-func (d *staticDir) Separator() byte                  { return '/' }
-func (d *staticDir) Namespace() (string, string)      { return "Other Users/", "Shared Folders/" }
+func (d *staticDir) Separator() byte                 { return '/' }
+func (d *staticDir) Namespace() (string, string)     { return "Other Users/", "Shared Folders/" }
 
 const msg1 = "From: a@example.org\r\nSubject: one\r\n\r\nfirst message\r\n"
 
