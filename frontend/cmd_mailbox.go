@@ -171,8 +171,7 @@ func (sess *session) relayHome(cmd *command) error {
 }
 
 // cmdCopy relays COPY and MOVE when the target is on the selected
-// mailbox's backend. Copies across backends are not done yet: they get a
-// clear NO rather than a wrong answer.
+// mailbox's backend, and does them itself across backends (crossCopy).
 func (sess *session) cmdCopy(cmd *command) error {
 	p := &argParser{b: cmd.args}
 	set, err := p.atom()
@@ -196,7 +195,7 @@ func (sess *session) cmdCopy(cmd *command) error {
 	}
 	pc := sess.selected
 	if r.b != pc.b {
-		return no("CANNOT", "%s to a mailbox on another server is not supported yet", cmd.name)
+		return sess.crossCopy(cmd, set, r)
 	}
 	line := cmd.tag + " "
 	if cmd.uid {

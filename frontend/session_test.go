@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
 	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/frontend/memback"
 )
@@ -415,4 +416,37 @@ func TestNamespaceAndCapability(t *testing.T) {
 	if !hasLine(u, `* ID ("name" "imapfront")`) {
 		t.Fatalf("ID: %q", u)
 	}
+}
+
+func TestCopyAndMoveAcrossBackends(t *testing.T) {
+	f := newFixture(t, nil)
+	must(t, f.a.Append("alice", "INBOX", []byte("Subject: two\r\n\r\nsecond\r\n"), []imap.Flag{imap.FlagFlagged}, time.Date(2025, 5, 6, 7, 8, 9, 0, time.UTC)))
+	c := f.dial(t)
+	c.ok("k1", "LOGIN alice alicepw")
+	c.ok("k2", "SELECT INBOX")
+	_, done := c.do("k3", "COPY 1:2 Archive")
+	if done != "k3 OK [COPYUID 1 1,2 1,2] COPY completed" && !strings.HasPrefix(done, "k3 OK [COPYUID ") {
+		t.Fatalf("COPY: %q", done)
+	}
+	u := c.ok("k4", "STATUS Archive (MESSAGES)")
+	if len(u) != 1 || !strings.HasSuffix(u[0], "(MESSAGES 2)") {
+		t.Fatalf("STATUS after COPY: %q", u)
+	}
+	u, done = c.do("k5", "UID MOVE 2 Archive")
+	if !strings.HasPrefix(done, "k5 OK") || !hasLine(u, "* 2 EXPUNGE") {
+		t.Fatalf("MOVE: %q %q", u, done)
+	}
+	c.ok("k6", "SELECT Archive")
+	u = c.ok("k7", "FETCH 1:3 (FLAGS INTERNALDATE)")
+	want := []string{
+		// (go-imap's memory server writes dates with a space-padded day)
+		`* 1 FETCH (UID 1 FLAGS () INTERNALDATE " 2-Jan-2026 03:04:05 +0000")`,
+		`* 3 FETCH (UID 3 FLAGS (\flagged) INTERNALDATE " 6-May-2025 07:08:09 +0000")`,
+	}
+	for _, w := range want {
+		if !hasLine(u, w) {
+			t.Errorf("FETCH in target lacks %q; got %q", w, u)
+		}
+	}
+	c.expect("k8", "COPY 1 Nosuch", "NO [TRYCREATE]")
 }

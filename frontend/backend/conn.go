@@ -354,6 +354,11 @@ type Response struct {
 // or BAD is returned as *Error along with the response. Literals in
 // untagged responses are kept up to 1 MiB each.
 func (c *Conn) Exec(ctx context.Context, cmd string) (*Response, error) {
+	return c.ExecMax(ctx, cmd, 1<<20)
+}
+
+// ExecMax is Exec with a bound on each literal in the responses.
+func (c *Conn) ExecMax(ctx context.Context, cmd string, maxLiteral int64) (*Response, error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.nc.SetDeadline(dl)
 		defer c.nc.SetDeadline(time.Time{})
@@ -364,7 +369,7 @@ func (c *Conn) Exec(ctx context.Context, cmd string) (*Response, error) {
 	}
 	resp := &Response{}
 	for {
-		r, err := c.readResponse(1 << 20)
+		r, err := c.readResponse(maxLiteral)
 		if err != nil {
 			return nil, err
 		}
@@ -687,4 +692,60 @@ func truncate(b []byte) string {
 		return string(b[:200]) + "..."
 	}
 	return string(b)
+}
+
+// ExecLiteral sends "TAG prefix {n}" followed by lit as the command's last
+// argument (LITERAL+ when the backend has it, else after its "+") and
+// collects the responses like Exec.
+func (c *Conn) ExecLiteral(ctx context.Context, prefix string, lit []byte) (*Response, error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.nc.SetDeadline(dl)
+		defer c.nc.SetDeadline(time.Time{})
+	}
+	tag := c.nextTag()
+	plus := ""
+	if c.caps["LITERAL+"] {
+		plus = "+"
+	}
+	c.bw.WriteString(tag + " " + prefix + " {" + strconv.Itoa(len(lit)) + plus + "}\r\n")
+	if plus == "" {
+		if err := c.Flush(); err != nil {
+			return nil, err
+		}
+		for {
+			r, err := c.readResponse(1 << 20)
+			if err != nil {
+				return nil, err
+			}
+			if len(r) > 0 && r[0] == '+' {
+				break
+			}
+			if bytes.HasPrefix(r, []byte(tag+" ")) {
+				st, text := splitStatus(r[len(tag)+1:])
+				return &Response{Status: st, Text: text}, &Error{Status: st, Text: text}
+			}
+		}
+	}
+	c.bw.Write(lit)
+	c.bw.WriteString("\r\n")
+	if err := c.Flush(); err != nil {
+		return nil, err
+	}
+	resp := &Response{}
+	for {
+		r, err := c.readResponse(1 << 20)
+		if err != nil {
+			return nil, err
+		}
+		if bytes.HasPrefix(r, []byte(tag+" ")) {
+			resp.Status, resp.Text = splitStatus(r[len(tag)+1:])
+			if resp.Status != OK {
+				return resp, &Error{Status: resp.Status, Text: resp.Text}
+			}
+			return resp, nil
+		}
+		if len(r) > 0 && r[0] == '*' {
+			resp.Untagged = append(resp.Untagged, r)
+		}
+	}
 }
