@@ -578,14 +578,28 @@ type ClientError struct{ Err error }
 func (e *ClientError) Error() string { return "writing to client: " + e.Err.Error() }
 func (e *ClientError) Unwrap() error { return e.Err }
 
-type clientWriter struct{ w io.Writer }
-
-func (cw clientWriter) Write(p []byte) (int, error) {
-	n, err := cw.w.Write(p)
-	if err != nil {
-		err = &ClientError{err}
+// copyLiteral streams n bytes from the backend to dst straight out of the
+// read buffer, without allocating. Write errors are *ClientError.
+func (c *Conn) copyLiteral(dst io.Writer, n int64) error {
+	for n > 0 {
+		if c.br.Buffered() == 0 {
+			if _, err := c.br.Peek(1); err != nil {
+				c.dead.Store(true)
+				return err
+			}
+		}
+		chunk := int64(c.br.Buffered())
+		if chunk > n {
+			chunk = n
+		}
+		b, _ := c.br.Peek(int(chunk))
+		if _, err := dst.Write(b); err != nil {
+			return &ClientError{err}
+		}
+		c.br.Discard(int(chunk))
+		n -= chunk
 	}
-	return n, err
+	return nil
 }
 
 // relayRest writes the response whose first line is l to dst, streaming
@@ -602,11 +616,7 @@ func (c *Conn) relayRest(dst *bufio.Writer, l []byte, rw Rewriter) error {
 		if !lit {
 			return nil
 		}
-		if _, err := io.CopyN(clientWriter{dst}, c.br, n); err != nil {
-			var ce *ClientError
-			if !errors.As(err, &ce) {
-				c.dead.Store(true)
-			}
+		if err := c.copyLiteral(dst, n); err != nil {
 			return err
 		}
 		var err error
