@@ -201,9 +201,21 @@ func (sess *session) cmdIdle(cmd *command) error {
 		if err := sess.bw.Flush(); err != nil {
 			return &backend.ClientError{Err: err}
 		}
+		sess.idling.Store(true)
+		if sess.stopping.Load() {
+			_ = sess.nc.SetReadDeadline(time.Unix(1, 0))
+		}
 		go func() {
-			_ = sess.nc.SetReadDeadline(time.Now().Add(sess.timeout()))
+			if !sess.stopping.Load() {
+				_ = sess.nc.SetReadDeadline(time.Now().Add(sess.timeout()))
+			}
 			line, err := readLine(sess.br, 1024)
+			sess.idling.Store(false)
+			if err != nil && sess.stopping.Load() {
+				// Shutdown: end the IDLE on the backend; the session
+				// then says BYE.
+				line, err = []byte("DONE"), nil
+			}
 			if err == nil {
 				// Whatever the client sent ends the IDLE; RFC 2177
 				// allows only DONE.

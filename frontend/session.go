@@ -54,6 +54,7 @@ type session struct {
 	selectedName string
 
 	busy     atomic.Bool // a command is being processed
+	idling   atomic.Bool // in IDLE: waiting for the client's DONE
 	stopOnce sync.Once
 	stopping atomic.Bool
 }
@@ -85,7 +86,7 @@ func (sess *session) setConn(nc net.Conn) {
 // command, after the current command otherwise.
 func (sess *session) shutdown() {
 	sess.stopping.Store(true)
-	if !sess.busy.Load() {
+	if !sess.busy.Load() || sess.idling.Load() {
 		// Unblock the read; serve sees stopping and says BYE.
 		_ = sess.nc.SetReadDeadline(time.Unix(1, 0))
 	}

@@ -450,3 +450,29 @@ func TestCopyAndMoveAcrossBackends(t *testing.T) {
 	}
 	c.expect("k8", "COPY 1 Nosuch", "NO [TRYCREATE]")
 }
+
+func TestShutdownEndsIdleWithBye(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.dial(t)
+	c.ok("s1", "LOGIN alice alicepw")
+	c.ok("s2", "SELECT INBOX")
+	c.send("s3 IDLE")
+	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+		t.Fatalf("IDLE continuation: %q", l)
+	}
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		done <- f.srv.Shutdown(ctx)
+	}()
+	if _, l := c.until("s3"); !strings.HasPrefix(l, "s3 OK") {
+		t.Fatalf("IDLE end: %q", l)
+	}
+	if l := c.line(); l != "* BYE Server shutting down" {
+		t.Fatalf("after IDLE: %q", l)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("Shutdown: %v", err)
+	}
+}
