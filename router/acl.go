@@ -1,0 +1,292 @@
+package router
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Rights is a set of RFC 4314 rights.
+type Rights uint16
+
+// The RFC 4314 rights, in the order Cyrus prints them.
+const (
+	RightLookup        Rights = 1 << iota // l: visible in LIST, may be named
+	RightRead                             // r: SELECT, FETCH, SEARCH, COPY from
+	RightSeen                             // s: keep \Seen
+	RightWrite                            // w: other flags and keywords
+	RightInsert                           // i: APPEND, COPY into
+	RightPost                             // p: send mail to the submission address
+	RightCreate                           // k: create children (legacy c)
+	RightDeleteMailbox                    // x: delete or rename the mailbox
+	RightDeleteMessage                    // t: set \Deleted (legacy d)
+	RightExpunge                          // e: EXPUNGE (legacy d)
+	RightAdmin                            // a: administer (SETACL)
+	RightAnnotate                         // n: write shared annotations
+)
+
+// AllRights is every RFC 4314 right.
+const AllRights Rights = 1<<12 - 1
+
+// DefaultOwnerRights are Cyrus's default implicit_owner_rights.
+const DefaultOwnerRights = RightLookup | RightCreate | RightDeleteMailbox | RightAdmin | RightAnnotate
+
+const rightLetters = "lrswipkxtean"
+
+// String returns the rights as RFC 4314 letters in the order lrswipkxtean.
+func (r Rights) String() string {
+	var b [len(rightLetters)]byte
+	n := 0
+	for i := 0; i < len(rightLetters); i++ {
+		if r&(1<<i) != 0 {
+			b[n] = rightLetters[i]
+			n++
+		}
+	}
+	return string(b[:n])
+}
+
+// Has reports whether r holds every right in want.
+func (r Rights) Has(want Rights) bool { return r&want == want }
+
+// ErrBadACL reports a malformed Cyrus ACL or rights string.
+var ErrBadACL = errors.New("router: malformed ACL")
+
+// ParseRights parses a rights string the way Cyrus's cyrus_acl_strtomask
+// does: RFC 4314 letters, plus the RFC 2086 macros 'c' (= k x, with the
+// default "deleteright: c") and 'd' (= t e), each expanded only when the
+// string holds none of the macro's member letters; digits (Cyrus's
+// site-defined rights 0-9) are accepted and ignored. Other letters are an
+// error.
+func ParseRights(s string) (Rights, error) {
+	r, ok := parseRights(s)
+	if !ok {
+		return 0, fmt.Errorf("%w: unknown right in %q", ErrBadACL, s)
+	}
+	return r, nil
+}
+
+func parseRights(s string) (Rights, bool) {
+	var r Rights
+	legacyC, legacyD := false, false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == 'c':
+			legacyC = true
+		case c == 'd':
+			legacyD = true
+		case c >= '0' && c <= '9':
+		default:
+			j := strings.IndexByte(rightLetters, c)
+			if j < 0 {
+				return 0, false
+			}
+			r |= 1 << j
+		}
+	}
+	if legacyC && r&(RightCreate|RightDeleteMailbox) == 0 {
+		r |= RightCreate | RightDeleteMailbox
+	}
+	if legacyD && r&(RightDeleteMessage|RightExpunge) == 0 {
+		r |= RightDeleteMessage | RightExpunge
+	}
+	return r, true
+}
+
+// ACLEntry is one identifier's rights in an ACL.
+type ACLEntry struct {
+	// ID is the identifier: a user id, "anyone", "anonymous", or a group
+	// such as "group:staff".
+	ID string
+	// Negative is true for a "-id" entry, whose rights are taken away.
+	Negative bool
+	// Rights are the rights granted (or, if Negative, removed).
+	Rights Rights
+}
+
+// ACL is a parsed Cyrus ACL, in stored order.
+type ACL []ACLEntry
+
+// ParseACL parses a Cyrus ACL string: "id TAB rights TAB" repeated, with a
+// trailing TAB (tolerated if missing); the empty string is an empty ACL.
+func ParseACL(s string) (ACL, error) {
+	var acl ACL
+	for s != "" {
+		id, rest, ok := strings.Cut(s, "\t")
+		if !ok || id == "" || id == "-" {
+			return nil, fmt.Errorf("%w: identifier without rights", ErrBadACL)
+		}
+		rs, rest2, _ := strings.Cut(rest, "\t")
+		s = rest2
+		r, err := ParseRights(rs)
+		if err != nil {
+			return nil, err
+		}
+		e := ACLEntry{ID: id, Rights: r}
+		if id[0] == '-' {
+			e.ID, e.Negative = id[1:], true
+		}
+		acl = append(acl, e)
+	}
+	return acl, nil
+}
+
+// String returns the ACL in Cyrus's stored form, with a trailing TAB.
+func (a ACL) String() string {
+	var b strings.Builder
+	for _, e := range a {
+		if e.Negative {
+			b.WriteByte('-')
+		}
+		b.WriteString(e.ID)
+		b.WriteByte('\t')
+		b.WriteString(e.Rights.String())
+		b.WriteByte('\t')
+	}
+	return b.String()
+}
+
+// aclRights computes the rights an ACL string gives to the identifiers in
+// ids without allocating: the union of the matching positive entries minus
+// the union of the matching negative ones. Malformed pairs are skipped
+// (an ACL that fails ParseACL grants only what its valid pairs grant).
+func aclRights(acl string, ids []string) Rights {
+	var pos, neg Rights
+	for acl != "" {
+		i := strings.IndexByte(acl, '\t')
+		if i < 0 {
+			break
+		}
+		id := acl[:i]
+		acl = acl[i+1:]
+		var rs string
+		if j := strings.IndexByte(acl, '\t'); j >= 0 {
+			rs, acl = acl[:j], acl[j+1:]
+		} else {
+			rs, acl = acl, ""
+		}
+		negative := false
+		if id != "" && id[0] == '-' {
+			negative, id = true, id[1:]
+		}
+		match := false
+		for _, x := range ids {
+			if x == id {
+				match = true
+				break
+			}
+		}
+		if !match {
+			continue
+		}
+		r, ok := parseRights(rs)
+		if !ok {
+			continue
+		}
+		if negative {
+			neg |= r
+		} else {
+			pos |= r
+		}
+	}
+	return pos &^ neg
+}
+
+// aclIDs calls f for each positive identifier in a raw ACL string.
+func aclIDs(acl string, f func(id string)) {
+	for acl != "" {
+		i := strings.IndexByte(acl, '\t')
+		if i < 0 {
+			return
+		}
+		id := acl[:i]
+		acl = acl[i+1:]
+		if j := strings.IndexByte(acl, '\t'); j >= 0 {
+			acl = acl[j+1:]
+		} else {
+			acl = ""
+		}
+		if id != "" && id[0] != '-' {
+			f(id)
+		}
+	}
+}
+
+// Policy decides rights from an ACL: admins, the owner's implicit rights,
+// group membership. The zero Policy has no admins, the default owner
+// rights and no groups.
+type Policy struct {
+	// Admins get every right on every mailbox (Cyrus "admins").
+	Admins []string
+	// OwnerRights are the rights the owner of user.<uid> always has on it
+	// and its children (Cyrus implicit_owner_rights); 0 means
+	// DefaultOwnerRights. NoOwnerRights turns them off.
+	OwnerRights   Rights
+	NoOwnerRights bool
+	// Groups, if set, returns the group identifiers ("group:staff") a user
+	// belongs to; ACL entries for them apply to the user.
+	Groups func(user string) []string
+}
+
+// IsAdmin reports whether user is a configured admin.
+func (p *Policy) IsAdmin(user string) bool {
+	for _, a := range p.Admins {
+		if a == user {
+			return true
+		}
+	}
+	return false
+}
+
+func (p *Policy) ownerRights() Rights {
+	switch {
+	case p.NoOwnerRights:
+		return 0
+	case p.OwnerRights == 0:
+		return DefaultOwnerRights
+	}
+	return p.OwnerRights
+}
+
+// identities returns the ACL identifiers that apply to user.
+func (p *Policy) identities(user string) []string {
+	ids := []string{user, "anyone"}
+	if p.Groups != nil {
+		ids = append(ids, p.Groups(user)...)
+	}
+	return ids
+}
+
+// Rights returns user's rights on the internal mailbox name with the given
+// Cyrus ACL string: all rights for an admin; otherwise the ACL's rights for
+// user, "anyone" and user's groups, minus the negative entries, plus the
+// owner's implicit rights on user.<user> and its children.
+func (p *Policy) Rights(user, internal, acl string) Rights {
+	if p.IsAdmin(user) {
+		return AllRights
+	}
+	return p.rights(user, p.identities(user), internal, acl)
+}
+
+func (p *Policy) rights(user string, ids []string, internal, acl string) Rights {
+	r := aclRights(acl, ids)
+	if owner, _ := SplitInternal(internal); owner != "" && owner == user {
+		r |= p.ownerRights()
+	}
+	return r
+}
+
+// ListRights returns the data of a LISTRIGHTS response (RFC 4314 section
+// 3.7) for identifier on the internal mailbox: the rights always granted
+// (an admin's or the owner's implicit ones) and the rights that may be
+// granted, each as one group.
+func (p *Policy) ListRights(identifier, internal string) (required, optional Rights) {
+	if p.IsAdmin(identifier) {
+		return AllRights, 0
+	}
+	if owner, _ := SplitInternal(internal); owner != "" && owner == identifier {
+		required = p.ownerRights()
+	}
+	return required, AllRights &^ required
+}
