@@ -1,0 +1,634 @@
+#!/usr/bin/env bash
+# integration/run.sh: the real-server harness of imapfront (see integration/README.md).
+#
+#   run.sh              up, test, down (everything is stopped on failure, Ctrl-C or TERM)
+#   run.sh up           install what is missing, start every server, seed users and mail,
+#                       write <lab>/env.sh and print its path (/tmp/imapfront-it/current -> <lab>)
+#   run.sh test [args]  source env.sh, run go test -tags integration ./integration/... [args]
+#   run.sh down [lab]   stop everything a lab started, by the pids it recorded
+#   run.sh install      only the package step
+#   run.sh status       what the current lab runs
+#
+# Needs root on Debian 12. Every server listens on 127.0.0.1 only; all configuration, data, logs and
+# pids live in one directory made by mktemp -d under $IMAPFRONT_IT_ROOT (default /tmp/imapfront-it).
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TEMPLATES=$REPO/integration/conf
+ROOT=${IMAPFRONT_IT_ROOT:-/tmp/imapfront-it}
+CACHE=${IMAPFRONT_IT_CACHE:-/var/cache/imapfront-it}
+WAIT=${IMAPFRONT_IT_WAIT:-60} # seconds each server gets to come up
+REALM=IMAPFRONT.TEST
+CYRUS_BIN=/usr/lib/cyrus/bin
+export PATH=$PATH:/usr/local/go/bin:/usr/sbin:/sbin
+
+# Fixed addresses (the interop captures and later issues use them).
+MUPDATE_PORT=13905
+MUPDATE_GSS_PORT=13915
+BE1_PORT=12143
+BE2_PORT=12243
+FE_PORT=11143
+FE_MUPDATE_PORT=13906
+DOVECOT_PORT=14143
+DOVECOT_IMAPS_PORT=14993
+KDC_PORT=18888
+PORTS="$MUPDATE_PORT $MUPDATE_GSS_PORT $BE1_PORT $BE2_PORT $FE_PORT $FE_MUPDATE_PORT $DOVECOT_PORT $DOVECOT_IMAPS_PORT $KDC_PORT"
+
+# Users: name:password. Cyrus realms get the first five; Dovecot gets alice bob carol dave.
+CYRUS_USERS="alice:alicepw bob:bobpw carol:carolpw cyrus:cyruspw mupdateuser:mupdatepw"
+CYRUS_REALMS="mupdate-master 127.0.0.1:$BE1_PORT 127.0.0.1:$BE2_PORT 127.0.0.1:$FE_PORT"
+KRB5_USERS="alice:alicepw bob:bobpw carol:carolpw cyrus:cyruspw mupdateuser:mupdatepw"
+KRB5_SERVICES="imap/localhost imap/127.0.0.1 mupdate/localhost mupdate/127.0.0.1 mupdate/mupdate-master"
+
+# Packages. Dovecot itself is not among them: cyrus-imapd Conflicts with imap-server, so Dovecot is unpacked
+# into $CACHE and run in a mount namespace (interop/dovecot.md section 1); its libraries are installed normally.
+PACKAGES="cyrus-imapd cyrus-murder cyrus-admin cyrus-clients sasl2-bin libsasl2-modules libsasl2-modules-db
+  libsasl2-modules-gssapi-mit krb5-kdc krb5-admin-server krb5-user rsyslog openssl ca-certificates
+  util-linux iproute2 ssl-cert libexttextcat-2.0-0 liblua5.4-0 libsodium23 libstemmer0d libunwind8 libwrap0
+  libicu72 libapparmor1 libcap2 libtirpc3 libssl3 libzstd1 liblz4-1 libbz2-1.0 liblzma5 zlib1g libpam0g"
+DOVECOT_DEBS="dovecot-core dovecot-imapd"
+DOVECOT_ROOT=$CACHE/dovecot/root
+
+T0=$(date +%s.%N)
+elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
+log() { printf '[run.sh %5ss] %s\n' "$(elapsed "$T0")" "$*" >&2; }
+die() {
+	log "ERROR: $*"
+	exit 1
+}
+
+# One EXIT trap for every sub-command: when STOP_ON_EXIT is set (a failing 'up', or the whole
+# up+test+down run), everything the lab started is stopped, also on Ctrl-C or TERM.
+LAB=""
+STOP_ON_EXIT=""
+on_exit() {
+	local rc=$?
+	trap - EXIT INT TERM
+	if [ -n "$STOP_ON_EXIT" ] && [ -n "$LAB" ]; then
+		[ "$rc" = 0 ] || log "exit status $rc: stopping the lab"
+		stop_lab "$LAB"
+	fi
+	exit "$rc"
+}
+trap on_exit EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+need_root() { [ "$(id -u)" = 0 ] || die "must run as root (it installs packages and starts servers that drop privileges)"; }
+
+# ---------------------------------------------------------------------------------------------------------
+# install
+
+pkgs_missing() {
+	local p
+	for p in $PACKAGES; do
+		[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || echo "$p"
+	done
+}
+
+dovecot_ready() { [ -x "$DOVECOT_ROOT/usr/sbin/dovecot" ] && [ -x "$DOVECOT_ROOT/usr/lib/dovecot/imap" ]; }
+
+APT_UPDATED=0
+apt_update_once() {
+	[ "$APT_UPDATED" = 1 ] && return 0
+	log "apt-get update"
+	apt-get update -q >"$CACHE/apt-update.log" 2>&1 || {
+		tail -20 "$CACHE/apt-update.log" >&2
+		die "apt-get update failed"
+	}
+	APT_UPDATED=1
+}
+
+# policy-rc.d that exits 101: package scripts must not start Debian's default Cyrus, KDC or rsyslog.
+with_policy_rc_d() {
+	(
+		local saved=""
+		if [ -e /usr/sbin/policy-rc.d ]; then
+			saved=$CACHE/policy-rc.d.saved
+			cp -p /usr/sbin/policy-rc.d "$saved"
+		fi
+		restore() {
+			if [ -n "$saved" ]; then mv -f "$saved" /usr/sbin/policy-rc.d; else rm -f /usr/sbin/policy-rc.d; fi
+		}
+		trap restore EXIT
+		printf '#!/bin/sh\n# written by imapfront integration/run.sh while it installs packages\nexit 101\n' >/usr/sbin/policy-rc.d
+		chmod 755 /usr/sbin/policy-rc.d
+		"$@"
+	)
+}
+
+install_packages() {
+	local missing
+	missing=$(pkgs_missing | tr '\n' ' ')
+	missing=${missing% }
+	if [ -n "$missing" ]; then
+		apt_update_once
+		log "apt-get install $missing"
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+			-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold $missing \
+			</dev/null >"$CACHE/apt-install.log" 2>&1 || {
+			tail -30 "$CACHE/apt-install.log" >&2
+			die "apt-get install failed (full log: $CACHE/apt-install.log)"
+		}
+	fi
+}
+
+install_dovecot() {
+	dovecot_ready && return 0
+	local dl=$CACHE/dovecot/debs
+	rm -rf "$dl" "$DOVECOT_ROOT.tmp"
+	mkdir -p "$dl"
+	log "apt-get download $DOVECOT_DEBS"
+	if ! (cd "$dl" && apt-get download $DOVECOT_DEBS >"$CACHE/apt-download.log" 2>&1); then
+		apt_update_once
+		(cd "$dl" && apt-get download $DOVECOT_DEBS >"$CACHE/apt-download.log" 2>&1) || {
+			tail -20 "$CACHE/apt-download.log" >&2
+			die "apt-get download $DOVECOT_DEBS failed"
+		}
+	fi
+	local deb
+	for deb in "$dl"/*.deb; do dpkg -x "$deb" "$DOVECOT_ROOT.tmp"; done
+	rm -rf "$DOVECOT_ROOT"
+	mv "$DOVECOT_ROOT.tmp" "$DOVECOT_ROOT"
+	dovecot_ready || die "unpacked Dovecot lacks usr/sbin/dovecot or usr/lib/dovecot/imap"
+}
+
+ensure_system_user() {
+	id -u "$1" >/dev/null 2>&1 ||
+		useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$1"
+}
+
+cmd_install() {
+	need_root
+	mkdir -p "$CACHE"
+	local t
+	t=$(date +%s.%N)
+	if [ -z "$(pkgs_missing)" ] && dovecot_ready; then
+		log "packages already installed"
+	else
+		with_policy_rc_d install_packages
+		with_policy_rc_d install_dovecot
+	fi
+	ensure_system_user dovecot
+	ensure_system_user dovenull
+	local f
+	for f in $CYRUS_BIN/master $CYRUS_BIN/mupdate /usr/sbin/saslpasswd2 /usr/sbin/krb5kdc /usr/sbin/kdb5_util \
+		/usr/sbin/kadmin.local /usr/bin/kinit /usr/sbin/rsyslogd /usr/bin/openssl /usr/bin/unshare; do
+		[ -x "$f" ] || die "$f is missing after the install step"
+	done
+	log "install step took $(elapsed "$t")s"
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# process bookkeeping: <lab>/pids lists "name pidfile comm" in start order
+
+record() { echo "$1 $2 $3" >>"$LAB/pids"; }
+
+pid_of() { # pidfile comm -> pid if that process is alive and is the expected program
+	local pid
+	[ -s "$1" ] || return 1
+	pid=$(tr -dc '0-9' <"$1")
+	[ -n "$pid" ] && [ -r "/proc/$pid/comm" ] || return 1
+	[ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 1
+	echo "$pid"
+}
+
+# Server processes whose command line names the lab directory (Cyrus services and ctl_* helpers, whose
+# master may have died): ours, found by pid. Only the harness's server programs, never a shell or an editor.
+lab_pids() {
+	local lab=$1 p exe
+	for p in /proc/[0-9]*; do
+		exe=$(readlink "$p/exe" 2>/dev/null) || continue
+		case $exe in
+		$CYRUS_BIN/* | /usr/lib/dovecot/* | /usr/sbin/dovecot | /usr/sbin/krb5kdc | /usr/sbin/rsyslogd) ;;
+		*) continue ;;
+		esac
+		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$lab/" && echo "${p#/proc/}"
+	done
+	return 0
+}
+
+stop_lab() {
+	local lab=$1 name pidfile comm pid pids="" left i
+	[ -f "$lab/pids" ] || return 0
+	# reverse start order
+	while read -r name pidfile comm; do
+		if pid=$(pid_of "$pidfile" "$comm"); then
+			kill -TERM "$pid" 2>/dev/null && pids="$pids $pid" && log "stopping $name (pid $pid)"
+		fi
+	done < <(tac "$lab/pids")
+	for i in $(seq 1 100); do # bounded: 10 s
+		left=""
+		for pid in $pids; do [ -d "/proc/$pid" ] && left="$left $pid"; done
+		[ -z "$left" ] && break
+		sleep 0.1
+	done
+	for pid in $left $(lab_pids "$lab"); do
+		[ "$pid" = $$ ] && continue
+		log "killing leftover pid $pid ($(cat /proc/$pid/comm 2>/dev/null))"
+		kill -KILL "$pid" 2>/dev/null || true
+	done
+	return 0
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# probes (bounded; each probe is a real protocol exchange, never a fixed sleep)
+
+# banner HOST PORT REGEX: connect, read up to 8 lines, succeed when one matches REGEX.
+banner() (
+	exec 3<>"/dev/tcp/$1/$2" || exit 1
+	for _ in 1 2 3 4 5 6 7 8; do
+		IFS= read -r -t 3 line <&3 || exit 1
+		line=${line%$'\r'}
+		[[ $line =~ $3 ]] && exit 0
+	done
+	exit 1
+) 2>/dev/null
+
+tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
+
+unix_listening() { ss -Hxl 2>/dev/null | awk '{print $5}' | grep -qx "$1"; }
+
+kdc_ticket() {
+	env KRB5_CONFIG="$LAB/krb5/krb5.conf" KRB5CCNAME="FILE:$LAB/krb5/ccache/probe" \
+		kinit -kt "$LAB/krb5/keytabs/clients.keytab" alice >/dev/null 2>&1
+}
+
+show_log() { # name
+	local f=""
+	case $1 in
+	cyrus-* | mupdate*) f=$LAB/log/syslog ;;
+	dovecot*) f=$LAB/dovecot/log/dovecot.log ;;
+	kdc) f=$LAB/krb5/log/kdc.log ;;
+	rsyslog) f=$LAB/log/rsyslogd.out ;;
+	esac
+	local inst=${1#cyrus-}
+	if [ -d "$LAB/cyrus/$inst" ] && [ -s "$LAB/cyrus/$inst/run/master.log" ]; then
+		echo "---- $LAB/cyrus/$inst/run/master.log (tail)" >&2
+		tail -20 "$LAB/cyrus/$inst/run/master.log" >&2
+	fi
+	if [ "$1" = dovecot ] && [ -s "$LAB/dovecot/log/dovecot.stderr" ]; then
+		echo "---- $LAB/dovecot/log/dovecot.stderr (tail)" >&2
+		tail -20 "$LAB/dovecot/log/dovecot.stderr" >&2
+	fi
+	if [ -n "$f" ] && [ -s "$f" ]; then
+		echo "---- $f (tail)" >&2
+		case $1 in
+		cyrus-*) grep -F "cyrus-$inst" "$f" | tail -30 >&2 || tail -30 "$f" >&2 ;;
+		*) tail -30 "$f" >&2 ;;
+		esac
+	elif [ -n "$f" ]; then
+		echo "---- no log at $f" >&2
+	fi
+}
+
+# wait_for NAME PIDFILE COMM PROBE...: poll PROBE until it succeeds, the process dies, or $WAIT s pass.
+wait_for() {
+	local name=$1 pidfile=$2 comm=$3 t deadline n=0
+	shift 3
+	t=$(date +%s.%N)
+	deadline=$(($(date +%s) + WAIT))
+	while :; do
+		if "$@"; then
+			log "$name is up ($(elapsed "$t")s)"
+			return 0
+		fi
+		n=$((n + 1))
+		if [ "$pidfile" != - ] && [ "$n" -gt 20 ] && ! pid_of "$pidfile" "$comm" >/dev/null; then
+			echo "server $name is not running (pidfile $pidfile); probe: $*" >&2
+			show_log "$name"
+			exit 1
+		fi
+		if [ "$(date +%s)" -ge "$deadline" ]; then
+			echo "server $name did not come up within ${WAIT}s; probe: $*" >&2
+			show_log "$name"
+			exit 1
+		fi
+		sleep 0.1 # poll interval between probes
+	done
+}
+
+# ---------------------------------------------------------------------------------------------------------
+# lab setup
+
+render() { # template destination
+	mkdir -p "$(dirname "$2")"
+	sed -e "s|@LAB@|$LAB|g" -e "s|@MAILUID@|$(id -u mail)|g" "$TEMPLATES/$1" >"$2"
+}
+
+check_ports_free() {
+	local p busy=""
+	for p in $PORTS; do
+		if [ -n "$(ss -Htlnu "( sport = :$p )" 2>/dev/null)" ]; then
+			busy="$busy $p"
+			ss -Htlnup "( sport = :$p )" >&2 || true
+		fi
+	done
+	[ -z "$busy" ] || die "ports in use:$busy (another lab or server holds them; 'run.sh down' stops this harness's own)"
+}
+
+setup_rsyslog() {
+	mkdir -p "$LAB/log/rsyslog"
+	if [ -e /dev/log ] && unix_listening /dev/log; then
+		log "a syslog daemon already owns /dev/log: Cyrus logs go there, not to $LAB/log/syslog"
+		CYRUS_LOG=""
+		return
+	fi
+	rm -f /dev/log # stale socket with no listener
+	render rsyslog.conf "$LAB/rsyslog.conf"
+	: >"$LAB/log/syslog"
+	rsyslogd -f "$LAB/rsyslog.conf" -i "$LAB/run/rsyslogd.pid" </dev/null >"$LAB/log/rsyslogd.out" 2>&1
+	record rsyslog "$LAB/run/rsyslogd.pid" rsyslogd
+	wait_for rsyslog "$LAB/run/rsyslogd.pid" rsyslogd unix_listening /dev/log
+	CYRUS_LOG=$LAB/log/syslog
+}
+
+setup_sasldb() {
+	local db=$LAB/cyrus/sasldb2 u realm
+	for realm in $CYRUS_REALMS; do
+		for u in $CYRUS_USERS; do
+			printf '%s' "${u#*:}" | saslpasswd2 -p -c -f "$db" -u "$realm" "${u%%:*}"
+		done
+	done
+	chown cyrus:mail "$db"
+	chmod 0640 "$db"
+}
+
+setup_cyrus() { # instance
+	local i=$1 d=$LAB/cyrus/$1 s
+	for s in conf/db conf/socket conf/log conf/msg conf/ptclient conf/quota conf/user conf/sieve spool sieve \
+		run/socket run/proc run/lock; do
+		mkdir -p "$d/$s"
+	done
+	render "cyrus/$i/imapd.conf" "$d/imapd.conf"
+	render "cyrus/$i/cyrus.conf" "$d/cyrus.conf"
+	chown -R cyrus:mail "$d"
+}
+
+start_cyrus() { # instance [VAR=value...]: the instance's own Cyrus master, which drops to user cyrus
+	local i=$1 d=$LAB/cyrus/$1
+	shift
+	env "$@" $CYRUS_BIN/master -C "$d/imapd.conf" -M "$d/cyrus.conf" -p "$d/run/master.pid" \
+		-L "$d/run/master.log" -d </dev/null
+	record "cyrus-$i" "$d/run/master.pid" master
+}
+
+setup_dovecot() {
+	local d=$LAB/dovecot
+	mkdir -p "$d/ssl" "$d/log" "$d/mail" "$d/run" "$d/state"
+	render dovecot/dovecot.conf "$d/dovecot.conf"
+	render dovecot/users "$d/users"
+	render dovecot/master-users "$d/master-users"
+	chmod 0644 "$d/users" "$d/master-users"
+	chown mail:mail "$d/mail"
+	# a private CA and a server certificate for 127.0.0.1 and localhost
+	(
+		cd "$d/ssl"
+		openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=imapfront integration CA" \
+			-keyout ca.key -out ca.pem -addext basicConstraints=critical,CA:TRUE \
+			-addext keyUsage=critical,keyCertSign,cRLSign
+		openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout key.pem -out server.csr
+		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
+		openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 7 -out cert.pem \
+			-extfile server.ext
+	) >"$d/log/openssl.log" 2>&1 || {
+		cat "$d/log/openssl.log" >&2
+		die "openssl failed"
+	}
+	chmod 0600 "$d/ssl/"*.key "$d/ssl/key.pem"
+}
+
+start_dovecot() {
+	local d=$LAB/dovecot
+	# Dovecot's binaries have /usr paths compiled in: overlay the unpacked usr on /usr, in this namespace only.
+	IMAPFRONT_IT_LAB=$LAB unshare -m sh -c \
+		"mount -t overlay imapfront-dovecot -o lowerdir=$DOVECOT_ROOT/usr:/usr /usr && exec /usr/sbin/dovecot -c $d/dovecot.conf" \
+		</dev/null >>"$d/log/dovecot.stderr" 2>&1
+	record dovecot "$d/run/master.pid" dovecot
+}
+
+krb5() { env KRB5_CONFIG="$LAB/krb5/krb5.conf" KRB5_KDC_PROFILE="$LAB/krb5/kdc.conf" "$@"; }
+
+setup_kdc() {
+	local k=$LAB/krb5 u s
+	mkdir -p "$k/db" "$k/keytabs" "$k/log" "$k/ccache" "$k/rcache" "$k/run"
+	render krb5/krb5.conf "$k/krb5.conf"
+	render krb5/kdc.conf "$k/kdc.conf"
+	render krb5/krb5-acceptor.conf "$k/krb5-acceptor.conf"
+	: >"$k/kadm5.acl"
+	krb5 kdb5_util create -s -r $REALM -P masterpw >"$k/log/kdb5_util.log" 2>&1 || {
+		cat "$k/log/kdb5_util.log" >&2
+		die "kdb5_util create failed"
+	}
+	{
+		for u in $KRB5_USERS; do echo "addprinc -pw ${u#*:} ${u%%:*}"; done
+		for s in $KRB5_SERVICES; do echo "addprinc -randkey $s"; done
+		echo "ktadd -k $k/keytabs/services.keytab $KRB5_SERVICES"
+		printf 'ktadd -norandkey -k %s/keytabs/clients.keytab' "$k"
+		for u in $KRB5_USERS; do printf ' %s' "${u%%:*}"; done
+		echo
+	} | krb5 kadmin.local -r $REALM >"$k/log/kadmin.log" 2>&1 || {
+		cat "$k/log/kadmin.log" >&2
+		die "kadmin.local failed"
+	}
+	grep -q "Entry for principal mupdate/mupdate-master" "$k/log/kadmin.log" || {
+		cat "$k/log/kadmin.log" >&2
+		die "kadmin.local did not write the services keytab"
+	}
+	# Cyrus (user cyrus) reads the services keytab and writes its replay cache
+	chown cyrus:mail "$k/keytabs/services.keytab" "$k/keytabs/clients.keytab" "$k/rcache"
+	chmod 0640 "$k/keytabs/services.keytab" "$k/keytabs/clients.keytab"
+	chmod 0755 "$k" "$k/keytabs"
+}
+
+start_kdc() {
+	krb5 krb5kdc -r $REALM -P "$LAB/krb5/run/krb5kdc.pid" </dev/null >"$LAB/krb5/log/krb5kdc.out" 2>&1
+	record kdc "$LAB/krb5/run/krb5kdc.pid" krb5kdc
+}
+
+write_env() {
+	local f=$LAB/env.sh
+	cat >"$f" <<EOF
+# Written by integration/run.sh up; source it, then go test -tags integration ./integration/...
+export IMAPFRONT_IT_LAB=$LAB
+export IMAPFRONT_IT_MUPDATE=127.0.0.1:$MUPDATE_PORT
+export IMAPFRONT_IT_MUPDATE_USER=mupdateuser
+export IMAPFRONT_IT_MUPDATE_PASS=mupdatepw
+export IMAPFRONT_IT_MUPDATE_PIDFILE=$LAB/cyrus/mupdate/run/master.pid
+export IMAPFRONT_IT_MUPDATE_GSSAPI=127.0.0.1:$MUPDATE_GSS_PORT
+export IMAPFRONT_IT_MUPDATE_GSSAPI_HOST=localhost
+export IMAPFRONT_IT_CYRUS_BE1=127.0.0.1:$BE1_PORT
+export IMAPFRONT_IT_CYRUS_BE2=127.0.0.1:$BE2_PORT
+export IMAPFRONT_IT_CYRUS_FE=127.0.0.1:$FE_PORT
+export IMAPFRONT_IT_CYRUS_FE_MUPDATE=127.0.0.1:$FE_MUPDATE_PORT
+export IMAPFRONT_IT_CYRUS_ADMIN_USER=cyrus
+export IMAPFRONT_IT_CYRUS_ADMIN_PASS=cyruspw
+export IMAPFRONT_IT_CYRUS_LOG=$CYRUS_LOG
+export IMAPFRONT_IT_DOVECOT=127.0.0.1:$DOVECOT_PORT
+export IMAPFRONT_IT_DOVECOT_IMAPS=127.0.0.1:$DOVECOT_IMAPS_PORT
+export IMAPFRONT_IT_DOVECOT_CA=$LAB/dovecot/ssl/ca.pem
+export IMAPFRONT_IT_DOVECOT_MASTER_USER=proxy
+export IMAPFRONT_IT_DOVECOT_MASTER_PASS=proxypw
+export IMAPFRONT_IT_DOVECOT_LOG=$LAB/dovecot/log/dovecot.log
+export IMAPFRONT_IT_KDC=127.0.0.1:$KDC_PORT
+export IMAPFRONT_IT_KRB5_CONFIG=$LAB/krb5/krb5.conf
+export IMAPFRONT_IT_KRB5_REALM=$REALM
+export IMAPFRONT_IT_KRB5_SERVICES_KEYTAB=$LAB/krb5/keytabs/services.keytab
+export IMAPFRONT_IT_KRB5_CLIENTS_KEYTAB=$LAB/krb5/keytabs/clients.keytab
+export IMAPFRONT_IT_USERS="alice:alicepw:127.0.0.1:$BE1_PORT bob:bobpw:127.0.0.1:$BE2_PORT carol:carolpw:127.0.0.1:$DOVECOT_PORT"
+export IMAPFRONT_IT_LOCAL_USERS="dave:davepw:127.0.0.1:$DOVECOT_PORT"
+EOF
+	chmod 0644 "$f"
+}
+
+go_build() { # output package
+	(cd "$REPO" && go build -o "$1" "$2")
+}
+
+cmd_up() {
+	need_root
+	local t_all t
+	t_all=$(date +%s.%N)
+	cmd_install
+	mkdir -p -m 0755 "$ROOT"
+	chmod 0755 "$ROOT"
+	# leftovers of earlier runs: stop them by their recorded pids, then drop their directories
+	local old
+	for old in "$ROOT"/lab.*; do
+		[ -d "$old" ] || continue
+		stop_lab "$old"
+		rm -rf "$old"
+	done
+	rm -f "$ROOT/current"
+	check_ports_free
+
+	t=$(date +%s.%N)
+	LAB=$(mktemp -d "$ROOT/lab.XXXXXX")
+	chmod 0755 "$LAB"
+	mkdir -p "$LAB/log" "$LAB/run" "$LAB/bin" "$LAB/cyrus"
+	: >"$LAB/pids"
+	ln -sfn "$LAB" "$ROOT/current"
+	log "lab $LAB"
+	STOP_ON_EXIT=1 # until everything is up and seeded
+
+	# seed program, built while nothing else runs yet (go build is the slowest part of a warm start)
+	go_build "$LAB/bin/seed" ./integration/seed &
+	local build_pid=$!
+
+	setup_rsyslog
+	setup_sasldb
+	local i
+	for i in mupdate be1 be2 fe mupdate-gss; do setup_cyrus "$i"; done
+	setup_dovecot
+	setup_kdc
+	log "configuration written ($(elapsed "$t")s)"
+
+	t=$(date +%s.%N)
+	start_cyrus mupdate
+	start_kdc
+	start_dovecot
+	wait_for cyrus-mupdate "$LAB/cyrus/mupdate/run/master.pid" master \
+		banner 127.0.0.1 $MUPDATE_PORT '^\* OK MUPDATE .*"\(master\)"'
+	# backends push their mailbox list at start and exit if the master is not there: start them after it
+	start_cyrus be1
+	start_cyrus be2
+	start_cyrus fe
+	start_cyrus mupdate-gss KRB5_CONFIG="$LAB/krb5/krb5.conf:$LAB/krb5/krb5-acceptor.conf" \
+		KRB5RCACHEDIR="$LAB/krb5/rcache" KRB5_KTNAME="FILE:$LAB/krb5/keytabs/services.keytab"
+	wait_for cyrus-be1 "$LAB/cyrus/be1/run/master.pid" master banner 127.0.0.1 $BE1_PORT '^\* OK .*Cyrus IMAP'
+	wait_for cyrus-be2 "$LAB/cyrus/be2/run/master.pid" master banner 127.0.0.1 $BE2_PORT '^\* OK .*Cyrus IMAP'
+	wait_for cyrus-fe "$LAB/cyrus/fe/run/master.pid" master banner 127.0.0.1 $FE_PORT '^\* OK .*Cyrus IMAP'
+	wait_for cyrus-fe "$LAB/cyrus/fe/run/master.pid" master \
+		banner 127.0.0.1 $FE_MUPDATE_PORT '^\* OK MUPDATE .*"mupdate://127\.0\.0\.1:'$MUPDATE_PORT'"'
+	wait_for dovecot "$LAB/dovecot/run/master.pid" dovecot banner 127.0.0.1 $DOVECOT_PORT '^\* OK .*Dovecot'
+	wait_for dovecot "$LAB/dovecot/run/master.pid" dovecot tcp_open 127.0.0.1 $DOVECOT_IMAPS_PORT
+	wait_for kdc "$LAB/krb5/run/krb5kdc.pid" krb5kdc kdc_ticket
+	wait_for cyrus-mupdate-gss "$LAB/cyrus/mupdate-gss/run/master.pid" master \
+		banner 127.0.0.1 $MUPDATE_GSS_PORT '^\* AUTH "GSSAPI"$'
+	log "all servers up ($(elapsed "$t")s)"
+
+	write_env
+	wait "$build_pid" || die "go build ./integration/seed failed"
+	t=$(date +%s.%N)
+	(
+		set -a
+		. "$LAB/env.sh"
+		"$LAB/bin/seed"
+	) || {
+		show_log cyrus-be1
+		die "seeding failed"
+	}
+	log "users, mailboxes and messages seeded ($(elapsed "$t")s)"
+	[ "$MODE" = all ] || STOP_ON_EXIT=""
+	log "up took $(elapsed "$t_all")s"
+	echo "$LAB/env.sh"
+}
+
+current_lab() {
+	[ -L "$ROOT/current" ] || [ -d "$ROOT/current" ] || return 1
+	readlink -f "$ROOT/current"
+}
+
+cmd_down() {
+	need_root
+	local lab=${1:-}
+	[ -n "$lab" ] || lab=$(current_lab) || {
+		log "no current lab under $ROOT"
+		return 0
+	}
+	LAB=$lab
+	stop_lab "$lab"
+	log "stopped $lab (its logs stay there until the next up)"
+}
+
+cmd_test() {
+	local lab
+	lab=$(current_lab) || die "no lab is up: run '$0 up' first"
+	[ -f "$lab/env.sh" ] || die "$lab/env.sh is missing: run '$0 up' first"
+	set -a
+	# shellcheck disable=SC1091
+	. "$lab/env.sh"
+	set +a
+	cd "$REPO"
+	log "go test -tags integration -count=1 ./integration/... $*"
+	go test -tags integration -count=1 ./integration/... "$@"
+}
+
+cmd_status() {
+	local lab name pidfile comm pid
+	lab=$(current_lab) || {
+		echo "no current lab under $ROOT"
+		return 0
+	}
+	echo "lab $lab"
+	while read -r name pidfile comm; do
+		if pid=$(pid_of "$pidfile" "$comm"); then echo "  $name: running, pid $pid"; else echo "  $name: stopped"; fi
+	done <"$lab/pids"
+}
+
+cmd_all() {
+	need_root
+	MODE=all
+	cmd_up >/dev/null
+	cmd_test "$@"
+}
+
+MODE=${1:-}
+case ${1:-} in
+up) cmd_up ;;
+down)
+	shift
+	cmd_down "$@"
+	;;
+test)
+	shift
+	cmd_test "$@"
+	;;
+install) cmd_install ;;
+status) cmd_status ;;
+"" | -*) cmd_all "$@" ;;
+*)
+	echo "usage: $0 [up | down [lab] | test [go test args] | install | status | [go test args]]" >&2
+	exit 2
+	;;
+esac
