@@ -110,8 +110,11 @@ func (p *argParser) literal() (string, error) {
 	if p.peek() == '~' {
 		p.i++
 	}
+	if p.peek() != '{' {
+		return "", errSyntax
+	}
 	end := bytes.IndexByte(p.b[p.i:], '}')
-	if end < 0 {
+	if end < 2 {
 		return "", errSyntax
 	}
 	digits := bytes.TrimSuffix(p.b[p.i+1:p.i+end], []byte("+"))

@@ -127,6 +127,10 @@ func parseCommandLine(line []byte) (*command, error) {
 		cmd.uid = true
 		cmd.name = string(bytes.ToUpper(sub))
 		cmd.args = subargs
+		if cmd.name == "" {
+			cmd.name = "UID"
+			return cmd, errMissingCommand
+		}
 	}
 	return cmd, nil
 }
