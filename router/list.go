@@ -1,0 +1,361 @@
+package router
+
+import (
+	"slices"
+	"strings"
+)
+
+// ListAttr is a set of LIST name attributes.
+type ListAttr uint8
+
+// The name attributes the router computes.
+const (
+	AttrNoselect      ListAttr = 1 << iota // \Noselect: not a mailbox the user can see, but has visible children
+	AttrHasChildren                        // \HasChildren (RFC 3348)
+	AttrHasNoChildren                      // \HasNoChildren (RFC 3348)
+)
+
+// Strings returns the attributes as IMAP atoms (`\Noselect`, ...).
+func (a ListAttr) Strings() []string {
+	var out []string
+	if a&AttrNoselect != 0 {
+		out = append(out, `\Noselect`)
+	}
+	if a&AttrHasChildren != 0 {
+		out = append(out, `\HasChildren`)
+	}
+	if a&AttrHasNoChildren != 0 {
+		out = append(out, `\HasNoChildren`)
+	}
+	return out
+}
+
+// ListItem is one LIST or LSUB response line.
+type ListItem struct {
+	// Name is the client name (modified UTF-7, client separator).
+	Name string
+	// Internal is the internal name, "" for a \Noselect level.
+	Internal string
+	// Attrs are the name attributes.
+	Attrs ListAttr
+}
+
+// ListOptions modify List.
+type ListOptions struct {
+	// Subscribed, if not nil, makes List answer LSUB: only the client names
+	// in the set (INBOX in any case) are returned, without child
+	// attributes, and levels above a subscribed name that the pattern stops
+	// at are returned as \Noselect (RFC 3501 section 6.3.9). Subscribed
+	// names of mailboxes that do not exist or that the user may not see
+	// are not returned.
+	Subscribed map[string]bool
+}
+
+// category orders LIST output: INBOX and its children, personal folders,
+// other users, shared folders.
+func (ns *Namespace) category(name string) int {
+	switch {
+	case len(name) >= 5 && IsInbox(name[:5]) && (len(name) == 5 || name[5] == ns.sep):
+		return 0
+	case name == ns.other || strings.HasPrefix(name, ns.other) && len(name) > len(ns.other) && name[len(ns.other)] == ns.sep:
+		return 2
+	case name == ns.shared || strings.HasPrefix(name, ns.shared) && len(name) > len(ns.shared) && name[len(ns.shared)] == ns.sep:
+		return 3
+	}
+	return 1
+}
+
+// compareClient orders client names: by category, then with the separator
+// sorting before every other byte, so that children follow their parent.
+func (ns *Namespace) compareClient(a, b string) int {
+	if ca, cb := ns.category(a), ns.category(b); ca != cb {
+		return ca - cb
+	}
+	n := min(len(a), len(b))
+	for i := 0; i < n; i++ {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if x == ns.sep {
+			return -1
+		}
+		if y == ns.sep {
+			return 1
+		}
+		if x < y {
+			return -1
+		}
+		return 1
+	}
+	return len(a) - len(b)
+}
+
+// canonicalPattern joins reference and pattern (RFC 3501 section 6.3.8):
+// the reference is prefixed to the pattern, with a separator between them
+// when neither supplies one; an INBOX first level is upper-cased.
+func (ns *Namespace) canonicalPattern(ref, pattern string) string {
+	full := pattern
+	if ref != "" {
+		if ref[len(ref)-1] != ns.sep && pattern != "" && pattern[0] != ns.sep {
+			full = ref + string(ns.sep) + pattern
+		} else {
+			full = ref + pattern
+		}
+	}
+	if len(full) >= 5 && IsInbox(full[:5]) && (len(full) == 5 || full[5] == ns.sep) {
+		full = "INBOX" + full[5:]
+	}
+	return full
+}
+
+// Match reports whether the client name matches the LIST pattern, where
+// '*' matches anything and '%' anything but the separator. It runs in
+// O(len(name)*len(pattern)) time.
+func (ns *Namespace) Match(name, pattern string) bool {
+	return matchPattern(name, pattern, ns.sep)
+}
+
+func matchPattern(name, pat string, sep byte) bool {
+	// Simulate the pattern as an NFA: cur[i] means pat[:i] has matched the
+	// name read so far.
+	var buf [2][64]bool
+	var cur, next []bool
+	if len(pat)+1 <= 64 {
+		cur, next = buf[0][:len(pat)+1], buf[1][:len(pat)+1]
+	} else {
+		cur, next = make([]bool, len(pat)+1), make([]bool, len(pat)+1)
+	}
+	closure := func(s []bool) {
+		for i := 0; i < len(pat); i++ {
+			if s[i] && (pat[i] == '*' || pat[i] == '%') {
+				s[i+1] = true
+			}
+		}
+	}
+	cur[0] = true
+	closure(cur)
+	for k := 0; k < len(name); k++ {
+		c := name[k]
+		clear(next)
+		any := false
+		for i := 0; i < len(pat); i++ {
+			if !cur[i] {
+				continue
+			}
+			switch p := pat[i]; {
+			case p == '*':
+				next[i] = true
+				any = true
+			case p == '%':
+				if c != sep {
+					next[i] = true
+					any = true
+				}
+			case p == c:
+				next[i+1] = true
+				any = true
+			}
+		}
+		if !any {
+			return false
+		}
+		closure(next)
+		cur, next = next, cur
+	}
+	return cur[len(pat)]
+}
+
+// literalPrefix returns the pattern up to its first wildcard.
+func literalPrefix(pat string) string {
+	if i := strings.IndexAny(pat, "*%"); i >= 0 {
+		return pat[:i]
+	}
+	return pat
+}
+
+// compatible reports whether names starting with prefix cp (a hierarchy's
+// client name) can match a pattern with literal prefix lit.
+func compatible(cp, lit string, sep byte) bool {
+	return strings.HasPrefix(cp, lit) || strings.HasPrefix(lit, cp+string(sep))
+}
+
+type visible struct {
+	name, internal string
+}
+
+// lister collects the mailboxes one user can see.
+type lister struct {
+	ns   *Namespace
+	pol  *Policy
+	user string
+	ids  []string
+	lit  string
+	vis  []visible
+	subs map[string]bool
+}
+
+func (ls *lister) subscribed(name string) bool {
+	if ls.subs == nil || ls.subs[name] {
+		return true
+	}
+	if ls.ns.category(name) == 0 {
+		for s := range ls.subs {
+			if len(s) >= 5 && IsInbox(s[:5]) && s[5:] == name[5:] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// scanGroup adds the visible mailboxes of one hierarchy.
+func (ls *lister) scanGroup(key string, g *group, admin bool) {
+	own := false
+	if owner, _ := SplitInternal(key); owner != "" && owner == ls.user {
+		own = true
+	}
+	if !own {
+		cp, err := ls.ns.ToClient(ls.user, key)
+		if err != nil || !compatible(cp, ls.lit, ls.ns.sep) {
+			return
+		}
+	} else if strings.HasPrefix(ls.lit, ls.ns.other+string(ls.ns.sep)) || strings.HasPrefix(ls.lit, ls.ns.shared+string(ls.ns.sep)) {
+		return
+	}
+	for i := range g.entries {
+		e := &g.entries[i]
+		if e.reserved {
+			continue
+		}
+		if !admin && ls.pol.rights(ls.user, ls.ids, e.name, e.acl.Value())&RightLookup == 0 {
+			continue
+		}
+		name, err := ls.ns.ToClient(ls.user, e.name)
+		if err != nil || !ls.subscribed(name) {
+			continue
+		}
+		ls.vis = append(ls.vis, visible{name: name, internal: e.name})
+	}
+}
+
+// List answers LIST (or, with opts.Subscribed, LSUB) reference pattern for
+// user: the mailboxes user has the lookup right on whose client names
+// match, with \HasChildren or \HasNoChildren, plus \Noselect levels that
+// the pattern stops at above visible mailboxes (such as "Other Users" for
+// "%"). The order is stable: INBOX and its children, personal folders,
+// other users' folders, shared folders, each in hierarchy order.
+//
+// The cost follows what user can see: user's own hierarchy and the
+// hierarchies whose ACLs name user, "anyone" or one of user's groups
+// (admins scan everything). Reserved mailboxes are not listed. An empty
+// pattern returns the hierarchy root of the reference as \Noselect.
+func (r *Replica) List(user, ref, pattern string, opts ListOptions) []ListItem {
+	ns := r.opts.Namespace
+	if pattern == "" {
+		root := ""
+		if i := strings.IndexByte(ref, ns.sep); i >= 0 {
+			root = ref[:i+1]
+		} else if ref != "" {
+			root = ref
+		}
+		return []ListItem{{Name: root, Attrs: AttrNoselect}}
+	}
+	full := ns.canonicalPattern(ref, pattern)
+	pol := &r.opts.Policy
+	ls := &lister{ns: ns, pol: pol, user: user, lit: literalPrefix(full), subs: opts.Subscribed}
+	st := r.cur.Load()
+	if pol.IsAdmin(user) {
+		st.groups.Range(func(k, v any) bool {
+			ls.scanGroup(k.(string), v.(*group), true)
+			return true
+		})
+	} else {
+		ls.ids = pol.identities(user)
+		seen := make(map[string]bool)
+		if uc, err := ns.userComp(user); err == nil {
+			key := userPrefix + "." + uc
+			seen[key] = true
+			if g := st.loadGroup(key); g != nil {
+				ls.scanGroup(key, g, false)
+			}
+		}
+		for _, id := range ls.ids {
+			v, ok := st.byID.Load(id)
+			if !ok {
+				continue
+			}
+			for _, ref := range v.(*idIndex).refs {
+				if seen[ref.group] {
+					continue
+				}
+				seen[ref.group] = true
+				if g := st.loadGroup(ref.group); g != nil {
+					ls.scanGroup(ref.group, g, false)
+				}
+			}
+		}
+	}
+	return buildList(ns, ls.vis, full, opts.Subscribed != nil)
+}
+
+// buildList turns the visible mailboxes into LIST items for the pattern.
+func buildList(ns *Namespace, vis []visible, pattern string, lsub bool) []ListItem {
+	index := make(map[string]int, len(vis))
+	for i, v := range vis {
+		index[v.name] = i
+	}
+	hasChildren := make([]bool, len(vis))
+	var implied map[string]bool
+	for _, v := range vis {
+		matched := -1 // computed lazily
+		for j := 0; j < len(v.name); j++ {
+			if v.name[j] != ns.sep {
+				continue
+			}
+			anc := v.name[:j]
+			if k, ok := index[anc]; ok {
+				hasChildren[k] = true
+				continue
+			}
+			if implied[anc] {
+				continue
+			}
+			if matched < 0 {
+				matched = 0
+				if matchPattern(v.name, pattern, ns.sep) {
+					matched = 1
+				}
+			}
+			if matched == 0 && matchPattern(anc, pattern, ns.sep) {
+				if implied == nil {
+					implied = make(map[string]bool)
+				}
+				implied[anc] = true
+			}
+		}
+	}
+	var out []ListItem
+	for i, v := range vis {
+		if !matchPattern(v.name, pattern, ns.sep) {
+			continue
+		}
+		var a ListAttr
+		if !lsub {
+			a = AttrHasNoChildren
+			if hasChildren[i] {
+				a = AttrHasChildren
+			}
+		}
+		out = append(out, ListItem{Name: v.name, Internal: v.internal, Attrs: a})
+	}
+	for name := range implied {
+		a := AttrNoselect
+		if !lsub {
+			a |= AttrHasChildren
+		}
+		out = append(out, ListItem{Name: name, Attrs: a})
+	}
+	slices.SortFunc(out, func(a, b ListItem) int { return ns.compareClient(a.Name, b.Name) })
+	return out
+}
