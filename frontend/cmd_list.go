@@ -21,6 +21,7 @@ func (sess *session) cmdList(cmd *command) error {
 		sess.rlist = true
 	}
 	var selSubscribed, retSubscribed bool
+	var statusItems string
 	if p.peek() == '(' && !lsub {
 		opts, err := p.list()
 		if err != nil || p.sp() != nil {
@@ -62,18 +63,8 @@ func (sess *session) cmdList(cmd *command) error {
 		if err != nil || !strings.EqualFold(kw, "RETURN") || p.sp() != nil {
 			return bad("Invalid LIST arguments")
 		}
-		opts, err := p.list()
-		if err != nil {
-			return bad("Invalid LIST return options")
-		}
-		for _, o := range opts {
-			switch strings.ToUpper(o) {
-			case "SUBSCRIBED":
-				retSubscribed = true
-			case "CHILDREN":
-			default:
-				return bad("Unsupported LIST return option %s", o)
-			}
+		if retSubscribed, statusItems, err = parseListReturn(p); err != nil {
+			return err
 		}
 	}
 	if p.end() != nil {
@@ -110,6 +101,11 @@ func (sess *session) cmdList(cmd *command) error {
 				attrs = append(attrs[:len(attrs):len(attrs)], `\Subscribed`)
 			}
 			sess.bw.WriteString("* " + word + " (" + strings.Join(attrs, " ") + `) "` + sep + `" ` + astring(it.Name) + "\r\n")
+			if statusItems != "" && !hasAttr(attrs, `\Noselect`) && !hasAttr(attrs, `\NonExistent`) {
+				if err := sess.listStatus(it.Name, statusItems); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	if err := sess.bw.Flush(); err != nil {
@@ -270,4 +266,89 @@ func containsString(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// parseListReturn reads the RETURN options of LIST-EXTENDED (RFC 5258):
+// CHILDREN, SUBSCRIBED and LIST-STATUS's STATUS (RFC 5819).
+func parseListReturn(p *argParser) (subscribed bool, statusItems string, err error) {
+	if p.peek() != '(' {
+		return false, "", bad("Invalid LIST return options")
+	}
+	p.i++
+	for first := true; p.peek() != ')'; first = false {
+		if !first && p.sp() != nil {
+			return false, "", bad("Invalid LIST return options")
+		}
+		o, err := p.atom()
+		if err != nil {
+			return false, "", bad("Invalid LIST return options")
+		}
+		switch strings.ToUpper(o) {
+		case "SUBSCRIBED":
+			subscribed = true
+		case "CHILDREN":
+		case "STATUS":
+			start := p.i + 1
+			if p.sp() != nil {
+				return false, "", bad("STATUS needs a list of items")
+			}
+			items, err := p.list()
+			if err != nil || len(items) == 0 {
+				return false, "", bad("STATUS needs a list of items")
+			}
+			for _, it := range items {
+				switch strings.ToUpper(it) {
+				case "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "HIGHESTMODSEQ", "DELETED":
+				default:
+					return false, "", bad("Unknown STATUS item %s", it)
+				}
+			}
+			statusItems = string(p.b[start:p.i])
+		default:
+			return false, "", bad("Unsupported LIST return option %s", o)
+		}
+	}
+	p.i++
+	return subscribed, statusItems, nil
+}
+
+func hasAttr(attrs []string, a string) bool {
+	for _, x := range attrs {
+		if strings.EqualFold(x, a) {
+			return true
+		}
+	}
+	return false
+}
+
+// listStatus sends STATUS for one listed mailbox to its backend and passes
+// the answer on under the client's name (RFC 5819). A mailbox whose
+// backend is down is listed without STATUS, as the RFC allows.
+func (sess *session) listStatus(name, items string) error {
+	r, err := sess.resolve(name)
+	if err != nil {
+		return nil
+	}
+	pc, err := sess.backendConn(r)
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(sess.ctx, 30*time.Second)
+	defer cancel()
+	resp, err := pc.c.Exec(ctx, "STATUS "+astring(r.native)+" "+items)
+	if err != nil {
+		if !isNo(err) {
+			sess.pool.drop(pc.b.Server)
+		}
+		return nil
+	}
+	rw := nameRewriter(r)
+	for _, l := range resp.Untagged {
+		if rw != nil {
+			l = rw(l)
+		}
+		sess.bw.Write(l)
+		sess.bw.WriteString("\r\n")
+	}
+	return nil
 }

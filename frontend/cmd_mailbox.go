@@ -30,7 +30,6 @@ func nameRewriter(r *resolved) backend.Rewriter {
 	if r.native == r.client {
 		return nil
 	}
-	native := []byte(astring(r.native))
 	client := []byte(astring(r.client))
 	return func(l []byte) []byte {
 		if len(l) < 3 || l[0] != '*' {
@@ -40,20 +39,24 @@ func nameRewriter(r *resolved) backend.Rewriter {
 		if sp < 0 {
 			return l
 		}
-		word := string(bytes.ToUpper(l[2 : 2+sp]))
-		switch word {
+		switch string(bytes.ToUpper(l[2 : 2+sp])) {
 		case "STATUS", "ACL", "MYRIGHTS", "LISTRIGHTS", "QUOTAROOT", "METADATA":
 		default:
 			return l
 		}
-		rest := l[2+sp+1:]
-		if !bytes.HasPrefix(rest, native) {
+		start := 2 + sp + 1
+		p := &argParser{b: l, i: start}
+		if p.peek() == '{' {
+			return l
+		}
+		name, err := p.astring()
+		if err != nil || name != r.native {
 			return l
 		}
 		out := make([]byte, 0, len(l)+len(client))
-		out = append(out, l[:2+sp+1]...)
+		out = append(out, l[:start]...)
 		out = append(out, client...)
-		return append(out, rest[len(native):]...)
+		return append(out, l[p.i:]...)
 	}
 }
 

@@ -476,3 +476,19 @@ func TestShutdownEndsIdleWithBye(t *testing.T) {
 		t.Fatalf("Shutdown: %v", err)
 	}
 }
+
+func TestListStatus(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.dial(t)
+	c.ok("l1", "LOGIN alice alicepw")
+	u := c.ok("l2", `LIST "" "*" RETURN (STATUS (MESSAGES))`)
+	if !hasLine(u, `* LIST (\HasNoChildren) "/" INBOX`) || !hasLine(u, `* STATUS INBOX (MESSAGES 1)`) {
+		t.Fatalf("LIST-STATUS: %q", u)
+	}
+	c.expect("l3", `LIST "" "*" RETURN (STATUS (BOGUS))`, "BAD")
+	c.expect("l4", `LIST "" "*" RETURN (FROB)`, "BAD")
+	u = c.ok("l5", `LIST "" ""`)
+	if !hasLine(u, `* LIST (\Noselect) "/" ""`) {
+		t.Fatalf(`LIST "" "": %q`, u)
+	}
+}
