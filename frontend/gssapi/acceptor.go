@@ -62,6 +62,12 @@ type AcceptorOptions struct {
 // Create one per listener (or process) and call NewServer per authentication: it
 // owns the replay set, so all servers of one service must share one Acceptor.
 // It is safe for concurrent use and starts no goroutine.
+//
+// Replay protection: the Acceptor verifies the AP-REQ itself and never calls
+// gokrb5's service.VerifyAPREQ, so gokrb5's process-global replay cache (and its
+// endless cleanup goroutine) is never created. Its own replay set is keyed on the
+// service principal and a hash of the encrypted authenticator and keeps entries for
+// twice the clock skew. Client addresses in tickets are not checked (as behind NAT).
 type Acceptor struct {
 	kt       *keytab.Keytab
 	pin      *types.PrincipalName

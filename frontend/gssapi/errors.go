@@ -5,9 +5,11 @@ import (
 	"fmt"
 )
 
-// Sentinel errors. Every error returned by this package's Server and Client wraps
-// exactly one of them (test with errors.Is); the wrapped text carries the detail for
-// the log and must not be shown to the peer (see [ResponseText]).
+// Sentinel errors. Every error that Server.Next and Client.Next/Start derive from
+// a token, a ticket or the KDC wraps one of them (test with errors.Is); an
+// Authorizer's error is passed through unchanged, and programming errors (missing
+// options) wrap none. The wrapped text carries the detail for the log and must not
+// be shown to the peer (see [ResponseText]).
 var (
 	// ErrMalformed: a token that cannot be parsed (garbage, truncated, wrong OID or
 	// token ID, a response where none was expected).
