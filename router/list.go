@@ -253,13 +253,7 @@ func (ls *lister) scanGroup(key string, g *group, admin bool) {
 func (r *Replica) List(user, ref, pattern string, opts ListOptions) []ListItem {
 	ns := r.opts.Namespace
 	if pattern == "" {
-		root := ""
-		if i := strings.IndexByte(ref, ns.sep); i >= 0 {
-			root = ref[:i+1]
-		} else if ref != "" {
-			root = ref
-		}
-		return []ListItem{{Name: root, Attrs: AttrNoselect}}
+		return rootItem(ns, ref)
 	}
 	full := ns.canonicalPattern(ref, pattern)
 	pol := &r.opts.Policy
@@ -297,6 +291,15 @@ func (r *Replica) List(user, ref, pattern string, opts ListOptions) []ListItem {
 		}
 	}
 	return buildList(ns, ls.vis, full, opts.Subscribed != nil)
+}
+
+// rootItem answers LIST ref "": the hierarchy root of the reference.
+func rootItem(ns *Namespace, ref string) []ListItem {
+	root := ref
+	if i := strings.IndexByte(ref, ns.sep); i >= 0 {
+		root = ref[:i+1]
+	}
+	return []ListItem{{Name: root, Attrs: AttrNoselect}}
 }
 
 // buildList turns the visible mailboxes into LIST items for the pattern.
