@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -193,26 +194,6 @@ func aclRights(acl string, ids []string) Rights {
 	return pos &^ neg
 }
 
-// aclIDs calls f for each positive identifier in a raw ACL string.
-func aclIDs(acl string, f func(id string)) {
-	for acl != "" {
-		i := strings.IndexByte(acl, '\t')
-		if i < 0 {
-			return
-		}
-		id := acl[:i]
-		acl = acl[i+1:]
-		if j := strings.IndexByte(acl, '\t'); j >= 0 {
-			acl = acl[j+1:]
-		} else {
-			acl = ""
-		}
-		if id != "" && id[0] != '-' {
-			f(id)
-		}
-	}
-}
-
 // Policy decides rights from an ACL: admins, the owner's implicit rights,
 // group membership. The zero Policy has no admins, the default owner
 // rights and no groups.
@@ -289,4 +270,89 @@ func (p *Policy) ListRights(identifier, internal string) (required, optional Rig
 		required = p.ownerRights()
 	}
 	return required, AllRights &^ required
+}
+
+// aclInfo is a stored ACL: the raw Cyrus string and its entries sorted by
+// identifier for binary search. Replicas share one aclInfo among the
+// mailboxes with the same ACL string (refs counts them, writer side only).
+type aclInfo struct {
+	raw  string
+	ents []ACLEntry
+	refs int32
+}
+
+// newACLInfo parses an ACL leniently: malformed pairs are skipped (they
+// grant nothing), as aclRights does.
+func newACLInfo(raw string) *aclInfo {
+	a := &aclInfo{raw: strings.Clone(raw)}
+	s := a.raw
+	for s != "" {
+		i := strings.IndexByte(s, '\t')
+		if i < 0 {
+			break
+		}
+		id := s[:i]
+		s = s[i+1:]
+		var rs string
+		if j := strings.IndexByte(s, '\t'); j >= 0 {
+			rs, s = s[:j], s[j+1:]
+		} else {
+			rs, s = s, ""
+		}
+		r, ok := parseRights(rs)
+		if !ok || id == "" || id == "-" {
+			continue
+		}
+		e := ACLEntry{ID: id, Rights: r}
+		if id[0] == '-' {
+			e.ID, e.Negative = id[1:], true
+		}
+		a.ents = append(a.ents, e)
+	}
+	slices.SortStableFunc(a.ents, func(x, y ACLEntry) int { return strings.Compare(x.ID, y.ID) })
+	a.ents = slices.Clip(a.ents)
+	return a
+}
+
+// rights returns the rights the ACL gives to the identifiers in ids.
+func (a *aclInfo) rights(ids []string) Rights {
+	var pos, neg Rights
+	if len(a.ents) <= 8 {
+		for _, e := range a.ents {
+			if slices.Contains(ids, e.ID) {
+				if e.Negative {
+					neg |= e.Rights
+				} else {
+					pos |= e.Rights
+				}
+			}
+		}
+		return pos &^ neg
+	}
+	for _, id := range ids {
+		i, _ := slices.BinarySearchFunc(a.ents, id, func(e ACLEntry, id string) int { return strings.Compare(e.ID, id) })
+		for ; i < len(a.ents) && a.ents[i].ID == id; i++ {
+			if a.ents[i].Negative {
+				neg |= a.ents[i].Rights
+			} else {
+				pos |= a.ents[i].Rights
+			}
+		}
+	}
+	return pos &^ neg
+}
+
+// entryRights is Policy.Rights for a stored entry.
+func (p *Policy) entryRights(user string, ids []string, internal string, a *aclInfo) Rights {
+	if p.IsAdmin(user) {
+		return AllRights
+	}
+	if ids == nil {
+		ids = p.identities(user)
+	}
+	r := a.rights(ids)
+	if owner, _ := SplitInternal(internal); owner != "" && owner == user {
+		r |= p.ownerRights()
+	}
+	return r
 }

@@ -74,7 +74,7 @@ type entry struct {
 	name      string
 	server    unique.Handle[string]
 	partition unique.Handle[string]
-	acl       unique.Handle[string]
+	acl       *aclInfo
 	reserved  bool
 }
 
@@ -100,8 +100,9 @@ type idIndex struct {
 // state is one generation of the replica. A full resync builds a new state
 // and swaps it in; streamed changes are applied to the current one.
 type state struct {
-	groups sync.Map // group key -> *group
-	byID   sync.Map // ACL identifier -> *idIndex
+	groups sync.Map            // group key -> *group
+	acls   map[string]*aclInfo // interned ACLs; writer side only
+	byID   sync.Map            // ACL identifier -> *idIndex
 	n      atomic.Int64
 	ngroup atomic.Int64
 }
@@ -129,7 +130,7 @@ type Replica struct {
 func NewReplica(opts Options) *Replica {
 	opts.fill()
 	r := &Replica{opts: opts}
-	r.cur.Store(new(state))
+	r.cur.Store(&state{acls: make(map[string]*aclInfo)})
 	return r
 }
 
@@ -185,30 +186,54 @@ func hidden(name string) bool {
 	return name == "" || strings.HasPrefix(name, DeletedPrefix+".")
 }
 
-func makeEntry(name string, reserved bool, location, acl string) entry {
+// makeEntry builds an entry; intern, if not nil, shares aclInfo values.
+func makeEntry(name string, reserved bool, location, acl string, intern map[string]*aclInfo) entry {
 	server, partition, _ := strings.Cut(location, "!")
 	if reserved {
 		acl = ""
+	}
+	var a *aclInfo
+	if intern != nil {
+		a = intern[acl]
+		if a == nil {
+			a = newACLInfo(acl)
+			intern[a.raw] = a
+		}
+		a.refs++
+	} else {
+		a = newACLInfo(acl)
 	}
 	return entry{
 		name:      name,
 		server:    unique.Make(server),
 		partition: unique.Make(partition),
-		acl:       unique.Make(acl),
+		acl:       a,
 		reserved:  reserved,
+	}
+}
+
+// release drops one reference to an interned ACL.
+func release(intern map[string]*aclInfo, a *aclInfo) {
+	if a.refs--; a.refs <= 0 {
+		delete(intern, a.raw)
 	}
 }
 
 // indexedIDs calls f for each positive identifier of acl that must be
 // indexed for a mailbox of the given group: all but the hierarchy's owner
 // (whose mailboxes are found through the owner's own group).
-func indexedIDs(key, acl string, f func(id string)) {
+func indexedIDs(key string, acl *aclInfo, f func(id string)) {
+	if acl == nil {
+		return
+	}
 	owner, _ := SplitInternal(key)
-	aclIDs(acl, func(id string) {
-		if id != owner {
-			f(id)
+	prev := ""
+	for _, e := range acl.ents {
+		if !e.Negative && e.ID != owner && e.ID != prev {
+			f(e.ID)
+			prev = e.ID
 		}
-	})
+	}
 }
 
 // Put records name as reserved or active at location ("server!partition")
@@ -221,7 +246,8 @@ func (r *Replica) Put(name string, reserved bool, location, acl string) {
 		return
 	}
 	r.checkACL(name, acl)
-	r.cur.Load().put(makeEntry(strings.Clone(name), reserved, location, acl))
+	st := r.cur.Load()
+	st.put(makeEntry(strings.Clone(name), reserved, location, acl, st.acls))
 }
 
 // Delete removes name if present (mupdatec.Sink.Delete).
@@ -259,12 +285,12 @@ func (st *state) put(e entry) {
 		old = g.entries
 	}
 	i, found := slices.BinarySearchFunc(old, e.name, cmpEntry)
-	var oldACL string
+	var oldACL *aclInfo
 	ne := make([]entry, 0, len(old)+1)
 	ne = append(ne, old[:i]...)
 	ne = append(ne, e)
 	if found {
-		oldACL = old[i].acl.Value()
+		oldACL = old[i].acl
 		ne = append(ne, old[i+1:]...)
 	} else {
 		ne = append(ne, old[i:]...)
@@ -274,7 +300,7 @@ func (st *state) put(e entry) {
 		key = groupKey(e.name) // a substring of the stored name
 		st.ngroup.Add(1)
 	}
-	newACL := e.acl.Value()
+	newACL := e.acl
 	if oldACL != newACL {
 		// Add new identifiers before publishing, remove old ones after, so
 		// that a concurrent LIST never misses a visible mailbox.
@@ -283,6 +309,9 @@ func (st *state) put(e entry) {
 	st.groups.Store(key, &group{entries: ne})
 	if oldACL != newACL {
 		indexedIDs(key, oldACL, func(id string) { st.addRef(id, key, -1) })
+	}
+	if oldACL != nil {
+		release(st.acls, oldACL)
 	}
 }
 
@@ -296,7 +325,7 @@ func (st *state) delete(name string) {
 	if !found {
 		return
 	}
-	oldACL := g.entries[i].acl.Value()
+	oldACL := g.entries[i].acl
 	if len(g.entries) == 1 {
 		st.groups.Delete(key)
 		st.ngroup.Add(-1)
@@ -308,6 +337,7 @@ func (st *state) delete(name string) {
 	}
 	st.n.Add(-1)
 	indexedIDs(key, oldACL, func(id string) { st.addRef(id, key, -1) })
+	release(st.acls, oldACL)
 }
 
 // addRef adjusts the count of mailboxes of group key that name id.
@@ -345,12 +375,13 @@ func (st *state) addRef(id, key string, d int32) {
 type Loader struct {
 	r      *Replica
 	groups map[string][]entry
+	acls   map[string]*aclInfo
 	done   bool
 }
 
 // StartResync begins a full dump (mupdatec.Sink.StartResync).
 func (r *Replica) StartResync() *Loader {
-	return &Loader{r: r, groups: make(map[string][]entry)}
+	return &Loader{r: r, groups: make(map[string][]entry), acls: make(map[string]*aclInfo)}
 }
 
 // Put records one entry of the dump. A later Put of the same name wins.
@@ -361,7 +392,7 @@ func (l *Loader) Put(name string, reserved bool, location, acl string) {
 	l.r.checkACL(name, acl)
 	name = strings.Clone(name)
 	key := groupKey(name)
-	l.groups[key] = append(l.groups[key], makeEntry(name, reserved, location, acl))
+	l.groups[key] = append(l.groups[key], makeEntry(name, reserved, location, acl, l.acls))
 }
 
 // Commit replaces the replica's state with the dump, atomically for
@@ -371,7 +402,7 @@ func (l *Loader) Commit() {
 		return
 	}
 	l.done = true
-	st := new(state)
+	st := &state{acls: l.acls}
 	type acc struct{ refs []idRef }
 	ids := make(map[string]*acc)
 	var n int64
@@ -381,6 +412,7 @@ func (l *Loader) Commit() {
 		out := es[:0]
 		for i := range es {
 			if i+1 < len(es) && es[i+1].name == es[i].name {
+				release(st.acls, es[i].acl)
 				continue
 			}
 			out = append(out, es[i])
@@ -389,7 +421,7 @@ func (l *Loader) Commit() {
 		n += int64(len(es))
 		st.groups.Store(key, &group{entries: es})
 		for _, e := range es {
-			indexedIDs(key, e.acl.Value(), func(id string) {
+			indexedIDs(key, e.acl, func(id string) {
 				a := ids[id]
 				if a == nil {
 					a = &acc{}
@@ -409,7 +441,7 @@ func (l *Loader) Commit() {
 	}
 	st.n.Store(n)
 	st.ngroup.Store(int64(len(l.groups)))
-	l.groups = nil
+	l.groups, l.acls = nil, nil
 	l.r.wmu.Lock()
 	l.r.cur.Store(st)
 	l.r.touch()
@@ -419,7 +451,7 @@ func (l *Loader) Commit() {
 // Discard drops the dump; the replica keeps its current state.
 func (l *Loader) Discard() {
 	l.done = true
-	l.groups = nil
+	l.groups, l.acls = nil, nil
 }
 
 // find returns the entry for an internal name.
@@ -443,7 +475,7 @@ func (e *entry) mailbox(name string, rights Rights) Mailbox {
 		Server:    e.server.Value(),
 		Partition: e.partition.Value(),
 		Reserved:  e.reserved,
-		ACL:       e.acl.Value(),
+		ACL:       e.acl.raw,
 		Owner:     owner,
 		Path:      path,
 		Rights:    rights,
@@ -467,7 +499,7 @@ func (r *Replica) Rights(user, internal string) Rights {
 	if !ok {
 		return 0
 	}
-	return r.opts.Policy.Rights(user, e.name, e.acl.Value())
+	return r.opts.Policy.entryRights(user, nil, e.name, e.acl)
 }
 
 // Resolve maps a client name, as seen by user, to its mailbox. A name that
@@ -483,7 +515,7 @@ func (r *Replica) Resolve(user, name string) (Mailbox, error) {
 	if !ok {
 		return Mailbox{}, ErrNoSuchMailbox
 	}
-	rights := r.opts.Policy.Rights(user, e.name, e.acl.Value())
+	rights := r.opts.Policy.entryRights(user, nil, e.name, e.acl)
 	if rights&RightLookup == 0 {
 		return Mailbox{}, ErrNoSuchMailbox
 	}
@@ -528,7 +560,7 @@ func (r *Replica) Children(user, name string) ([]Mailbox, error) {
 	for ; i < len(g.entries) && strings.HasPrefix(g.entries[i].name, prefix); i++ {
 		e := &g.entries[i]
 		cn, _ := r.opts.Namespace.ToClient(user, e.name)
-		out = append(out, e.mailbox(cn, r.opts.Policy.Rights(user, e.name, e.acl.Value())))
+		out = append(out, e.mailbox(cn, r.opts.Policy.entryRights(user, nil, e.name, e.acl)))
 	}
 	return out, nil
 }
