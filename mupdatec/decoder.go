@@ -89,6 +89,28 @@ type Decoder struct {
 	acc     []byte // accumulates lines longer than the bufio buffer
 	err     error
 	lastTag string
+
+	// interning of locations: a dump repeats a few locations a million
+	// times, so they are shared instead of allocated each time.
+	intern  bool
+	interns [16]string
+	nextInt int
+}
+
+// str converts b to a string, sharing a recent equal one when interning.
+func (d *Decoder) str(b []byte) string {
+	if !d.intern {
+		return string(b)
+	}
+	for _, s := range d.interns {
+		if s == string(b) {
+			return s
+		}
+	}
+	s := string(b)
+	d.interns[d.nextInt] = s
+	d.nextInt = (d.nextInt + 1) % len(d.interns)
+	return s
 }
 
 // NewDecoder returns a decoder reading from r with the given bounds
@@ -230,7 +252,7 @@ func (d *Decoder) ExpectAtom(s *string) bool {
 	if len(b) == 0 {
 		return d.fail("expected atom at %q", clip(d.line[d.pos:]))
 	}
-	*s = string(b)
+	*s = d.str(b)
 	return true
 }
 
@@ -249,6 +271,14 @@ func (d *Decoder) ExpectString(s *string) bool {
 		return d.literal(s)
 	}
 	return d.fail("expected string at %q", clip(d.line[d.pos:]))
+}
+
+// expectLocation reads an astring, interned.
+func (d *Decoder) expectLocation(s *string) bool {
+	d.intern = true
+	ok := d.ExpectAString(s)
+	d.intern = false
+	return ok
 }
 
 // ExpectAString reads a quoted string, a literal or an atom into *s
@@ -273,7 +303,7 @@ func (d *Decoder) quoted(s *string) bool {
 			raw := d.line[start:i]
 			d.pos = i + 1
 			if !escaped {
-				*s = string(raw)
+				*s = d.str(raw)
 				return true
 			}
 			buf := make([]byte, 0, len(raw))
@@ -324,7 +354,7 @@ func (d *Decoder) literal(s *string) bool {
 		if err != nil {
 			return d.setErr(err)
 		}
-		*s = string(b)
+		*s = d.str(b)
 		d.r.Discard(n)
 	} else {
 		b := make([]byte, n)
@@ -436,11 +466,11 @@ func (d *Decoder) tagged(r *Response, kw []byte) {
 	switch {
 	case keyword(kw, "MAILBOX"):
 		r.Kind = RespMailbox
-		_ = d.ExpectSP() && d.ExpectAString(&r.Name) && d.ExpectSP() && d.ExpectAString(&r.Location) &&
+		_ = d.ExpectSP() && d.ExpectAString(&r.Name) && d.ExpectSP() && d.expectLocation(&r.Location) &&
 			d.ExpectSP() && d.ExpectAString(&r.ACL) && d.ExpectEOL()
 	case keyword(kw, "RESERVE"):
 		r.Kind = RespReserve
-		_ = d.ExpectSP() && d.ExpectAString(&r.Name) && d.ExpectSP() && d.ExpectAString(&r.Location) && d.ExpectEOL()
+		_ = d.ExpectSP() && d.ExpectAString(&r.Name) && d.ExpectSP() && d.expectLocation(&r.Location) && d.ExpectEOL()
 	case keyword(kw, "DELETE"):
 		r.Kind = RespDelete
 		_ = d.ExpectSP() && d.ExpectAString(&r.Name) && d.ExpectEOL()
