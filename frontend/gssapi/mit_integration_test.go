@@ -1,11 +1,10 @@
 //go:build integration
 
-package gssapi
+package gssapi_test
 
 import (
 	"bufio"
 	"context"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
@@ -20,7 +19,34 @@ import (
 
 	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/keytab"
+
+	"github.com/imapfront/imapfront/frontend/gssapi"
+	"github.com/imapfront/imapfront/frontend/gssapi/gssapitest"
 )
+
+// exchange drives c against s; it returns s's result, s's error and c's error.
+func exchange(t *testing.T, c *gssapi.Client, s *gssapi.Server) (gssapi.Result, error, error) {
+	t.Helper()
+	_, resp, err := c.Start()
+	if err != nil {
+		return gssapi.Result{}, nil, err
+	}
+	for i := 0; i < 5; i++ {
+		ch, done, err := s.Next(resp)
+		if err != nil {
+			return gssapi.Result{}, err, nil
+		}
+		if done {
+			r, _ := s.Result()
+			return r, nil, nil
+		}
+		if resp, err = c.Next(ch); err != nil {
+			return gssapi.Result{}, nil, err
+		}
+	}
+	t.Fatal("exchange did not finish")
+	return gssapi.Result{}, nil, nil
+}
 
 // These tests run against MIT Kerberos (go test -tags integration ./frontend/gssapi/).
 // With IMAPFRONT_IT_KRB5_CONFIG, IMAPFRONT_IT_KRB5_CLIENTS_KEYTAB and
@@ -235,7 +261,7 @@ func startLab() (*mitLab, error) {
 	return l, nil
 }
 
-func (l *mitLab) initiator(t *testing.T, user string) *Initiator {
+func (l *mitLab) initiator(t *testing.T, user string) *gssapi.Initiator {
 	t.Helper()
 	if l.clientsKT == "" {
 		t.Skip("no clients keytab")
@@ -248,7 +274,7 @@ func (l *mitLab) initiator(t *testing.T, user string) *Initiator {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := NewInitiator(InitiatorOptions{Keytab: kt, Config: cfg, Username: user, Realm: mitRealm})
+	in, err := gssapi.NewInitiator(gssapi.InitiatorOptions{Keytab: kt, Config: cfg, Username: user, Realm: mitRealm})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +282,7 @@ func (l *mitLab) initiator(t *testing.T, user string) *Initiator {
 	return in
 }
 
-func (l *mitLab) acceptor(t *testing.T, opts AcceptorOptions) *Acceptor {
+func (l *mitLab) acceptor(t *testing.T, opts gssapi.AcceptorOptions) *gssapi.Acceptor {
 	t.Helper()
 	if l.servicesKT == "" {
 		t.Skip("no services keytab")
@@ -266,7 +292,7 @@ func (l *mitLab) acceptor(t *testing.T, opts AcceptorOptions) *Acceptor {
 		t.Fatal(err)
 	}
 	opts.Keytab = kt
-	a, err := NewAcceptor(opts)
+	a, err := gssapi.NewAcceptor(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,9 +305,9 @@ func (l *mitLab) acceptor(t *testing.T, opts AcceptorOptions) *Acceptor {
 func TestMITInitiatorToAcceptor(t *testing.T) {
 	l := getLab(t)
 	in := l.initiator(t, "cyrus")
-	a := l.acceptor(t, AcceptorOptions{})
+	a := l.acceptor(t, gssapi.AcceptorOptions{})
 	for _, spn := range []string{"imap/localhost", "mupdate/localhost", "imap/localhost"} {
-		r, serr, cerr := run(t, in.NewClient(spn, "alice"), a.NewServer(nil))
+		r, serr, cerr := exchange(t, in.NewClient(spn, "alice"), a.NewServer(nil))
 		if serr != nil || cerr != nil {
 			t.Fatalf("%s: server %v client %v", spn, serr, cerr)
 		}
@@ -290,109 +316,17 @@ func TestMITInitiatorToAcceptor(t *testing.T) {
 		}
 	}
 	if l.private {
-		if _, serr, cerr := run(t, in.NewClient("imap/otherhost", ""), a.NewServer(nil)); cerr != nil || !errors.Is(serr, ErrWrongPrincipal) {
+		if _, serr, cerr := exchange(t, in.NewClient("imap/otherhost", ""), a.NewServer(nil)); cerr != nil || !errors.Is(serr, gssapi.ErrWrongPrincipal) {
 			t.Errorf("ticket for a service not in the keytab: server %v client %v", serr, cerr)
 		}
 	}
-	pinned := l.acceptor(t, AcceptorOptions{Principal: "imap/localhost"})
-	if _, serr, cerr := run(t, in.NewClient("mupdate/localhost", ""), pinned.NewServer(nil)); cerr != nil || !errors.Is(serr, ErrWrongPrincipal) {
+	pinned := l.acceptor(t, gssapi.AcceptorOptions{Principal: "imap/localhost"})
+	if _, serr, cerr := exchange(t, in.NewClient("mupdate/localhost", ""), pinned.NewServer(nil)); cerr != nil || !errors.Is(serr, gssapi.ErrWrongPrincipal) {
 		t.Errorf("ticket for another service than the pinned one: server %v client %v", serr, cerr)
 	}
-	if _, _, err := in.NewClient("imap/nosuchhost", "").Start(); !errors.Is(err, ErrKerberos) {
+	if _, _, err := in.NewClient("imap/nosuchhost", "").Start(); !errors.Is(err, gssapi.ErrKerberos) {
 		t.Errorf("unknown service principal: %v", err)
 	}
-}
-
-// imapAcceptor is a tiny IMAP server that only knows CAPABILITY, AUTHENTICATE
-// GSSAPI (with SASL-IR) and LOGOUT, driving an Acceptor.
-func imapAcceptor(t *testing.T, a *Acceptor) (addr string, results <-chan error, last func() Result) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	res := make(chan error, 16)
-	var mu sync.Mutex
-	var lastRes Result
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer conn.Close()
-				conn.SetDeadline(time.Now().Add(30 * time.Second))
-				br := bufio.NewReader(conn)
-				fmt.Fprintf(conn, "* OK [CAPABILITY IMAP4rev1 AUTH=GSSAPI SASL-IR] test acceptor\r\n")
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					f := strings.Fields(strings.TrimRight(line, "\r\n"))
-					if len(f) < 2 {
-						continue
-					}
-					tag, cmd := f[0], strings.ToUpper(f[1])
-					switch {
-					case cmd == "CAPABILITY":
-						fmt.Fprintf(conn, "* CAPABILITY IMAP4rev1 AUTH=GSSAPI SASL-IR\r\n%s OK done\r\n", tag)
-					case cmd == "LOGOUT":
-						fmt.Fprintf(conn, "* BYE\r\n%s OK bye\r\n", tag)
-						return
-					case cmd == "AUTHENTICATE" && len(f) >= 3 && strings.EqualFold(f[2], "GSSAPI"):
-						s := a.NewServer(nil)
-						var resp []byte
-						if len(f) >= 4 {
-							if f[3] == "=" {
-								resp = []byte{}
-							} else if resp, err = base64.StdEncoding.DecodeString(f[3]); err != nil {
-								fmt.Fprintf(conn, "%s BAD base64\r\n", tag)
-								continue
-							}
-						}
-						for {
-							ch, done, err := s.Next(resp)
-							if err != nil {
-								res <- err
-								fmt.Fprintf(conn, "%s NO %s\r\n", tag, ResponseText(err))
-								break
-							}
-							if done {
-								r, _ := s.Result()
-								mu.Lock()
-								lastRes = r
-								mu.Unlock()
-								res <- nil
-								fmt.Fprintf(conn, "%s OK authenticated as %s\r\n", tag, r.User)
-								break
-							}
-							fmt.Fprintf(conn, "+ %s\r\n", base64.StdEncoding.EncodeToString(ch))
-							l, err := br.ReadString('\n')
-							if err != nil {
-								return
-							}
-							l = strings.TrimRight(l, "\r\n")
-							if l == "*" {
-								res <- errors.New("client cancelled")
-								fmt.Fprintf(conn, "%s BAD cancelled\r\n", tag)
-								break
-							}
-							if resp, err = base64.StdEncoding.DecodeString(l); err != nil {
-								res <- err
-								fmt.Fprintf(conn, "%s BAD base64\r\n", tag)
-								break
-							}
-						}
-					default:
-						fmt.Fprintf(conn, "%s BAD unknown\r\n", tag)
-					}
-				}
-			}()
-		}
-	}()
-	return ln.Addr().String(), res, func() Result { mu.Lock(); defer mu.Unlock(); return lastRes }
 }
 
 // TestMITClientToAcceptor: Cyrus imtest with an MIT ticket from kinit
@@ -405,9 +339,12 @@ func TestMITClientToAcceptor(t *testing.T) {
 	if imtest == "" || kinit == "" {
 		t.Skip("imtest (cyrus-clients) or kinit (krb5-user) not installed")
 	}
-	a := l.acceptor(t, AcceptorOptions{})
-	addr, results, last := imapAcceptor(t, a)
-	_, port, _ := net.SplitHostPort(addr)
+	srv, err := gssapitest.NewIMAPServer(l.acceptor(t, gssapi.AcceptorOptions{}), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	_, port, _ := net.SplitHostPort(srv.Addr())
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	if out, err := l.cmd(ctx, kinit, "-kt", l.clientsKT, "alice").CombinedOutput(); err != nil {
@@ -431,17 +368,17 @@ func TestMITClientToAcceptor(t *testing.T) {
 			c.Stdin = strings.NewReader("")
 			out, _ := c.CombinedOutput()
 			t.Logf("imtest %v:\n%s", tc.args, out)
-			var err error
+			var got gssapitest.Auth
 			select {
-			case err = <-results:
+			case got = <-srv.Results():
 			case <-ctx.Done():
 				t.Fatalf("no authentication seen; imtest said:\n%s", out)
 			}
-			if tc.ok != (err == nil) {
-				t.Fatalf("server result %v; imtest said:\n%s", err, out)
+			if tc.ok != (got.Err == nil) {
+				t.Fatalf("server result %v; imtest said:\n%s", got.Err, out)
 			}
 			if tc.ok {
-				if r := last(); r.User != "alice" || r.Authzid != tc.authzid || r.Flags&flagMutual == 0 {
+				if r := got.Result; r.User != "alice" || r.Authzid != tc.authzid || r.Flags&0x02 == 0 {
 					t.Errorf("result %+v", r)
 				}
 				if !strings.Contains(string(out), "Authenticated") {
@@ -471,50 +408,8 @@ func TestInitiatorToCyrusMUPDATE(t *testing.T) {
 	}
 	defer conn.Close()
 	conn.SetDeadline(time.Now().Add(30 * time.Second))
-	br := bufio.NewReader(conn)
-	readLine := func() string {
-		l, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatalf("read: %v", err)
-		}
-		return strings.TrimRight(l, "\r\n")
+	status, err := gssapitest.AuthenticateMUPDATE(conn, in.NewClient("mupdate/"+host, ""), func(l string) { t.Log(l) })
+	if err != nil || !strings.HasPrefix(status, "A01 OK") {
+		t.Fatalf("MUPDATE master: %q %v", status, err)
 	}
-	for {
-		l := readLine()
-		if strings.HasPrefix(l, "* OK") {
-			break
-		}
-		if !strings.HasPrefix(l, "* ") {
-			t.Fatalf("banner line %q", l)
-		}
-	}
-	c := in.NewClient("mupdate/"+host, "")
-	_, ir, err := c.Start()
-	if err != nil {
-		t.Fatal(err)
-	}
-	b64 := base64.StdEncoding.EncodeToString(ir)
-	fmt.Fprintf(conn, "A01 AUTHENTICATE \"GSSAPI\" {%d+}\r\n%s\r\n", len(b64), b64)
-	for i := 0; i < 5; i++ {
-		l := readLine()
-		t.Logf("S: %s", l)
-		if strings.HasPrefix(l, "A01 ") {
-			if !strings.HasPrefix(l, "A01 OK") {
-				t.Fatalf("MUPDATE master: %q", l)
-			}
-			return
-		}
-		ch, err := base64.StdEncoding.DecodeString(l)
-		if err != nil {
-			t.Fatalf("continuation %q: %v", l, err)
-		}
-		resp, err := c.Next(ch)
-		if err != nil {
-			fmt.Fprintf(conn, "*\r\n")
-			t.Fatalf("client: %v", err)
-		}
-		t.Logf("C: %s", base64.StdEncoding.EncodeToString(resp))
-		fmt.Fprintf(conn, "%s\r\n", base64.StdEncoding.EncodeToString(resp))
-	}
-	t.Fatal("no tagged answer after 5 rounds")
 }
