@@ -79,10 +79,12 @@ need_root() { [ "$(id -u)" = 0 ] || die "must run as root (it installs packages 
 # ---------------------------------------------------------------------------------------------------------
 # install
 
-pkgs_missing() {
-	local p
+pkgs_missing() { # one dpkg-query for all (each call costs up to a second on a busy machine)
+	local installed p
+	installed=" $(dpkg-query -W -f='${db:Status-Status}:${Package} ' $PACKAGES 2>/dev/null | tr ' ' '\n' |
+		sed -n 's/^installed://p' | tr '\n' ' ') "
 	for p in $PACKAGES; do
-		[ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null)" = installed ] || echo "$p"
+		case $installed in *" $p "*) ;; *) echo "$p" ;; esac
 	done
 }
 
@@ -208,6 +210,12 @@ lab_pids() {
 	return 0
 }
 
+alive() { # pid: exists and is not a zombie
+	local st
+	st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "${st%% *}" != Z ]
+}
+
 stop_lab() {
 	local lab=$1 name pidfile comm pid pids="" left i
 	[ -f "$lab/pids" ] || return 0
@@ -219,7 +227,7 @@ stop_lab() {
 	done < <(tac "$lab/pids")
 	for i in $(seq 1 100); do # bounded: 10 s
 		left=""
-		for pid in $pids; do [ -d "/proc/$pid" ] && left="$left $pid"; done
+		for pid in $pids; do alive "$pid" && left="$left $pid"; done
 		[ -z "$left" ] && break
 		sleep 0.1
 	done
@@ -384,10 +392,12 @@ setup_dovecot() {
 	# a private CA and a server certificate for 127.0.0.1 and localhost
 	(
 		cd "$d/ssl"
-		openssl req -x509 -newkey rsa:2048 -nodes -days 7 -subj "/CN=imapfront integration CA" \
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 7 \
+			-subj "/CN=imapfront integration CA" \
 			-keyout ca.key -out ca.pem -addext basicConstraints=critical,CA:TRUE \
 			-addext keyUsage=critical,keyCertSign,cRLSign
-		openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" -keyout key.pem -out server.csr
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -subj "/CN=localhost" \
+			-keyout key.pem -out server.csr
 		printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n' >server.ext
 		openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 7 -out cert.pem \
 			-extfile server.ext
@@ -517,10 +527,13 @@ cmd_up() {
 
 	setup_rsyslog
 	setup_sasldb
+	log "sasldb written"
 	local i
 	for i in mupdate be1 be2 fe mupdate-gss; do setup_cyrus "$i"; done
 	setup_dovecot
+	log "Cyrus and Dovecot configured, certificates made"
 	setup_kdc
+	log "KDC database and keytabs made"
 	log "configuration written ($(elapsed "$t")s)"
 
 	t=$(date +%s.%N)
@@ -581,8 +594,22 @@ cmd_down() {
 	log "stopped $lab (its logs stay there until the next up)"
 }
 
+# The packages of the real-server run: ./integration/... and every other package that has test files
+# with the integration build tag (e.g. frontend/gssapi), unless IMAPFRONT_IT_PACKAGES names them.
+it_packages() {
+	if [ -n "${IMAPFRONT_IT_PACKAGES:-}" ]; then
+		echo "$IMAPFRONT_IT_PACKAGES"
+		return
+	fi
+	local dirs
+	dirs=$(cd "$REPO" && git ls-files '*_test.go' 2>/dev/null | grep -v '^integration/' |
+		xargs -r grep -l '^//go:build.*\bintegration\b' 2>/dev/null | xargs -r -n1 dirname | sort -u |
+		sed 's|^|./|' | tr '\n' ' ')
+	echo "./integration/... $dirs"
+}
+
 cmd_test() {
-	local lab
+	local lab pkgs
 	lab=$(current_lab) || die "no lab is up: run '$0 up' first"
 	[ -f "$lab/env.sh" ] || die "$lab/env.sh is missing: run '$0 up' first"
 	set -a
@@ -590,8 +617,10 @@ cmd_test() {
 	. "$lab/env.sh"
 	set +a
 	cd "$REPO"
-	log "go test -tags integration -count=1 ./integration/... $*"
-	go test -tags integration -count=1 ./integration/... "$@"
+	pkgs=$(it_packages)
+	log "go test -tags integration -count=1 $* $pkgs"
+	# shellcheck disable=SC2086
+	go test -tags integration -count=1 "$@" $pkgs
 }
 
 cmd_status() {
