@@ -198,14 +198,14 @@ pid_of() { # pidfile comm -> pid if that process is alive and is the expected pr
 # Server processes whose command line names the lab directory (Cyrus services and ctl_* helpers, whose
 # master may have died): ours, found by pid. Only the harness's server programs, never a shell or an editor.
 lab_pids() {
-	local lab=$1 p exe
-	for p in /proc/[0-9]*; do
-		exe=$(readlink "$p/exe" 2>/dev/null) || continue
+	local lab=$1 f pid exe
+	for f in $(grep -alF "$lab/" /proc/[0-9]*/cmdline 2>/dev/null); do
+		pid=${f#/proc/}
+		pid=${pid%/cmdline}
+		exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
 		case $exe in
-		$CYRUS_BIN/* | /usr/lib/dovecot/* | /usr/sbin/dovecot | /usr/sbin/krb5kdc | /usr/sbin/rsyslogd) ;;
-		*) continue ;;
+		$CYRUS_BIN/* | /usr/lib/dovecot/* | /usr/sbin/dovecot | /usr/sbin/krb5kdc | /usr/sbin/rsyslogd) echo "$pid" ;;
 		esac
-		tr '\0' ' ' <"$p/cmdline" 2>/dev/null | grep -qF "$lab/" && echo "${p#/proc/}"
 	done
 	return 0
 }
