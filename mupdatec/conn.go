@@ -139,8 +139,29 @@ type pending struct {
 	cont   chan string     // AUTHENTICATE continuations
 	done   chan result
 	// stream keeps the tag registered after the OK (UPDATE).
-	stream    bool
-	abandoned atomic.Bool
+	stream bool
+	// dataMu makes abandoning wait for a running onData call, so that
+	// a callback never runs after its command returned.
+	dataMu    sync.Mutex
+	abandoned bool
+}
+
+// data calls onData unless the command was abandoned.
+func (p *pending) data(r *Response) {
+	if p.onData == nil {
+		return
+	}
+	p.dataMu.Lock()
+	if !p.abandoned {
+		p.onData(r)
+	}
+	p.dataMu.Unlock()
+}
+
+func (p *pending) abandon() {
+	p.dataMu.Lock()
+	p.abandoned = true
+	p.dataMu.Unlock()
 }
 
 // Conn is one MUPDATE connection. Its methods are safe for concurrent use;
@@ -446,16 +467,12 @@ func (c *Conn) dispatch(r *Response) error {
 	}
 	switch r.Kind {
 	case RespMailbox, RespReserve, RespDelete:
-		if p.onData != nil && !p.abandoned.Load() {
-			p.onData(r)
-		}
+		p.data(r)
 		return nil
 	}
 	// OK, NO, BAD: the command is complete.
 	if p.stream && r.Kind == RespOK {
-		if p.onData != nil && !p.abandoned.Load() {
-			p.onData(r)
-		}
+		p.data(r)
 		st := *r
 		p.done <- result{status: &st}
 		return nil
@@ -513,7 +530,7 @@ func (c *Conn) wait(ctx context.Context, p *pending) error {
 		}
 		return nil
 	case <-ctx.Done():
-		p.abandoned.Store(true)
+		p.abandon()
 		return ctx.Err()
 	}
 }
@@ -628,7 +645,7 @@ func (c *Conn) List(ctx context.Context, locationPrefix string) ([]Entry, error)
 }
 
 // ListFunc is List calling fn for each entry as it arrives (from the
-// reader goroutine: fn must not call methods of c). fn is not called
+// reader goroutine: fn must not wait for a reply on c). fn is not called
 // after ListFunc returns.
 func (c *Conn) ListFunc(ctx context.Context, locationPrefix string, fn func(Entry)) error {
 	var args []string
@@ -675,10 +692,11 @@ func (c *Conn) Logout(ctx context.Context) error {
 // Update sends UPDATE [servers...] and calls fn for the initial dump
 // (UpdateDump, then UpdateDumpDone) and for every later streamed change
 // (UpdatePut, UpdateDelete). fn runs in the reader goroutine, in wire
-// order, and must not call methods of c other than Noop from another
-// goroutine. Update returns when the dump is complete; the stream goes on
-// until the connection ends (see Done and Err). While streaming, only
-// Noop and Logout are legal on c.
+// order, so it must not wait for a reply on c. Update returns when the
+// dump is complete; the stream goes on until the connection ends (see Done
+// and Err); if ctx ends before the dump is complete, the connection is
+// closed. While streaming, only Noop and Logout are legal on c (Cyrus
+// answers anything else with BAD "not legal when streaming").
 func (c *Conn) Update(ctx context.Context, servers []string, fn func(*Update)) error {
 	var u Update
 	p := &pending{name: "UPDATE", stream: true}

@@ -49,6 +49,11 @@ type FollowerOptions struct {
 	MinBackoff, MaxBackoff time.Duration
 	// Rand returns jitter in [0,1); nil uses math/rand/v2.
 	Rand func() float64
+	// KeepAlive is how often a NOOP probes an idle stream (Cyrus drops
+	// streams idle for 180 min; a silent dead peer is noticed this way).
+	// A probe unanswered within KeepAlive/2 ends the connection. Default
+	// 5 min; negative disables. It uses real time, not Clock.
+	KeepAlive time.Duration
 }
 
 // State is what a Follower is doing.
@@ -138,6 +143,9 @@ func NewFollower(opts FollowerOptions) *Follower {
 	}
 	if opts.Rand == nil {
 		opts.Rand = rand.Float64
+	}
+	if opts.KeepAlive == 0 {
+		opts.KeepAlive = 5 * time.Minute
 	}
 	f := &Follower{
 		opts:     opts,
@@ -300,15 +308,35 @@ func (f *Follower) session(ctx context.Context) (streamed bool, err error) {
 		}
 		return committed, err
 	}
-	select {
-	case <-conn.Done():
-		err = conn.Err()
-	case <-ctx.Done():
-		err = ctx.Err()
-	}
+	err = f.stream(ctx, conn)
 	conn.Close()
 	f.stopStreaming(sess)
 	return true, err
+}
+
+// stream waits for the end of the connection, probing it with NOOP.
+func (f *Follower) stream(ctx context.Context, conn *Conn) error {
+	var tick <-chan time.Time
+	if f.opts.KeepAlive > 0 {
+		t := time.NewTicker(f.opts.KeepAlive)
+		defer t.Stop()
+		tick = t.C
+	}
+	for {
+		select {
+		case <-conn.Done():
+			return conn.Err()
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-tick:
+			pctx, cancel := context.WithTimeout(ctx, f.opts.KeepAlive/2)
+			err := conn.Noop(pctx)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				return fmt.Errorf("mupdatec: keepalive NOOP: %w", err)
+			}
+		}
+	}
 }
 
 func (f *Follower) startStreaming(sess *session, n int) {

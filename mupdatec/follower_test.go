@@ -1,10 +1,13 @@
 package mupdatec_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"maps"
+	"net"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -326,5 +329,60 @@ func TestFollowerSyncWaitsForStream(t *testing.T) {
 	<-short.Done()
 	if err := env.f.Sync(short); !errors.Is(err, context.DeadlineExceeded) && err != nil {
 		t.Fatalf("Sync after stop: %v", err)
+	}
+}
+
+// TestFollowerKeepAlive: a master that stops answering (a silent dead
+// peer) is noticed by the keepalive NOOP, and the follower reconnects.
+func TestFollowerKeepAlive(t *testing.T) {
+	clock := newFakeClock()
+	var mu sync.Mutex
+	var pipes []net.Conn
+	dial := func(ctx context.Context) (*mupdatec.Conn, error) {
+		client, server := net.Pipe()
+		mu.Lock()
+		pipes = append(pipes, client, server)
+		mu.Unlock()
+		go func() {
+			defer server.Close()
+			server.Write([]byte(cyrusBanner))
+			r := bufio.NewReader(server)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if tag, ok := strings.CutSuffix(line, " UPDATE\r\n"); ok {
+					server.Write([]byte(tag + " MAILBOX {6+}\r\nshared {3+}\r\nbe1 {0+}\r\n\r\n" + tag + " OK \"streaming starts\"\r\n"))
+				}
+				// NOOP is never answered.
+			}
+		}()
+		return mupdatec.NewConn(ctx, client, nil)
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range pipes {
+			p.Close()
+		}
+	})
+	sink := newMapSink()
+	f := mupdatec.NewFollower(mupdatec.FollowerOptions{
+		Dial: dial, Sink: sink, Clock: clock, KeepAlive: 20 * time.Millisecond, Rand: func() float64 { return 0 },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := f.WaitReady(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	clock.nextWait(t)
+	if st := f.Status(); st.State != mupdatec.StateBackoff || !errors.Is(st.LastError, context.DeadlineExceeded) {
+		t.Fatalf("status %+v", st)
+	}
+	if _, ok := sink.snapshot()["shared"]; !ok {
+		t.Fatal("replica lost")
 	}
 }
