@@ -278,6 +278,7 @@ func (p *Policy) ListRights(identifier, internal string) (required, optional Rig
 type aclInfo struct {
 	raw  string
 	ents []ACLEntry
+	one  [1]ACLEntry // backs ents for the common one-entry ACL
 	refs int32
 }
 
@@ -308,6 +309,11 @@ func newACLInfo(raw string) *aclInfo {
 			e.ID, e.Negative = id[1:], true
 		}
 		a.ents = append(a.ents, e)
+	}
+	if len(a.ents) == 1 {
+		a.one[0] = a.ents[0]
+		a.ents = a.one[:]
+		return a
 	}
 	slices.SortStableFunc(a.ents, func(x, y ACLEntry) int { return strings.Compare(x.ID, y.ID) })
 	a.ents = slices.Clip(a.ents)
@@ -348,7 +354,12 @@ func (p *Policy) entryRights(user string, ids []string, internal string, a *aclI
 		return AllRights
 	}
 	if ids == nil {
-		ids = p.identities(user)
+		if p.Groups != nil {
+			ids = p.identities(user)
+		} else {
+			var buf [2]string
+			ids = append(buf[:0], user, "anyone")
+		}
 	}
 	r := a.rights(ids)
 	if owner, _ := SplitInternal(internal); owner != "" && owner == user {

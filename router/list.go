@@ -260,8 +260,8 @@ func (r *Replica) List(user, ref, pattern string, opts ListOptions) []ListItem {
 	ls := &lister{ns: ns, pol: pol, user: user, lit: literalPrefix(full), subs: opts.Subscribed}
 	st := r.cur.Load()
 	if pol.IsAdmin(user) {
-		st.groups.Range(func(k, v any) bool {
-			ls.scanGroup(k.(string), v.(*group), true)
+		st.tab.Load().each(func(g *group) bool {
+			ls.scanGroup(g.key, g, true)
 			return true
 		})
 	} else {

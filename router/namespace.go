@@ -43,8 +43,11 @@ const (
 //	Shared Folders/shared/announcements    shared.announcements
 //
 // "INBOX/x" follows Cyrus (mbname_from_extname with altnamespace): INBOX
-// children are an ordinary personal folder named "INBOX" (upper-cased)
-// below user.<uid>; they are not the top-level folders. Names stay in
+// children are below an ordinary personal folder named "INBOX"
+// (upper-cased) under user.<uid>; they are not the top-level folders. The
+// folder user.<uid>.INBOX itself (and other spellings such as "Inbox", or
+// personal folders named like a namespace prefix) has no client name here:
+// Cyrus shows those under its "altprefix", which imapfront does not offer. Names stay in
 // modified UTF-7, which must be valid and canonical.
 //
 // A Namespace is immutable and safe for concurrent use.
@@ -171,51 +174,76 @@ func (ns *Namespace) ToInternal(user, name string) (string, error) {
 	if name == "" {
 		return "", fmt.Errorf("%w: empty name", ErrInvalidName)
 	}
-	comps := strings.Split(name, string(ns.sep))
-	for _, c := range comps {
-		if err := ns.checkComponent(c); err != nil {
+	// Validate every level; remember where the first two end.
+	end1, end2 := -1, -1
+	for start := 0; ; {
+		i := strings.IndexByte(name[start:], ns.sep)
+		end := len(name)
+		if i >= 0 {
+			end = start + i
+		}
+		if err := ns.checkComponent(name[start:end]); err != nil {
 			return "", err
 		}
+		if end1 < 0 {
+			end1 = end
+		} else if end2 < 0 {
+			end2 = end
+		}
+		if i < 0 {
+			break
+		}
+		start = end + 1
 	}
 	var b strings.Builder
-	b.Grow(len(name) + len(user) + 6)
-	writeRest := func(cs []string) {
-		for _, c := range cs {
-			b.WriteByte('.')
-			b.WriteString(toInternalComp(c))
+	// conv writes client levels as internal ones: separator -> '.', '.' -> '^'.
+	conv := func(s string) {
+		for i := 0; i < len(s); i++ {
+			switch c := s[i]; c {
+			case ns.sep:
+				b.WriteByte('.')
+			case '.':
+				b.WriteByte('^')
+			default:
+				b.WriteByte(c)
+			}
 		}
 	}
-	switch first := comps[0]; {
-	case first == ns.other:
-		if len(comps) < 2 {
+	first := name[:end1]
+	switch {
+	case first == ns.other || first == ns.shared:
+		if end1 == len(name) {
 			return "", fmt.Errorf("%w: %q is a namespace prefix, not a mailbox", ErrInvalidName, first)
 		}
-		b.WriteString(userPrefix + ".")
-		b.WriteString(toInternalComp(comps[1]))
-		writeRest(comps[2:])
-	case first == ns.shared:
-		if len(comps) < 2 {
-			return "", fmt.Errorf("%w: %q is a namespace prefix, not a mailbox", ErrInvalidName, first)
+		rest := name[end1+1:]
+		if first == ns.shared {
+			if top := name[end1+1 : end2]; top == userPrefix || top == DeletedPrefix {
+				return "", fmt.Errorf("%w: shared name %q is reserved", ErrInvalidName, top)
+			}
+			b.Grow(len(rest))
+		} else {
+			b.Grow(len(rest) + len(userPrefix) + 1)
+			b.WriteString(userPrefix + ".")
 		}
-		if top := comps[1]; top == userPrefix || top == DeletedPrefix {
-			return "", fmt.Errorf("%w: shared name %q is reserved", ErrInvalidName, top)
-		}
-		b.WriteString(toInternalComp(comps[1]))
-		writeRest(comps[2:])
+		conv(rest)
 	default:
 		uc, err := ns.userComp(user)
 		if err != nil {
 			return "", err
 		}
+		b.Grow(len(name) + len(uc) + len(userPrefix) + 2)
 		b.WriteString(userPrefix + ".")
 		b.WriteString(uc)
-		if strings.EqualFold(first, "INBOX") {
-			if len(comps) == 1 {
+		if IsInbox(first) {
+			if end1 == len(name) {
 				return b.String(), nil
 			}
-			comps[0] = "INBOX"
+			b.WriteString(".INBOX.")
+			conv(name[end1+1:])
+		} else {
+			b.WriteByte('.')
+			conv(name)
 		}
-		writeRest(comps)
 	}
 	return b.String(), nil
 }
@@ -266,7 +294,8 @@ func (ns *Namespace) ToClient(user, internal string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		if first == ns.other || first == ns.shared || (first != "INBOX" && strings.EqualFold(first, "INBOX")) {
+		if first == ns.other || first == ns.shared || (first == "INBOX" && len(comps) == 3) ||
+			(first != "INBOX" && strings.EqualFold(first, "INBOX")) {
 			// Cyrus would show these under its altprefix; we do not.
 			return "", ErrNotRepresentable
 		}

@@ -90,7 +90,7 @@ func TestNotRepresentable(t *testing.T) {
 	ns := DefaultNamespace()
 	for _, n := range []string{
 		"DELETED.user.alice.Renamed1.6B0330F1", "user", "user..x", "user.alice.a/b",
-		"user.alice.Other Users", "user.alice.Shared Folders.x", "a..b", ".a", "a.", "user.alice.x*",
+		"user.alice.Other Users", "user.alice.INBOX", "user.alice.Shared Folders.x", "a..b", ".a", "a.", "user.alice.x*",
 	} {
 		if got, err := ns.ToClient("alice", n); !errors.Is(err, ErrNotRepresentable) {
 			t.Errorf("ToClient(%q) = %q, %v", n, got, err)

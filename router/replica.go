@@ -2,6 +2,7 @@ package router
 
 import (
 	"errors"
+	"hash/maphash"
 	"log/slog"
 	"slices"
 	"strings"
@@ -78,13 +79,6 @@ type entry struct {
 	reserved  bool
 }
 
-// group holds the mailboxes of one hierarchy (user.<uid> and its children,
-// or one top-level shared name and its children) sorted in hierarchy order.
-// A published group is never modified: writers replace it.
-type group struct {
-	entries []entry
-}
-
 // idRef says that n mailboxes of a group name an ACL identifier.
 type idRef struct {
 	group string
@@ -100,11 +94,10 @@ type idIndex struct {
 // state is one generation of the replica. A full resync builds a new state
 // and swaps it in; streamed changes are applied to the current one.
 type state struct {
-	groups sync.Map            // group key -> *group
-	acls   map[string]*aclInfo // interned ACLs; writer side only
-	byID   sync.Map            // ACL identifier -> *idIndex
-	n      atomic.Int64
-	ngroup atomic.Int64
+	tab  atomic.Pointer[table]
+	acls map[string]*aclInfo // interned ACLs; writer side only
+	byID sync.Map            // ACL identifier -> *idIndex
+	n    atomic.Int64
 }
 
 // Replica is an in-memory copy of the MUPDATE mailbox database.
@@ -130,7 +123,9 @@ type Replica struct {
 func NewReplica(opts Options) *Replica {
 	opts.fill()
 	r := &Replica{opts: opts}
-	r.cur.Store(&state{acls: make(map[string]*aclInfo)})
+	st := &state{acls: make(map[string]*aclInfo)}
+	st.tab.Store(newTable(maphash.MakeSeed(), 0))
+	r.cur.Store(st)
 	return r
 }
 
@@ -247,7 +242,7 @@ func (r *Replica) Put(name string, reserved bool, location, acl string) {
 	}
 	r.checkACL(name, acl)
 	st := r.cur.Load()
-	st.put(makeEntry(strings.Clone(name), reserved, location, acl, st.acls))
+	st.put(makeEntry(name, reserved, location, acl, st.acls))
 }
 
 // Delete removes name if present (mupdatec.Sink.Delete).
@@ -270,11 +265,37 @@ func (r *Replica) checkACL(name, acl string) {
 	}
 }
 
-func (st *state) loadGroup(key string) *group {
-	if v, ok := st.groups.Load(key); ok {
-		return v.(*group)
+func (st *state) loadGroup(key string) *group { return st.tab.Load().get(key) }
+
+// storeGroup publishes a group (nil: removes it); writer only.
+func (st *state) storeGroup(key string, g *group) {
+	t := st.tab.Load()
+	if g != nil {
+		g.key = key
 	}
-	return nil
+	t.set(key, g)
+	if nt := t.grown(); nt != t {
+		st.tab.Store(nt)
+	}
+}
+
+// packNames copies the names of a group's entries into one string, so
+// that a group is a few cache lines and one allocation, not one per name.
+func packNames(es []entry) {
+	n := 0
+	for i := range es {
+		n += len(es[i].name)
+	}
+	var b strings.Builder
+	b.Grow(n)
+	for i := range es {
+		b.WriteString(es[i].name)
+	}
+	s := b.String()
+	for i := range es {
+		l := len(es[i].name)
+		es[i].name, s = s[:l], s[l:]
+	}
 }
 
 func (st *state) put(e entry) {
@@ -296,17 +317,15 @@ func (st *state) put(e entry) {
 		ne = append(ne, old[i:]...)
 		st.n.Add(1)
 	}
-	if g == nil {
-		key = groupKey(e.name) // a substring of the stored name
-		st.ngroup.Add(1)
-	}
+	packNames(ne)
+	key = ne[0].name[:len(key)] // shares the group's memory
 	newACL := e.acl
 	if oldACL != newACL {
 		// Add new identifiers before publishing, remove old ones after, so
 		// that a concurrent LIST never misses a visible mailbox.
 		indexedIDs(key, newACL, func(id string) { st.addRef(id, key, 1) })
 	}
-	st.groups.Store(key, &group{entries: ne})
+	st.storeGroup(key, &group{entries: ne})
 	if oldACL != newACL {
 		indexedIDs(key, oldACL, func(id string) { st.addRef(id, key, -1) })
 	}
@@ -327,13 +346,13 @@ func (st *state) delete(name string) {
 	}
 	oldACL := g.entries[i].acl
 	if len(g.entries) == 1 {
-		st.groups.Delete(key)
-		st.ngroup.Add(-1)
+		st.storeGroup(key, nil)
 	} else {
 		ne := make([]entry, 0, len(g.entries)-1)
 		ne = append(ne, g.entries[:i]...)
 		ne = append(ne, g.entries[i+1:]...)
-		st.groups.Store(key, &group{entries: ne})
+		packNames(ne)
+		st.storeGroup(key, &group{entries: ne})
 	}
 	st.n.Add(-1)
 	indexedIDs(key, oldACL, func(id string) { st.addRef(id, key, -1) })
@@ -390,7 +409,6 @@ func (l *Loader) Put(name string, reserved bool, location, acl string) {
 		return
 	}
 	l.r.checkACL(name, acl)
-	name = strings.Clone(name)
 	key := groupKey(name)
 	l.groups[key] = append(l.groups[key], makeEntry(name, reserved, location, acl, l.acls))
 }
@@ -403,6 +421,7 @@ func (l *Loader) Commit() {
 	}
 	l.done = true
 	st := &state{acls: l.acls}
+	tab := newTable(maphash.MakeSeed(), len(l.groups))
 	type acc struct{ refs []idRef }
 	ids := make(map[string]*acc)
 	var n int64
@@ -418,8 +437,10 @@ func (l *Loader) Commit() {
 			out = append(out, es[i])
 		}
 		es = slices.Clip(out)
+		packNames(es)
+		key = es[0].name[:len(key)]
 		n += int64(len(es))
-		st.groups.Store(key, &group{entries: es})
+		tab.set(key, &group{key: key, entries: es})
 		for _, e := range es {
 			indexedIDs(key, e.acl, func(id string) {
 				a := ids[id]
@@ -440,7 +461,7 @@ func (l *Loader) Commit() {
 		st.byID.Store(id, &idIndex{refs: slices.Clip(a.refs)})
 	}
 	st.n.Store(n)
-	st.ngroup.Store(int64(len(l.groups)))
+	st.tab.Store(tab)
 	l.groups, l.acls = nil, nil
 	l.r.wmu.Lock()
 	l.r.cur.Store(st)
