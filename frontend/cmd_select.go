@@ -216,6 +216,11 @@ func (sess *session) cmdIdle(cmd *command) error {
 				// then says BYE.
 				line, err = []byte("DONE"), nil
 			}
+			if err != nil {
+				// The client is gone: abandon the backend connection
+				// so the relay returns.
+				pc.c.Close()
+			}
 			if err == nil {
 				// Whatever the client sent ends the IDLE; RFC 2177
 				// allows only DONE.

@@ -25,6 +25,9 @@ type pooledConn struct {
 // demand. It belongs to one session goroutine: no locking.
 type pool struct {
 	s     *Server
+	// ctx is the session's context: when it ends, every backend
+	// connection is closed, which unblocks a relay in progress.
+	ctx   context.Context
 	conns map[string]*pooledConn
 	// login is how to log in; set after the client authenticated.
 	user     string
@@ -34,8 +37,13 @@ type pool struct {
 	id     string
 }
 
-func newPool(s *Server) *pool {
-	return &pool{s: s, conns: make(map[string]*pooledConn)}
+func newPool(ctx context.Context, s *Server) *pool {
+	return &pool{s: s, ctx: ctx, conns: make(map[string]*pooledConn)}
+}
+
+// track closes c when the session ends.
+func (p *pool) track(c *backend.Conn) {
+	context.AfterFunc(p.ctx, func() { c.Close() })
 }
 
 // get returns the session's connection to server, dialing it if needed.
@@ -60,6 +68,7 @@ func (p *pool) get(ctx context.Context, server string) (*pooledConn, error) {
 	if err != nil {
 		return nil, err
 	}
+	p.track(c)
 	pc := &pooledConn{b: b, c: c, lastUsed: time.Now(), enabled: map[string]bool{}}
 	if err := p.prepare(ctx, pc); err != nil {
 		c.Close()
@@ -77,6 +86,7 @@ func (p *pool) adopt(server string, c *backend.Conn) {
 		c.Close()
 		return
 	}
+	p.track(c)
 	p.conns[server] = &pooledConn{b: b, c: c, lastUsed: time.Now(), enabled: map[string]bool{}}
 }
 

@@ -69,7 +69,7 @@ func newSession(s *Server, nc net.Conn, implicitTLS bool) *session {
 		tls:    implicitTLS,
 		ctx:    ctx,
 		cancel: cancel,
-		pool:   newPool(s),
+		pool:   newPool(ctx, s),
 	}
 	sess.log = s.log.With("session", id, "client", nc.RemoteAddr().String())
 	sess.setConn(nc)

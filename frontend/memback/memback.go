@@ -40,6 +40,8 @@ type Server struct {
 	mu    sync.Mutex
 	users map[string]*user
 	done  chan struct{}
+	// idlers are notified after Append, so IDLE reports it (see Idle).
+	idlers map[chan struct{}]struct{}
 }
 
 type user struct {
@@ -57,7 +59,7 @@ func Start(opts Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{opts: opts, ln: ln, users: make(map[string]*user), done: make(chan struct{})}
+	s := &Server{opts: opts, ln: ln, users: make(map[string]*user), done: make(chan struct{}), idlers: make(map[chan struct{}]struct{})}
 	s.srv = imapserver.New(&imapserver.Options{
 		NewSession: func(*imapserver.Conn) (imapserver.Session, *imapserver.GreetingData, error) {
 			return &session{srv: s}, nil, nil
@@ -127,6 +129,14 @@ func (s *Server) Append(username, mailbox string, msg []byte, flags []imap.Flag,
 		return fmt.Errorf("memback: no user %q", username)
 	}
 	_, err := u.mem.Append(mailbox, literal{bytes.NewReader(msg)}, &imap.AppendOptions{Flags: flags, Time: date})
+	s.mu.Lock()
+	for ch := range s.idlers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+	s.mu.Unlock()
 	return err
 }
 
@@ -185,4 +195,35 @@ func (sess *session) Authenticate(mech string) (sasl.Server, error) {
 		sess.UserSession = imapmemserver.NewUserSession(u.mem)
 		return nil
 	}), nil
+}
+
+// Idle reports mailbox changes while the client idles. go-imap's own
+// tracker registers for updates only after the server has sent "+ idling",
+// so a change made right after the continuation could go unreported until
+// the next one; this version subscribes first, then flushes what is
+// already queued, then waits.
+func (sess *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
+	ch := make(chan struct{}, 1)
+	s := sess.srv
+	s.mu.Lock()
+	s.idlers[ch] = struct{}{}
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.idlers, ch)
+		s.mu.Unlock()
+	}()
+	if err := sess.UserSession.Poll(w, true); err != nil {
+		return err
+	}
+	for {
+		select {
+		case <-ch:
+			if err := sess.UserSession.Poll(w, true); err != nil {
+				return err
+			}
+		case <-stop:
+			return nil
+		}
+	}
 }
