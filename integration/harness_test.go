@@ -184,6 +184,28 @@ func TestMUPDATEMaster(t *testing.T) {
 	}
 }
 
+// TestMUPDATEProcess: MUPDATE_PIDFILE leads to the master's running mupdate
+// process (the one a reconnection test kills with env.KillMUPDATE). Signal 0
+// only checks that it could be signalled; nothing is killed here.
+func TestMUPDATEProcess(t *testing.T) {
+	env := itenv.Load(t)
+	pid, err := env.MUPDATEPID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	args := strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00")
+	if !strings.HasSuffix(args[0], "/mupdate") || !slices.Contains(args, "-m") {
+		t.Errorf("pid %d runs %q, want the MUPDATE master (mupdate ... -m)", pid, args)
+	}
+	if got, err := env.KillMUPDATE(0); err != nil || got != pid {
+		t.Errorf("KillMUPDATE(0) = %d, %v; want %d", got, err, pid)
+	}
+}
+
 // TestMUPDATESlaveBanner: the Cyrus front end's MUPDATE slave names its master.
 func TestMUPDATESlaveBanner(t *testing.T) {
 	env := itenv.Load(t)

@@ -155,6 +155,11 @@ install_dovecot() {
 	dovecot_ready || die "unpacked Dovecot lacks usr/sbin/dovecot or usr/lib/dovecot/imap"
 }
 
+install_all() {
+	install_packages
+	install_dovecot
+}
+
 ensure_system_user() {
 	id -u "$1" >/dev/null 2>&1 ||
 		useradd --system --user-group --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$1"
@@ -168,8 +173,7 @@ cmd_install() {
 	if [ -z "$(pkgs_missing)" ] && dovecot_ready; then
 		log "packages already installed"
 	else
-		with_policy_rc_d install_packages
-		with_policy_rc_d install_dovecot
+		with_policy_rc_d install_all
 	fi
 	ensure_system_user dovecot
 	ensure_system_user dovenull
@@ -604,7 +608,7 @@ it_packages() {
 	local dirs
 	dirs=$(cd "$REPO" && git ls-files '*_test.go' 2>/dev/null | grep -v '^integration/' |
 		xargs -r grep -l '^//go:build.*\bintegration\b' 2>/dev/null | xargs -r -n1 dirname | sort -u |
-		sed 's|^|./|' | tr '\n' ' ')
+		sed 's|^|./|' | tr '\n' ' ') || true
 	echo "./integration/... $dirs"
 }
 
