@@ -531,6 +531,10 @@ func (d *Decoder) untagged(r *Response, kw []byte) {
 // holding only a tag (Cyrus answers `* BAD "Need command"`).
 var ErrNeedCommand = fmt.Errorf("%w: need command", ErrProtocol)
 
+// maxCommandArgs bounds the arguments of one command (UPDATE takes the
+// most: up to 30 server names).
+const maxCommandArgs = 64
+
 // ReadCommand reads one client command into c (server side). On
 // ErrNeedCommand the decoder stays usable; any other error is sticky.
 func (d *Decoder) ReadCommand(c *Command) error {
@@ -549,6 +553,10 @@ func (d *Decoder) ReadCommand(c *Command) error {
 	}
 	c.Name = string(bytes.ToUpper(name))
 	for d.err == nil && d.SP() {
+		if len(c.Args) >= maxCommandArgs {
+			d.fail("more than %d arguments", maxCommandArgs)
+			break
+		}
 		if d.pos < len(d.line) && (d.line[d.pos] == '"' || d.line[d.pos] == '{') {
 			var s string
 			if d.ExpectString(&s) {

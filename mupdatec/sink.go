@@ -9,6 +9,14 @@ package mupdatec
 
 // A Sink receives the mailbox database from a Follower.
 //
+// The Follower calls the sink and its loaders from one goroutine at a time
+// (the reader of its current connection), never concurrently. The dump of
+// each (re)connection goes to a fresh Loader from StartResync, committed
+// when the dump is complete and discarded if the connection fails first;
+// after a Commit, streamed changes arrive as Put and Delete. Because Cyrus
+// batches changes and sends the current state at flush time, the same
+// Put may arrive several times and a Delete may name an absent entry.
+//
 // Every entry is the current state of one mailbox name: Put is an
 // idempotent upsert, Delete removes the name if present. Put and Delete are
 // called from one goroutine at a time.
