@@ -279,15 +279,15 @@ func (r *Replica) List(user, ref, pattern string, opts ListOptions) []ListItem {
 			if !ok {
 				continue
 			}
-			for _, ref := range v.(*idIndex).refs {
-				if seen[ref.group] {
-					continue
+			v.(*idIndex).each(func(key string) {
+				if seen[key] {
+					return
 				}
-				seen[ref.group] = true
-				if g := st.loadGroup(ref.group); g != nil {
-					ls.scanGroup(ref.group, g, false)
+				seen[key] = true
+				if g := st.loadGroup(key); g != nil {
+					ls.scanGroup(key, g, false)
 				}
-			}
+			})
 		}
 	}
 	return buildList(ns, ls.vis, full, opts.Subscribed != nil)

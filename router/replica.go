@@ -86,9 +86,32 @@ type idRef struct {
 }
 
 // idIndex lists the groups whose ACLs name one identifier, sorted by group
-// key. Immutable once published.
+// key, in chunks of at most maxChunk so that a change copies one chunk and
+// the chunk list, not the whole list. Immutable once published.
 type idIndex struct {
-	refs []idRef
+	chunks [][]idRef
+}
+
+const maxChunk = 128
+
+// each calls f for every group key.
+func (x *idIndex) each(f func(group string)) {
+	for _, c := range x.chunks {
+		for _, r := range c {
+			f(r.group)
+		}
+	}
+}
+
+// chunked splits sorted refs into chunks of half the maximum size.
+func chunked(refs []idRef) [][]idRef {
+	var out [][]idRef
+	for len(refs) > 0 {
+		n := min(len(refs), maxChunk/2)
+		out = append(out, slices.Clip(refs[:n]))
+		refs = refs[n:]
+	}
+	return out
 }
 
 // state is one generation of the replica. A full resync builds a new state
@@ -214,9 +237,11 @@ func release(intern map[string]*aclInfo, a *aclInfo) {
 	}
 }
 
-// indexedIDs calls f for each positive identifier of acl that must be
-// indexed for a mailbox of the given group: all but the hierarchy's owner
-// (whose mailboxes are found through the owner's own group).
+// indexedIDs calls f for each identifier of acl that must be indexed for a
+// mailbox of the given group: those of positive entries granting 'l'
+// (only they can make a mailbox visible; "anyone p" for plus-addressing
+// must not make every LIST scan every INBOX), except the hierarchy's owner,
+// whose mailboxes are found through the owner's own group.
 func indexedIDs(key string, acl *aclInfo, f func(id string)) {
 	if acl == nil {
 		return
@@ -224,7 +249,7 @@ func indexedIDs(key string, acl *aclInfo, f func(id string)) {
 	owner, _ := SplitInternal(key)
 	prev := ""
 	for _, e := range acl.ents {
-		if !e.Negative && e.ID != owner && e.ID != prev {
+		if !e.Negative && e.Rights&RightLookup != 0 && e.ID != owner && e.ID != prev {
 			f(e.ID)
 			prev = e.ID
 		}
@@ -361,32 +386,52 @@ func (st *state) delete(name string) {
 
 // addRef adjusts the count of mailboxes of group key that name id.
 func (st *state) addRef(id, key string, d int32) {
-	var old []idRef
+	var chunks [][]idRef
 	if v, ok := st.byID.Load(id); ok {
-		old = v.(*idIndex).refs
+		chunks = v.(*idIndex).chunks
 	}
+	if len(chunks) == 0 {
+		if d > 0 {
+			st.byID.Store(id, &idIndex{chunks: [][]idRef{{{group: strings.Clone(key), n: d}}}})
+		}
+		return
+	}
+	ci, _ := slices.BinarySearchFunc(chunks, key, func(c []idRef, k string) int { return strings.Compare(c[len(c)-1].group, k) })
+	ci = min(ci, len(chunks)-1)
+	old := chunks[ci]
 	i, found := slices.BinarySearchFunc(old, key, func(r idRef, k string) int { return strings.Compare(r.group, k) })
+	var nc []idRef
 	switch {
 	case found && old[i].n+d > 0:
-		ne := slices.Clone(old)
-		ne[i].n += d
-		st.byID.Store(id, &idIndex{refs: ne})
+		nc = slices.Clone(old)
+		nc[i].n += d
 	case found:
-		if len(old) == 1 {
-			st.byID.Delete(id)
-			return
-		}
-		ne := make([]idRef, 0, len(old)-1)
-		ne = append(ne, old[:i]...)
-		ne = append(ne, old[i+1:]...)
-		st.byID.Store(id, &idIndex{refs: ne})
+		nc = make([]idRef, 0, len(old)-1)
+		nc = append(nc, old[:i]...)
+		nc = append(nc, old[i+1:]...)
 	case d > 0:
-		ne := make([]idRef, 0, len(old)+1)
-		ne = append(ne, old[:i]...)
-		ne = append(ne, idRef{group: strings.Clone(key), n: d})
-		ne = append(ne, old[i:]...)
-		st.byID.Store(id, &idIndex{refs: ne})
+		nc = make([]idRef, 0, len(old)+1)
+		nc = append(nc, old[:i]...)
+		nc = append(nc, idRef{group: strings.Clone(key), n: d})
+		nc = append(nc, old[i:]...)
+	default:
+		return
 	}
+	var out [][]idRef
+	switch {
+	case len(nc) == 0 && len(chunks) == 1:
+		st.byID.Delete(id)
+		return
+	case len(nc) == 0:
+		out = slices.Delete(slices.Clone(chunks), ci, ci+1)
+	case len(nc) > maxChunk:
+		out = slices.Clone(chunks)
+		out = slices.Replace(out, ci, ci+1, chunked(nc)...)
+	default:
+		out = slices.Clone(chunks)
+		out[ci] = nc
+	}
+	st.byID.Store(id, &idIndex{chunks: out})
 }
 
 // Loader receives one full dump (mupdatec.Loader). The replica keeps
@@ -458,7 +503,7 @@ func (l *Loader) Commit() {
 	}
 	for id, a := range ids {
 		slices.SortFunc(a.refs, func(x, y idRef) int { return strings.Compare(x.group, y.group) })
-		st.byID.Store(id, &idIndex{refs: slices.Clip(a.refs)})
+		st.byID.Store(id, &idIndex{chunks: chunked(a.refs)})
 	}
 	st.n.Store(n)
 	st.tab.Store(tab)

@@ -2,6 +2,8 @@ package router
 
 import (
 	"hash/maphash"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 )
@@ -39,4 +41,47 @@ func TestTable(t *testing.T) {
 	if n != 500 || tab.n != 500 {
 		t.Errorf("each saw %d, n=%d", n, tab.n)
 	}
+}
+
+func TestIndexChunks(t *testing.T) {
+	r := NewReplica(Options{})
+	rng := rand.New(rand.NewPCG(7, 8))
+	perm := rng.Perm(300)
+	for _, i := range perm {
+		r.Put("sh"+strconv.Itoa(i), false, be1, "anyone\tlr\t")
+		r.Put("user.u"+strconv.Itoa(i), false, be1, "u"+strconv.Itoa(i)+"\tlrswipkxtecdan\tanyone\tp\t")
+	}
+	check := func(want int) {
+		t.Helper()
+		v, ok := r.cur.Load().byID.Load("anyone")
+		if want == 0 {
+			if ok {
+				t.Fatal("empty index kept")
+			}
+			return
+		}
+		var keys []string
+		for _, c := range v.(*idIndex).chunks {
+			if len(c) == 0 || len(c) > maxChunk {
+				t.Fatalf("chunk of %d", len(c))
+			}
+			for _, ref := range c {
+				keys = append(keys, ref.group)
+			}
+		}
+		if len(keys) != want || !slices.IsSorted(keys) {
+			t.Fatalf("index holds %d keys (sorted %v), want %d", len(keys), slices.IsSorted(keys), want)
+		}
+		if got := len(r.List("eve", "", "*", ListOptions{})); got != want {
+			t.Fatalf("eve sees %d, want %d", got, want)
+		}
+	}
+	check(300) // "anyone p" on INBOXes is not indexed
+	for k, i := range rng.Perm(300) {
+		r.Delete("sh" + strconv.Itoa(i))
+		if k%50 == 0 {
+			check(299 - k)
+		}
+	}
+	check(0)
 }
