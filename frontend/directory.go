@@ -3,6 +3,8 @@ package frontend
 import (
 	"errors"
 	"strings"
+
+	"github.com/imapfront/imapfront/router"
 )
 
 // ErrNoSuchMailbox is returned by a Directory for a mailbox that does not
@@ -26,6 +28,14 @@ type Mailbox struct {
 	// Path is the mailbox's name inside the owner's hierarchy with "."
 	// separators ("" for INBOX, "Projects.Murder"), or the shared name.
 	Path string
+	// Partition is the location's part after the first '!'.
+	Partition string
+	// ACL is the stored Cyrus ACL string.
+	ACL string
+	// Rights are the session user's rights on the mailbox.
+	Rights router.Rights
+	// Name is the client name (set by Children).
+	Name string
 }
 
 // ListItem is one LIST or LSUB answer line.
@@ -51,6 +61,11 @@ type Directory interface {
 	// Namespace returns the prefixes for the NAMESPACE response: other
 	// users' and shared (each with the separator appended).
 	Namespace() (otherUsers, shared string)
+	// ToInternal translates a client name to the internal name, whether
+	// or not the mailbox exists (ErrInvalidName if it cannot be one).
+	ToInternal(user, name string) (string, error)
+	// Children returns the mailboxes below a client name.
+	Children(user, name string) ([]Mailbox, error)
 }
 
 // nativeName returns the name of mb on backend b for a session of user:

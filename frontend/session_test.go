@@ -13,49 +13,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/frontend/memback"
+	"github.com/imapfront/imapfront/router"
 )
-
-// staticDir is a Directory over a fixed table, for session tests that do
-// not need the router.
-type staticDir struct {
-	// boxes maps user -> client name -> mailbox.
-	boxes map[string]map[string]Mailbox
-	home  map[string]string
-}
-
-func (d *staticDir) Resolve(user, name string) (Mailbox, error) {
-	if strings.EqualFold(name, "INBOX") {
-		name = "INBOX"
-	}
-	if strings.Contains(name, "*") {
-		return Mailbox{}, ErrInvalidName
-	}
-	mb, ok := d.boxes[user][name]
-	if !ok {
-		return Mailbox{}, ErrNoSuchMailbox
-	}
-	return mb, nil
-}
-
-func (d *staticDir) List(user, ref, pattern string, subscribed map[string]bool) []ListItem {
-	var out []ListItem
-	for _, name := range []string{"INBOX", "Sent", "Other Users/bob"} {
-		if _, ok := d.boxes[user][name]; !ok {
-			continue
-		}
-		if subscribed != nil && !subscribed[name] {
-			continue
-		}
-		if pattern == "*" || pattern == name {
-			out = append(out, ListItem{Name: name, Attrs: []string{`\HasNoChildren`}})
-		}
-	}
-	return out
-}
-
-func (d *staticDir) Home(user string) (string, bool) { s, ok := d.home[user]; return s, ok }
-func (d *staticDir) Separator() byte                 { return '/' }
-func (d *staticDir) Namespace() (string, string)     { return "Other Users/", "Shared Folders/" }
 
 const msg1 = "From: a@example.org\r\nSubject: one\r\n\r\nfirst message\r\n"
 
@@ -63,7 +22,7 @@ type fixture struct {
 	srv      *Server
 	addr     string
 	a, b     *memback.Server
-	dir      *staticDir
+	replica  *router.Replica
 	backends map[string]*Backend
 }
 
@@ -88,23 +47,18 @@ func newFixture(t *testing.T, mutate func(*Options)) *fixture {
 		"be-a": {Server: "be-a", Dial: backend.Options{Addr: a.Addr()}, ProxyUser: "proxy", ProxyPassword: "proxypw", Separator: '/'},
 		"be-b": {Server: "be-b", Dial: backend.Options{Addr: b.Addr()}, ProxyUser: "proxy", ProxyPassword: "proxypw", Separator: '/', ReferralHost: "b.example.org"},
 	}
-	dir := &staticDir{
-		boxes: map[string]map[string]Mailbox{
-			"alice": {
-				"INBOX":   {Internal: "user.alice", Server: "be-a", Owner: "alice"},
-				"Sent":    {Internal: "user.alice.Sent", Server: "be-a", Owner: "alice", Path: "Sent"},
-				"Archive": {Internal: "user.alice.Archive", Server: "be-b", Owner: "alice", Path: "Archive"},
-			},
-			"bob": {"INBOX": {Internal: "user.bob", Server: "be-b", Owner: "bob"}},
-		},
-		home: map[string]string{"alice": "be-a", "bob": "be-b"},
-	}
+	replica := router.NewReplica(router.Options{})
+	own := func(u string) string { return u + "\tlrswipkxtean\t" }
+	replica.Put("user.alice", false, "be-a!default", own("alice"))
+	replica.Put("user.alice.Sent", false, "be-a!default", own("alice"))
+	replica.Put("user.alice.Archive", false, "be-b!default", own("alice"))
+	replica.Put("user.bob", false, "be-b!default", own("bob"))
 	opts := Options{
 		Hostname:       "test.front",
 		Logger:         testLogger(t),
 		AllowPlaintext: true,
 		FailureDelay:   -1,
-		Directory:      dir,
+		Directory:      ReplicaDirectory{R: replica},
 		Backends:       backends,
 		DefaultBackend: "be-a",
 	}
@@ -124,7 +78,7 @@ func newFixture(t *testing.T, mutate func(*Options)) *fixture {
 		srv.Shutdown(ctx)
 		<-served
 	})
-	return &fixture{srv: srv, addr: ln.Addr().String(), a: a, b: b, dir: dir, backends: backends}
+	return &fixture{srv: srv, addr: ln.Addr().String(), a: a, b: b, replica: replica, backends: backends}
 }
 
 func must(t *testing.T, err error) {

@@ -1,0 +1,80 @@
+package frontend
+
+import (
+	"errors"
+
+	"github.com/imapfront/imapfront/router"
+)
+
+// ReplicaDirectory is the Directory of the router's replica.
+type ReplicaDirectory struct {
+	R *router.Replica
+}
+
+var _ Directory = ReplicaDirectory{}
+
+// Resolve maps a client name to its mailbox, with the router's errors
+// turned into the session's.
+func (d ReplicaDirectory) Resolve(user, name string) (Mailbox, error) {
+	mb, err := d.R.Resolve(user, name)
+	switch {
+	case errors.Is(err, router.ErrInvalidName):
+		return Mailbox{}, ErrInvalidName
+	case errors.Is(err, router.ErrNoSuchMailbox):
+		return Mailbox{}, ErrNoSuchMailbox
+	case err != nil:
+		return Mailbox{}, err
+	}
+	return fromRouter(mb), nil
+}
+
+func fromRouter(mb router.Mailbox) Mailbox {
+	return Mailbox{
+		Internal: mb.Internal, Server: mb.Server, Reserved: mb.Reserved, Owner: mb.Owner, Path: mb.Path,
+		Partition: mb.Partition, ACL: mb.ACL, Rights: mb.Rights, Name: mb.Name,
+	}
+}
+
+// ToInternal translates a client name to the internal name.
+func (d ReplicaDirectory) ToInternal(user, name string) (string, error) {
+	in, err := d.R.Namespace().ToInternal(user, name)
+	if err != nil {
+		return "", ErrInvalidName
+	}
+	return in, nil
+}
+
+// Children returns the mailboxes below a client name.
+func (d ReplicaDirectory) Children(user, name string) ([]Mailbox, error) {
+	kids, err := d.R.Children(user, name)
+	if err != nil {
+		return nil, ErrInvalidName
+	}
+	out := make([]Mailbox, len(kids))
+	for i, k := range kids {
+		out[i] = fromRouter(k)
+	}
+	return out, nil
+}
+
+// List answers LIST and LSUB from the replica.
+func (d ReplicaDirectory) List(user, ref, pattern string, subscribed map[string]bool) []ListItem {
+	items := d.R.List(user, ref, pattern, router.ListOptions{Subscribed: subscribed})
+	out := make([]ListItem, len(items))
+	for i, it := range items {
+		out[i] = ListItem{Name: it.Name, Attrs: it.Attrs.Strings()}
+	}
+	return out
+}
+
+// Home returns the server of user's INBOX.
+func (d ReplicaDirectory) Home(user string) (string, bool) { return d.R.Home(user) }
+
+// Separator is the client hierarchy separator.
+func (d ReplicaDirectory) Separator() byte { return d.R.Namespace().Separator() }
+
+// Namespace returns the other-users and shared prefixes.
+func (d ReplicaDirectory) Namespace() (string, string) {
+	ns := d.R.Namespace()
+	return ns.OtherUsersPrefix(), ns.SharedPrefix()
+}
