@@ -338,3 +338,76 @@ func groupKey(internal string) string {
 	}
 	return internal
 }
+
+// ErrNotInPersonalNamespace reports a mailbox that a backend with only a
+// personal namespace (Dovecot's default) cannot name.
+var ErrNotInPersonalNamespace = errors.New("router: mailbox cannot be named on a personal-namespace backend")
+
+// PersonalName returns the name of a mailbox of user on a backend that has
+// only a personal namespace with hierarchy separator sep (Dovecot's
+// default: ""-prefixed, '.'): "INBOX" for user.<uid>, "Projects.Murder"
+// for user.<uid>.Projects.Murder. Other users' and shared mailboxes give
+// ErrNotInPersonalNamespace, and so does a level that holds sep itself
+// (a client "dotted.name" on a '.' backend): refuse it, never guess.
+func PersonalName(user, internal string, sep byte) (string, error) {
+	owner, path := SplitInternal(internal)
+	if owner == "" || owner != user {
+		return "", ErrNotInPersonalNamespace
+	}
+	if path == "" {
+		return "INBOX", nil
+	}
+	var b strings.Builder
+	b.Grow(len(path))
+	for i := 0; i < len(path); i++ {
+		switch c := path[i]; c {
+		case '.':
+			b.WriteByte(sep)
+		case '^':
+			if sep == '.' {
+				return "", fmt.Errorf("%w: a level holds the backend's separator %q", ErrNotInPersonalNamespace, sep)
+			}
+			b.WriteByte('.')
+		default:
+			if c == sep {
+				return "", fmt.Errorf("%w: a level holds the backend's separator %q", ErrNotInPersonalNamespace, sep)
+			}
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), nil
+}
+
+// FromPersonalName is the inverse of PersonalName: the internal name of a
+// name that a personal-namespace backend with separator sep reports for
+// user (in LIST, STATUS, COPYUID...).
+func FromPersonalName(user, name string, sep byte) (string, error) {
+	if IsInbox(name) {
+		name = "INBOX"
+	}
+	uc := strings.ReplaceAll(user, ".", "^")
+	if name == "INBOX" {
+		return userPrefix + "." + uc, nil
+	}
+	if name == "" || name[0] == sep || name[len(name)-1] == sep {
+		return "", fmt.Errorf("%w: %q", ErrInvalidName, name)
+	}
+	var b strings.Builder
+	b.WriteString(userPrefix + "." + uc + ".")
+	for i := 0; i < len(name); i++ {
+		switch c := name[i]; {
+		case c == sep:
+			if name[i-1] == sep {
+				return "", fmt.Errorf("%w: %q", ErrInvalidName, name)
+			}
+			b.WriteByte('.')
+		case c == '.':
+			b.WriteByte('^')
+		case c == '^' || c < 0x20 || c > 0x7e:
+			return "", fmt.Errorf("%w: %q", ErrInvalidName, name)
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String(), nil
+}

@@ -171,3 +171,37 @@ func FuzzNameRoundTrip(f *testing.F) {
 		}
 	})
 }
+
+func TestPersonalName(t *testing.T) {
+	for _, tc := range []struct {
+		user, internal string
+		sep            byte
+		want           string
+		ok             bool
+	}{
+		{"alice", "user.alice", '.', "INBOX", true},
+		{"alice", "user.alice.Projects.Murder", '.', "Projects.Murder", true},
+		{"alice", "user.alice.Projects.Murder", '/', "Projects/Murder", true},
+		{"alice", "user.alice.dotted^name", '.', "", false},
+		{"alice", "user.alice.dotted^name", '/', "dotted.name", true},
+		{"alice", "user.alice.Entw&APw-rfe", '.', "Entw&APw-rfe", true},
+		{"bob", "user.alice.Projects", '.', "", false},
+		{"alice", "shared", '.', "", false},
+	} {
+		got, err := PersonalName(tc.user, tc.internal, tc.sep)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("PersonalName(%s, %s, %c) = %q, %v", tc.user, tc.internal, tc.sep, got, err)
+		}
+		if tc.ok {
+			back, err := FromPersonalName(tc.user, got, tc.sep)
+			if err != nil || back != tc.internal {
+				t.Errorf("FromPersonalName(%q) = %q, %v", got, back, err)
+			}
+		}
+	}
+	for _, bad := range []string{"", ".a", "a.", "a..b", "x^y"} {
+		if _, err := FromPersonalName("alice", bad, '.'); err == nil {
+			t.Errorf("FromPersonalName(%q) accepted", bad)
+		}
+	}
+}

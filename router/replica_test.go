@@ -376,3 +376,22 @@ func TestMatch(t *testing.T) {
 		}
 	}
 }
+
+// The shapes of mupdatec.Sink and mupdatec.Loader, restated here because
+// router must not import mupdatec: a two-line adapter in the front end
+// (StartResync returning mupdatec.Loader) connects them.
+type sinkShape interface {
+	Put(name string, reserved bool, location, acl string)
+	Delete(name string)
+}
+
+type loaderShape interface {
+	Put(name string, reserved bool, location, acl string)
+	Commit()
+	Discard()
+}
+
+var (
+	_ sinkShape   = (*Replica)(nil)
+	_ loaderShape = (*Loader)(nil)
+)
