@@ -7,6 +7,10 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -314,5 +318,63 @@ func TestMUPDATEClientFollowerSurvivesKill(t *testing.T) {
 	}
 	if st := f.Status(); st.State != mupdatec.StateStreaming || st.Reconnects < 1 {
 		t.Fatalf("status %+v", st)
+	}
+}
+
+// TestMUPDATECtlWriteSeenByFollower: changes written with the mupdatectl
+// binary reach a Follower by Sync.
+func TestMUPDATECtlWriteSeenByFollower(t *testing.T) {
+	env := itenv.Load(t)
+	ctx := mcCtx(t)
+	bin := filepath.Join(t.TempDir(), "mupdatectl")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/imapfront/imapfront/cmd/mupdatectl").CombinedOutput(); err != nil {
+		t.Fatalf("build mupdatectl: %v\n%s", err, out)
+	}
+	ctl := func(args ...string) (int, string) {
+		cmd := exec.CommandContext(ctx, bin, append([]string{"-server", env.MUPDATE, "-user", env.MUPDATEUser}, args...)...)
+		cmd.Env = append(os.Environ(), "MUPDATE_PASSWORD="+env.MUPDATEPass)
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), string(out)
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, string(out)
+	}
+	f, sink := mcFollower(t, env)
+	name := mcName(t)
+	loc := env.CyrusBE1 + "!default"
+	t.Cleanup(func() { ctl("delete", name) })
+	if code, out := ctl("activate", name, loc, "mupdateuser:lrs"); code != 0 {
+		t.Fatalf("activate: %d %s", code, out)
+	}
+	if err := f.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := sink.get(name); !ok || e.ACL != "mupdateuser\tlrs\t" || e.Location != loc {
+		t.Fatalf("after activate: %+v %v", e, ok)
+	}
+	if code, out := ctl("find", name); code != 0 || !strings.HasPrefix(out, "MAILBOX\t"+name+"\t"+loc) {
+		t.Fatalf("find: %d %q", code, out)
+	}
+	if code, out := ctl("delete", name); code != 0 {
+		t.Fatalf("delete: %d %s", code, out)
+	}
+	if err := f.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := sink.get(name); ok {
+		t.Fatal("still in the replica after delete")
+	}
+	// Guarded: a second delete is refused without crashing the master.
+	if code, _ := ctl("delete", name); code != 1 {
+		t.Fatalf("delete of a missing entry: exit %d", code)
+	}
+	if code, _ := ctl("find", name); code != 1 {
+		t.Fatalf("find of a missing entry: exit %d", code)
+	}
+	if st := f.Status(); st.Reconnects != 0 {
+		t.Fatalf("the master's stream broke: %+v", st)
 	}
 }
