@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/emersion/go-sasl"
 )
@@ -494,8 +495,10 @@ func (c *Conn) newTag(prefix string) string {
 }
 
 // send registers p under a fresh tag and writes the command built by
-// write.
-func (c *Conn) send(p *pending, prefix string, write func(e *Encoder, tag string)) (string, error) {
+// write. If ctx ends while the write is blocked (a peer that stopped
+// reading), the connection is broken: a half-written command cannot be
+// taken back.
+func (c *Conn) send(ctx context.Context, p *pending, prefix string, write func(e *Encoder, tag string)) (string, error) {
 	tag := c.newTag(prefix)
 	p.done = make(chan result, 2)
 	c.mu.Lock()
@@ -506,16 +509,26 @@ func (c *Conn) send(p *pending, prefix string, write func(e *Encoder, tag string
 	}
 	c.pending[tag] = p
 	c.mu.Unlock()
+	if err := c.write(ctx, func(e *Encoder) { write(e, tag) }); err != nil {
+		return "", err
+	}
+	return tag, nil
+}
+
+// write runs fn on the encoder and flushes, under the write lock.
+func (c *Conn) write(ctx context.Context, fn func(e *Encoder)) error {
 	c.wmu.Lock()
-	write(c.enc, tag)
+	stop := context.AfterFunc(ctx, func() { c.nc.SetWriteDeadline(time.Unix(1, 0)) })
+	fn(c.enc)
 	err := c.enc.Flush()
+	stop()
 	c.wmu.Unlock()
 	if err != nil {
 		c.nc.Close() // the reader fails every pending command
 		<-c.readerEnd
-		return "", c.Err()
+		return c.Err()
 	}
-	return tag, nil
+	return nil
 }
 
 // wait waits for the tagged reply of p.
@@ -538,7 +551,7 @@ func (c *Conn) wait(ctx context.Context, p *pending) error {
 // do runs one simple command.
 func (c *Conn) do(ctx context.Context, name string, onData func(*Response), args ...string) error {
 	p := &pending{name: name, onData: onData}
-	if _, err := c.send(p, "A", func(e *Encoder, tag string) { e.Command(tag, name, args...) }); err != nil {
+	if _, err := c.send(ctx, p, "A", func(e *Encoder, tag string) { e.Command(tag, name, args...) }); err != nil {
 		return err
 	}
 	return c.wait(ctx, p)
@@ -564,7 +577,7 @@ func (c *Conn) Authenticate(ctx context.Context, client sasl.Client) error {
 	c.mu.Lock()
 	c.authing = p
 	c.mu.Unlock()
-	_, err = c.send(p, "A", func(e *Encoder, tag string) {
+	_, err = c.send(ctx, p, "A", func(e *Encoder, tag string) {
 		e.Atom(tag).Atom(" AUTHENTICATE ").Quoted(mech)
 		if ir != nil {
 			e.SP().Literal(base64.StdEncoding.EncodeToString(ir))
@@ -601,13 +614,8 @@ func (c *Conn) Authenticate(ctx context.Context, client sasl.Client) error {
 			if err != nil {
 				c.log.Debug("mupdate: cancelling authentication", "err", err)
 			}
-			c.wmu.Lock()
-			c.enc.Atom(line).CRLF()
-			werr := c.enc.Flush()
-			c.wmu.Unlock()
-			if werr != nil {
-				c.nc.Close()
-			}
+			// On failure the reader fails p, which ends this loop.
+			c.write(ctx, func(e *Encoder) { e.Atom(line).CRLF() })
 		case <-ctx.Done():
 			// The exchange cannot be resumed; the connection is unusable.
 			c.nc.Close()
@@ -716,7 +724,7 @@ func (c *Conn) Update(ctx context.Context, servers []string, fn func(*Update)) e
 		}
 		fn(&u)
 	}
-	if _, err := c.send(p, "U", func(e *Encoder, tag string) { e.Command(tag, "UPDATE", servers...) }); err != nil {
+	if _, err := c.send(ctx, p, "U", func(e *Encoder, tag string) { e.Command(tag, "UPDATE", servers...) }); err != nil {
 		return err
 	}
 	if err := c.wait(ctx, p); err != nil {

@@ -539,3 +539,22 @@ func TestTLS(t *testing.T) {
 		t.Fatalf("no STARTTLS: %v", err)
 	}
 }
+
+// TestBlockedWrite: a peer that stops reading cannot hang a command past
+// its context; the connection is then broken.
+func TestBlockedWrite(t *testing.T) {
+	client, server := net.Pipe()
+	defer server.Close()
+	go server.Write([]byte(cyrusBanner)) // and never read
+	c, err := mupdatec.NewConn(testCtx(t), client, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := c.Noop(ctx); !errors.Is(err, mupdatec.ErrConnLost) {
+		t.Fatalf("blocked write: %v", err)
+	}
+	<-c.Done()
+}
