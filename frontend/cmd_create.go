@@ -7,11 +7,13 @@ import (
 	"time"
 
 	"github.com/imapfront/imapfront/frontend/backend"
+	"github.com/imapfront/imapfront/router"
 )
 
-// placement returns the backend for a new mailbox: the nearest existing
-// parent's backend, else the user's home backend, else the default.
-func (sess *session) placement(name string) (*Backend, error) {
+// placement returns the backend for a new mailbox and its nearest
+// existing parent (if any): the parent's backend, else the user's home
+// backend, else the default.
+func (sess *session) placement(name string) (*Backend, *Mailbox, error) {
 	dir := sess.s.opts.Directory
 	sep := string(dir.Separator())
 	parent := name
@@ -23,19 +25,28 @@ func (sess *session) placement(name string) (*Backend, error) {
 		parent = parent[:i]
 		if mb, err := dir.Resolve(sess.user, parent); err == nil {
 			if b := sess.s.opts.Backends[mb.Server]; b != nil {
-				return b, nil
+				return b, &mb, nil
 			}
 		}
 	}
 	if server, ok := dir.Home(sess.user); ok {
 		if b := sess.s.opts.Backends[server]; b != nil {
-			return b, nil
+			if mb, err := dir.Resolve(sess.user, "INBOX"); err == nil && isPersonal(name, dir) {
+				return b, &mb, nil
+			}
+			return b, nil, nil
 		}
 	}
 	if b := sess.s.opts.Backends[sess.s.opts.DefaultBackend]; b != nil {
-		return b, nil
+		return b, nil, nil
 	}
-	return nil, no("CANNOT", "No server to create the mailbox on")
+	return nil, nil, no("CANNOT", "No server to create the mailbox on")
+}
+
+// isPersonal reports whether a client name is in the user's own hierarchy.
+func isPersonal(name string, dir Directory) bool {
+	other, shared := dir.Namespace()
+	return !strings.HasPrefix(name, other) && !strings.HasPrefix(name, shared)
 }
 
 // syncDirectory waits until the directory holds what the MUPDATE master
@@ -59,20 +70,101 @@ func (sess *session) cmdCreate(cmd *command) error {
 	if len(rest) != 0 {
 		return bad("CREATE takes only a mailbox name here")
 	}
-	name = strings.TrimSuffix(name, string(sess.s.opts.Directory.Separator()))
-	if _, err := sess.s.opts.Directory.Resolve(sess.user, name); err == nil {
-		return no("ALREADYEXISTS", "Mailbox already exists")
-	} else if errors.Is(err, ErrInvalidName) {
+	dir := sess.s.opts.Directory
+	name = strings.TrimSuffix(name, string(dir.Separator()))
+	if strings.EqualFold(name, "INBOX") {
+		return no("ALREADYEXISTS", "INBOX always exists")
+	}
+	if strings.ContainsAny(name, "*%") {
+		return no("CANNOT", "Mailbox names cannot contain * or %%")
+	}
+	internal, err := dir.ToInternal(sess.user, name)
+	if err != nil {
 		return no("CANNOT", "Invalid mailbox name")
 	}
-	b, err := sess.placement(name)
+	if _, err := dir.Resolve(sess.user, name); err == nil {
+		return no("ALREADYEXISTS", "Mailbox already exists")
+	}
+	b, parent, err := sess.placement(name)
 	if err != nil {
 		return err
 	}
-	if b.FrontMode {
-		return no("CANNOT", "Creating mailboxes on this server is not supported yet")
+	if !b.FrontMode {
+		return sess.relayChange(cmd, b, cmd.tag+" CREATE "+astring(name))
 	}
-	return sess.relayChange(cmd, b, cmd.tag+" CREATE "+astring(name))
+	return sess.createFront(cmd, b, parent, name, internal)
+}
+
+// createFront creates a mailbox on a backend that does not write to
+// MUPDATE: RESERVE, CREATE on the backend, ACTIVATE with the mailbox's
+// ACL, sync; any failure removes the reservation.
+func (sess *session) createFront(cmd *command, b *Backend, parent *Mailbox, name, internal string) error {
+	db := sess.s.opts.MailboxDB
+	if db == nil {
+		return no("CANNOT", "Creating mailboxes on this server needs the mailbox database writer")
+	}
+	mb := Mailbox{Internal: internal, Server: b.Server}
+	owner, path := router.SplitInternal(internal)
+	mb.Owner, mb.Path = owner, path
+	native, err := nativeName(b, sess.user, name, mb)
+	if err != nil {
+		return no("CANNOT", "This name cannot be created on its server: %v", err)
+	}
+	partition, acl := "default", ""
+	switch {
+	case parent != nil:
+		if !parent.Rights.Has(router.RightCreate) {
+			return no("NOPERM", "Permission denied")
+		}
+		if parent.Partition != "" {
+			partition = parent.Partition
+		}
+		acl = parent.ACL
+	case owner == sess.user:
+		acl = sess.user + "\t" + router.AllRights.String() + "\t"
+	case sess.s.isAdmin(sess.user):
+	default:
+		return no("NOPERM", "Permission denied")
+	}
+	location := b.Server + "!" + partition
+	ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
+	defer cancel()
+	if err := db.Reserve(ctx, internal, location); err != nil {
+		if errors.Is(err, ErrMailboxExists) {
+			return no("ALREADYEXISTS", "Mailbox already exists")
+		}
+		sess.log.Warn("MUPDATE reserve failed", "err", err)
+		return no("UNAVAILABLE", "Mailbox database unavailable; try again later")
+	}
+	undo := func() {
+		uctx, ucancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer ucancel()
+		if err := db.DeleteReservation(uctx, internal, location); err != nil {
+			sess.log.Error("could not remove a reservation after a failed CREATE", "mailbox", internal, "err", err)
+		}
+	}
+	pc, err := sess.pool.get(ctx, b.Server)
+	if err != nil {
+		undo()
+		sess.log.Warn("backend unavailable", "server", b.Server, "err", err)
+		return no("UNAVAILABLE", "Backend server unavailable; try again later")
+	}
+	if _, err := pc.c.Exec(ctx, "CREATE "+astring(native)); err != nil {
+		undo()
+		var be *backend.Error
+		if errors.As(err, &be) {
+			return &statusErr{status: string(be.Status), text: be.Text}
+		}
+		return sess.backendFailed(pc, err)
+	}
+	if err := db.Activate(ctx, internal, location, acl); err != nil {
+		sess.log.Error("MUPDATE activate failed after CREATE; undoing", "mailbox", internal, "err", err)
+		pc.c.Exec(ctx, "DELETE "+astring(native))
+		undo()
+		return no("UNAVAILABLE", "Mailbox database unavailable; nothing was created")
+	}
+	sess.syncDirectory()
+	return nil
 }
 
 func (sess *session) cmdDelete(cmd *command) error {
@@ -83,6 +175,9 @@ func (sess *session) cmdDelete(cmd *command) error {
 	if len(rest) != 0 {
 		return bad("Usage: DELETE mailbox")
 	}
+	if strings.EqualFold(name, "INBOX") {
+		return no("CANNOT", "INBOX cannot be deleted")
+	}
 	r, err := sess.resolve(name)
 	if err != nil {
 		return err
@@ -90,10 +185,35 @@ func (sess *session) cmdDelete(cmd *command) error {
 	if err := sess.refer(r); err != nil {
 		return err
 	}
-	if r.b.FrontMode {
-		return no("CANNOT", "Deleting mailboxes on this server is not supported yet")
+	if !r.b.FrontMode {
+		return sess.relayChange(cmd, r.b, cmd.tag+" DELETE "+astring(r.native))
 	}
-	return sess.relayChange(cmd, r.b, cmd.tag+" DELETE "+astring(r.native))
+	db := sess.s.opts.MailboxDB
+	if db == nil {
+		return no("CANNOT", "Deleting mailboxes on this server needs the mailbox database writer")
+	}
+	pc, err := sess.backendConn(r)
+	if err != nil {
+		return err
+	}
+	if sess.selected == pc && sess.selectedName == name {
+		sess.deselect()
+	}
+	ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
+	defer cancel()
+	if _, err := pc.c.Exec(ctx, "DELETE "+astring(r.native)); err != nil {
+		var be *backend.Error
+		if errors.As(err, &be) {
+			return &statusErr{status: string(be.Status), text: be.Text}
+		}
+		return sess.backendFailed(pc, err)
+	}
+	if err := db.Delete(ctx, r.mb.Internal); err != nil {
+		sess.log.Error("mailbox deleted on its server but not in MUPDATE", "mailbox", r.mb.Internal, "err", err)
+		return no("UNAVAILABLE", "Mailbox deleted, but the mailbox database could not be updated")
+	}
+	sess.syncDirectory()
+	return nil
 }
 
 func (sess *session) cmdRename(cmd *command) error {
@@ -108,21 +228,96 @@ func (sess *session) cmdRename(cmd *command) error {
 	if err1 != nil || err2 != nil || err3 != nil || p.end() != nil {
 		return bad("Usage: RENAME from to")
 	}
+	dir := sess.s.opts.Directory
 	r, err := sess.resolve(from)
 	if err != nil {
 		return err
 	}
-	target, err := sess.placement(to)
+	if _, err := dir.Resolve(sess.user, to); err == nil {
+		return no("ALREADYEXISTS", "Target mailbox already exists")
+	}
+	toInternal, err := dir.ToInternal(sess.user, to)
+	if err != nil || strings.ContainsAny(to, "*%") {
+		return no("CANNOT", "Invalid target mailbox name")
+	}
+	target, _, err := sess.placement(to)
 	if err != nil {
 		return err
 	}
-	if target != r.b && !strings.EqualFold(from, "INBOX") {
+	if target != r.b {
 		return no("CANNOT", "Cannot rename a mailbox to another server")
 	}
-	if r.b.FrontMode {
-		return no("CANNOT", "Renaming mailboxes on this server is not supported yet")
+	if !r.b.FrontMode {
+		return sess.relayChange(cmd, r.b, cmd.tag+" RENAME "+astring(r.native)+" "+astring(to))
 	}
-	return sess.relayChange(cmd, r.b, cmd.tag+" RENAME "+astring(r.native)+" "+astring(to))
+	return sess.renameFront(r, to, toInternal)
+}
+
+// renameFront renames on a front-mode backend, then moves the mailbox's
+// entry and its children's in MUPDATE (ACTIVATE new, DELETE old). RENAME
+// of INBOX (RFC 3501) moves its messages to a new mailbox and leaves INBOX
+// and its children in place.
+func (sess *session) renameFront(r *resolved, to, toInternal string) error {
+	db := sess.s.opts.MailboxDB
+	if db == nil {
+		return no("CANNOT", "Renaming mailboxes on this server needs the mailbox database writer")
+	}
+	owner, path := router.SplitInternal(toInternal)
+	toNative, err := nativeName(r.b, sess.user, to, Mailbox{Owner: owner, Path: path})
+	if err != nil {
+		return no("CANNOT", "The new name cannot exist on this server: %v", err)
+	}
+	inbox := strings.EqualFold(r.client, "INBOX")
+	var kids []Mailbox
+	if !inbox {
+		if kids, err = sess.s.opts.Directory.Children(sess.user, r.client); err != nil {
+			return no("CANNOT", "Invalid mailbox name")
+		}
+	}
+	pc, err := sess.backendConn(r)
+	if err != nil {
+		return err
+	}
+	if sess.selected == pc && sess.selectedName == r.client {
+		sess.deselect()
+	}
+	ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
+	defer cancel()
+	if _, err := pc.c.Exec(ctx, "RENAME "+astring(r.native)+" "+astring(toNative)); err != nil {
+		var be *backend.Error
+		if errors.As(err, &be) {
+			return &statusErr{status: string(be.Status), text: be.Text}
+		}
+		return sess.backendFailed(pc, err)
+	}
+	partition := r.mb.Partition
+	if partition == "" {
+		partition = "default"
+	}
+	moves := []Mailbox{r.mb}
+	moves = append(moves, kids...)
+	for _, m := range moves {
+		newInternal := toInternal + strings.TrimPrefix(m.Internal, r.mb.Internal)
+		loc := m.Server + "!" + partition
+		if m.Partition != "" {
+			loc = m.Server + "!" + m.Partition
+		}
+		acl := m.ACL
+		if inbox {
+			acl = sess.user + "\t" + router.AllRights.String() + "\t"
+		}
+		if err := db.Activate(ctx, newInternal, loc, acl); err != nil {
+			sess.log.Error("RENAME done on the server, MUPDATE not updated", "mailbox", newInternal, "err", err)
+			return no("UNAVAILABLE", "Renamed, but the mailbox database could not be updated")
+		}
+		if !inbox {
+			if err := db.Delete(ctx, m.Internal); err != nil {
+				sess.log.Error("RENAME: old MUPDATE entry left", "mailbox", m.Internal, "err", err)
+			}
+		}
+	}
+	sess.syncDirectory()
+	return nil
 }
 
 // relayChange sends a namespace-changing command to a backend that updates

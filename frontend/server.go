@@ -94,6 +94,9 @@ type Options struct {
 	Referrals ReferralPolicy
 	// ReferStatus refers STATUS too.
 	ReferStatus bool
+	// MailboxDB writes MUPDATE for front-mode backends' CREATE, DELETE and
+	// RENAME; without it those are refused on such backends.
+	MailboxDB MailboxDB
 	// Sync, if set, waits until the directory holds every change the
 	// MUPDATE master committed (the Follower's NOOP barrier).
 	Sync func(ctx context.Context) error

@@ -1,0 +1,269 @@
+// Package demo assembles a whole imapfront Murder in one process: an
+// in-memory MUPDATE master (mupdatetest), in-memory IMAP backends
+// (memback), an MUPDATE Follower feeding the router's replica, and the
+// front end. `imapfront demo` runs it; tests use it as a hermetic Murder.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-sasl"
+	"github.com/imapfront/imapfront/frontend"
+	"github.com/imapfront/imapfront/frontend/backend"
+	"github.com/imapfront/imapfront/frontend/memback"
+	"github.com/imapfront/imapfront/mupdatec"
+	"github.com/imapfront/imapfront/mupdatec/mupdatetest"
+	"github.com/imapfront/imapfront/router"
+)
+
+// Options configure a demo Murder.
+type Options struct {
+	// Listen is the front end's address; empty means 127.0.0.1:0.
+	Listen string
+	// Logger receives every component's logs; nil discards them.
+	Logger *slog.Logger
+	// Referrals is the front end's referral policy.
+	Referrals frontend.ReferralPolicy
+	// Seed, if true, creates the demo users and their mail.
+	Seed bool
+}
+
+// Murder is a running demo.
+type Murder struct {
+	// Addr is the front end's address.
+	Addr string
+	// Master is the in-memory MUPDATE master.
+	Master *mupdatetest.Server
+	// Backends are the two in-memory backends, by MUPDATE server name.
+	Backends map[string]*memback.Server
+	// BE1 and BE2 are the backends' server names.
+	BE1, BE2 string
+	// Replica is the front end's copy of the mailbox database.
+	Replica *router.Replica
+	// Follower keeps Replica current.
+	Follower *mupdatec.Follower
+	// Server is the front end.
+	Server *frontend.Server
+
+	cancel context.CancelFunc
+	done   chan struct{}
+	ln     net.Listener
+}
+
+// Credentials of the demo's MUPDATE admin and backend master user.
+const (
+	MUPDATEUser = "mupdateuser"
+	MUPDATEPass = "mupdatepw"
+	ProxyUser   = "proxy"
+	ProxyPass   = "proxypw"
+)
+
+// Start starts a demo Murder. Close stops it.
+func Start(opts Options) (m *Murder, err error) {
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m = &Murder{Backends: map[string]*memback.Server{}, done: make(chan struct{})}
+	defer func() {
+		if err != nil {
+			m.Close()
+		}
+	}()
+	m.Master = mupdatetest.NewServer(mupdatetest.Options{
+		Users:          map[string]string{MUPDATEUser: MUPDATEPass},
+		UpdateInterval: time.Second,
+		Logger:         logger.With("component", "mupdate-master"),
+	})
+	masterAddr, err := m.Master.Start()
+	if err != nil {
+		return nil, err
+	}
+	backends := map[string]*frontend.Backend{}
+	for i := 1; i <= 2; i++ {
+		be, err := memback.Start(memback.Options{MasterUser: ProxyUser, MasterPassword: ProxyPass})
+		if err != nil {
+			return nil, err
+		}
+		name := be.Addr() // the server name in MUPDATE, Cyrus-style host:port
+		m.Backends[name] = be
+		backends[name] = &frontend.Backend{
+			Server:        name,
+			Dial:          backend.Options{Addr: be.Addr(), TLS: backend.TLSNone},
+			ProxyUser:     ProxyUser,
+			ProxyPassword: ProxyPass,
+			Separator:     '/',
+			Personal:      true, // the memory server knows only the user's own folders
+			FrontMode:     true, // imapfront keeps MUPDATE true for it
+		}
+		if i == 1 {
+			m.BE1 = name
+		} else {
+			m.BE2 = name
+		}
+	}
+	if opts.Seed {
+		if err := m.seed(); err != nil {
+			return nil, err
+		}
+	}
+
+	m.Replica = router.NewReplica(router.Options{Logger: logger.With("component", "router")})
+	dialMaster := func(ctx context.Context) (*mupdatec.Conn, error) {
+		c, err := mupdatec.Dial(ctx, masterAddr, &mupdatec.Options{Logger: logger.With("component", "mupdate-writer")})
+		if err != nil {
+			return nil, err
+		}
+		if err := c.Authenticate(ctx, sasl.NewPlainClient("", MUPDATEUser, MUPDATEPass)); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+	m.Follower = mupdatec.NewFollower(mupdatec.FollowerOptions{
+		Addr:   masterAddr,
+		Auth:   func() (sasl.Client, error) { return sasl.NewPlainClient("", MUPDATEUser, MUPDATEPass), nil },
+		Sink:   ReplicaSink{m.Replica},
+		Logger: logger.With("component", "follower"),
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	followerDone := make(chan struct{})
+	go func() {
+		defer close(followerDone)
+		m.Follower.Run(ctx)
+	}()
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	if err := m.Follower.WaitReady(wctx); err != nil {
+		cancel()
+		<-followerDone
+		return nil, fmt.Errorf("demo: MUPDATE follower not ready: %w", err)
+	}
+
+	m.Server = frontend.New(frontend.Options{
+		Hostname:       "imapfront-demo",
+		Logger:         logger.With("component", "frontend"),
+		AllowPlaintext: true, // loopback demo
+		Directory:      frontend.ReplicaDirectory{R: m.Replica},
+		Backends:       backends,
+		DefaultBackend: m.BE1,
+		Referrals:      opts.Referrals,
+		MailboxDB:      &frontend.MUPDATEWriter{Dial: dialMaster},
+		Sync:           m.Follower.Sync,
+	})
+	listen := opts.Listen
+	if listen == "" {
+		listen = "127.0.0.1:0"
+	}
+	m.ln, err = net.Listen("tcp", listen)
+	if err != nil {
+		cancel()
+		<-followerDone
+		return nil, err
+	}
+	m.Addr = m.ln.Addr().String()
+	go func() {
+		m.Server.Serve(m.ln)
+		<-followerDone
+		close(m.done)
+	}()
+	return m, nil
+}
+
+// ReplicaSink adapts the router's Replica to mupdatec.Sink.
+type ReplicaSink struct{ R *router.Replica }
+
+// StartResync begins a full load.
+func (s ReplicaSink) StartResync() mupdatec.Loader { return s.R.StartResync() }
+
+// Put upserts an entry.
+func (s ReplicaSink) Put(name string, reserved bool, location, acl string) {
+	s.R.Put(name, reserved, location, acl)
+}
+
+// Delete removes an entry.
+func (s ReplicaSink) Delete(name string) { s.R.Delete(name) }
+
+// seed creates alice (on BE1) and bob (on BE2) with folders and mail, in
+// the backends and in the MUPDATE master.
+func (m *Murder) seed() error {
+	type box struct {
+		user, name, internal, server, acl string
+	}
+	own := func(u string) string { return u + "\tlrswipkxtean\t" }
+	boxes := []box{
+		{"alice", "INBOX", "user.alice", m.BE1, own("alice")},
+		{"alice", "Sent", "user.alice.Sent", m.BE1, own("alice")},
+		{"alice", "Projects", "user.alice.Projects", m.BE1, own("alice") + "bob\tlrs\t"},
+		{"alice", "Projects/Murder", "user.alice.Projects.Murder", m.BE1, own("alice")},
+		{"bob", "INBOX", "user.bob", m.BE2, own("bob")},
+		{"bob", "Sent", "user.bob.Sent", m.BE2, own("bob")},
+		{"bob", "Archive", "user.bob.Archive", m.BE2, own("bob")},
+	}
+	users := map[string][]string{}
+	for _, b := range boxes {
+		if b.name != "INBOX" {
+			users[b.user] = append(users[b.user], b.name)
+		}
+		m.Master.Set(mupdatec.Entry{Name: b.internal, Location: b.server + "!default", ACL: b.acl})
+	}
+	if err := m.Backends[m.BE1].AddUser("alice", "alicepw", users["alice"]...); err != nil {
+		return err
+	}
+	if err := m.Backends[m.BE2].AddUser("bob", "bobpw", users["bob"]...); err != nil {
+		return err
+	}
+	date := time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)
+	mail := []struct{ server, user, box, subject string }{
+		{m.BE1, "alice", "INBOX", "Welcome to imapfront"},
+		{m.BE1, "alice", "INBOX", "Your mailbox lives on backend 1"},
+		{m.BE1, "alice", "Projects/Murder", "Murder notes"},
+		{m.BE2, "bob", "INBOX", "Welcome to imapfront"},
+		{m.BE2, "bob", "INBOX", "Your mailbox lives on backend 2"},
+	}
+	for i, x := range mail {
+		msg := fmt.Sprintf("From: imapfront demo <demo@imapfront.invalid>\r\nTo: %s@imapfront.invalid\r\n"+
+			"Subject: %s\r\nDate: %s\r\nMessage-ID: <demo-%d@imapfront.invalid>\r\n\r\nThis message is stored on %s.\r\n",
+			x.user, x.subject, date.Format(time.RFC1123Z), i, x.server)
+		var flags []imap.Flag
+		if i == 0 {
+			flags = []imap.Flag{imap.FlagSeen}
+		}
+		if err := m.Backends[x.server].Append(x.user, x.box, []byte(msg), flags, date); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Close stops the front end, the follower, the backends and the master.
+func (m *Murder) Close() error {
+	var errs []error
+	if m.Server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := m.Server.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			errs = append(errs, err)
+		}
+		cancel()
+	}
+	if m.cancel != nil {
+		m.cancel()
+	}
+	if m.ln != nil {
+		<-m.done
+	}
+	for _, be := range m.Backends {
+		be.Close()
+	}
+	if m.Master != nil {
+		m.Master.Close()
+	}
+	return errors.Join(errs...)
+}
