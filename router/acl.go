@@ -348,7 +348,45 @@ func (a *aclInfo) rights(ids []string) Rights {
 	return pos &^ neg
 }
 
-// entryRights is Policy.Rights for a stored entry.
+// rightsOf is Policy.Rights for a stored entry; ids are user's identities
+// (nil: computed here).
+func (p *Policy) rightsOf(user string, ids []string, e *entry) Rights {
+	if e.ownerOnly && p.Groups == nil {
+		// ids are {user, "anyone"}: only the owner matches the one entry.
+		if p.IsAdmin(user) {
+			return AllRights
+		}
+		if isOwner(e.name, user) {
+			return e.ownerACL | p.ownerRights()
+		}
+		return 0
+	}
+	return p.entryRights(user, ids, e.name, e.acl)
+}
+
+// isOwner reports whether internal is user.<user> or below it, without
+// allocating.
+func isOwner(internal, user string) bool {
+	rest, ok := strings.CutPrefix(internal, userPrefix+".")
+	if !ok || len(rest) < len(user) {
+		return false
+	}
+	for i := 0; i < len(user); i++ {
+		c := user[i]
+		switch c {
+		case '.':
+			c = '^'
+		case '^':
+			return false
+		}
+		if rest[i] != c {
+			return false
+		}
+	}
+	return len(rest) == len(user) || rest[len(user)] == '.'
+}
+
+// entryRights is Policy.Rights for a stored ACL.
 func (p *Policy) entryRights(user string, ids []string, internal string, a *aclInfo) Rights {
 	if p.IsAdmin(user) {
 		return AllRights

@@ -134,7 +134,7 @@ func (f *Finder) Rights(ctx context.Context, user, internal string) (Rights, err
 	if err != nil || !ok {
 		return 0, err
 	}
-	return f.opts.Policy.entryRights(user, nil, e.name, e.acl), nil
+	return f.opts.Policy.rightsOf(user, nil, &e), nil
 }
 
 // Resolve is Replica.Resolve through FIND lookups; lookup failures are
@@ -151,7 +151,7 @@ func (f *Finder) Resolve(ctx context.Context, user, name string) (Mailbox, error
 	if !ok {
 		return Mailbox{}, ErrNoSuchMailbox
 	}
-	rights := f.opts.Policy.entryRights(user, nil, e.name, e.acl)
+	rights := f.opts.Policy.rightsOf(user, nil, &e)
 	if rights&RightLookup == 0 {
 		return Mailbox{}, ErrNoSuchMailbox
 	}
@@ -199,7 +199,7 @@ func (f *Finder) List(ctx context.Context, user, ref, pattern string, opts ListO
 		if err != nil {
 			return nil, err
 		}
-		if !ok || e.reserved || f.opts.Policy.entryRights(user, nil, e.name, e.acl)&RightLookup == 0 {
+		if !ok || e.reserved || f.opts.Policy.rightsOf(user, nil, &e)&RightLookup == 0 {
 			continue
 		}
 		cn, err := ns.ToClient(user, internal)

@@ -228,7 +228,7 @@ func (ls *lister) scanGroup(key string, g *group, admin bool) {
 		if e.reserved {
 			continue
 		}
-		if !admin && ls.pol.entryRights(ls.user, ls.ids, e.name, e.acl)&RightLookup == 0 {
+		if !admin && ls.pol.rightsOf(ls.user, ls.ids, e)&RightLookup == 0 {
 			continue
 		}
 		name, err := ls.ns.ToClient(ls.user, e.name)

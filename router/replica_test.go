@@ -301,6 +301,9 @@ func TestListProperty(t *testing.T) {
 			}
 			return nil
 		}}
+		if iter%2 == 0 {
+			pol.Groups = nil // exercise the owner-only fast path
+		}
 		r := NewReplica(Options{Policy: pol})
 		type mb struct{ name, acl string }
 		var all []mb
@@ -316,7 +319,7 @@ func TestListProperty(t *testing.T) {
 			}
 			var acl strings.Builder
 			for range rng.IntN(4) {
-				id := append(users, "anyone", "group:g", "-bob", "-anyone")[rng.IntN(8)]
+				id := append(users, "anyone", "group:g", "-bob", "-anyone", "-alice")[rng.IntN(9)]
 				acl.WriteString(id + "\t" + rightsSet[rng.IntN(len(rightsSet))] + "\t")
 			}
 			all = append(all, mb{name, acl.String()})
@@ -395,3 +398,21 @@ var (
 	_ sinkShape   = (*Replica)(nil)
 	_ loaderShape = (*Loader)(nil)
 )
+
+func TestRightsFastPath(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	users := []string{"alice", "bob", "john.doe", "anyone", "a^b"}
+	acls := []string{"", "alice\tlrs\t", "john.doe\tlrswipkxtecdan\t", "anyone\tlr\t", "alice\tlr\t-alice\tr\t", "bob\tl\t", "alice\tlrsX\t"}
+	names := []string{"user.alice", "user.alice.x", "user.john^doe.y", "user.anyone", "shared.alice", "user.alicex", "user.a^b"}
+	for _, pol := range []*Policy{{}, {Admins: []string{"bob"}}, {OwnerRights: RightAdmin}} {
+		for range 2000 {
+			name, acl := names[rng.IntN(len(names))], acls[rng.IntN(len(acls))]
+			e := makeEntry(name, false, be1, acl, nil)
+			for _, u := range users {
+				if got, want := pol.rightsOf(u, nil, &e), pol.Rights(u, name, acl); got != want {
+					t.Fatalf("%s on %s with %q: fast %q, reference %q", u, name, acl, got, want)
+				}
+			}
+		}
+	}
+}

@@ -85,3 +85,22 @@ func TestIndexChunks(t *testing.T) {
 	}
 	check(0)
 }
+
+func TestLargeGroup(t *testing.T) {
+	r := NewReplica(Options{})
+	for _, i := range rand.New(rand.NewPCG(1, 1)).Perm(40) {
+		r.Put("user.alice.f"+strconv.Itoa(i), false, be1, "alice\tlrswipkxtecdan\t")
+	}
+	r.Put("user.alice", false, be1, "alice\tlrswipkxtecdan\t")
+	for i := range 40 {
+		if _, err := r.Resolve("alice", "f"+strconv.Itoa(i)); err != nil {
+			t.Fatalf("f%d: %v", i, err)
+		}
+	}
+	if _, err := r.Resolve("alice", "f40"); err == nil {
+		t.Error("f40 found")
+	}
+	if got := len(r.List("alice", "", "*", ListOptions{})); got != 41 {
+		t.Errorf("LIST shows %d", got)
+	}
+}
