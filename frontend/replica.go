@@ -31,7 +31,7 @@ func (d ReplicaDirectory) Resolve(user, name string) (Mailbox, error) {
 func fromRouter(mb router.Mailbox) Mailbox {
 	return Mailbox{
 		Internal: mb.Internal, Server: mb.Server, Reserved: mb.Reserved, Owner: mb.Owner, Path: mb.Path,
-		Partition: mb.Partition, ACL: mb.ACL, Rights: mb.Rights, Name: mb.Name,
+		Partition: mb.Partition, ACL: mb.ACL(), Rights: mb.Rights, Name: mb.Name,
 	}
 }
 
