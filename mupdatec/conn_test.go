@@ -558,3 +558,30 @@ func TestBlockedWrite(t *testing.T) {
 	}
 	<-c.Done()
 }
+
+// FuzzConnReplies: whatever the server sends after the banner, commands
+// end with a result or an error and nothing panics.
+func FuzzConnReplies(f *testing.F) {
+	f.Add([]byte("A1 MAILBOX {10+}\r\nuser.alice {23+}\r\n127.0.0.1:12143!default {21+}\r\nalice\tlrswipkxtecdan\t\r\nA1 OK \"Search completed\"\r\n"))
+	f.Add([]byte("VXNlcm5hbWU6\r\nA1 OK \"x\"\r\n"))
+	f.Add([]byte("* BYE \"x\"\r\n"))
+	f.Add([]byte("A1 NO Client canceled authentication\r\nA2 OK \"streaming starts\"\r\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		client, server := net.Pipe()
+		go func() {
+			server.Write([]byte(cyrusBanner))
+			server.Write(data)
+			server.Close()
+		}()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		c, err := mupdatec.NewConn(ctx, client, &mupdatec.Options{MaxLine: 1024, MaxLiteral: 1024})
+		if err != nil {
+			client.Close()
+			return
+		}
+		defer c.Close()
+		c.Find(ctx, "user.alice")
+		c.Update(ctx, nil, func(*mupdatec.Update) {})
+	})
+}
