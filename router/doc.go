@@ -15,16 +15,18 @@
 //     groups; the data for MYRIGHTS and LISTRIGHTS.
 //   - Replica: an in-memory copy of the MUPDATE database fed by an UPDATE
 //     stream, answering Resolve, Rights, List (LIST/LSUB), Children, Home
-//     and Lookup. Its Put, Delete and StartResync (returning *Loader, with
-//     Put, Commit, Discard) have the argument lists of mupdatec.Sink; since
-//     router imports nothing from imapfront, the caller adapts it:
-//
-//     type sink struct{ *router.Replica }
-//     func (s sink) StartResync() mupdatec.Loader { return s.Replica.StartResync() }
-//
+//     and Lookup.
 //   - Finder: the same read interface backed by on-demand MUPDATE FIND
 //     lookups through an expirable LRU and singleflight, for sites without
 //     an UPDATE stream. Its LIST only sees the names it is given.
+//
+// The Replica's Put, Delete and StartResync (returning *Loader, with Put,
+// Commit, Discard) have the argument lists of mupdatec.Sink. Since router
+// imports nothing from imapfront, the caller adapts it:
+//
+//	type sink struct{ *router.Replica }
+//
+//	func (s sink) StartResync() mupdatec.Loader { return s.Replica.StartResync() }
 //
 // # Design of the replica
 //
