@@ -110,13 +110,31 @@ func (ns *Namespace) canonicalPattern(ref, pattern string) string {
 }
 
 // Match reports whether the client name matches the LIST pattern, where
-// '*' matches anything and '%' anything but the separator. It runs in
+// '*' matches anything and '%' anything but the separator; the INBOX level
+// of "INBOX" and "INBOX/..." matches case-insensitively. It runs in
 // O(len(name)*len(pattern)) time.
 func (ns *Namespace) Match(name, pattern string) bool {
-	return matchPattern(name, pattern, ns.sep)
+	return ns.match(name, pattern)
 }
 
-func matchPattern(name, pat string, sep byte) bool {
+func (ns *Namespace) match(name, pattern string) bool {
+	fold := 0
+	if ns.category(name) == 0 {
+		fold = 5
+	}
+	return matchPattern(name, pattern, ns.sep, fold)
+}
+
+func lowerASCII(c byte) byte {
+	if c >= 'A' && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// matchPattern matches name against pat; the first fold bytes of name
+// compare case-insensitively.
+func matchPattern(name, pat string, sep byte, fold int) bool {
 	// Simulate the pattern as an NFA: cur[i] means pat[:i] has matched the
 	// name read so far.
 	var buf [2][64]bool
@@ -152,7 +170,7 @@ func matchPattern(name, pat string, sep byte) bool {
 					next[i] = true
 					any = true
 				}
-			case p == c:
+			case p == c || (k < fold && lowerASCII(p) == lowerASCII(c)):
 				next[i+1] = true
 				any = true
 			}
@@ -326,11 +344,11 @@ func buildList(ns *Namespace, vis []visible, pattern string, lsub bool) []ListIt
 			}
 			if matched < 0 {
 				matched = 0
-				if matchPattern(v.name, pattern, ns.sep) {
+				if ns.match(v.name, pattern) {
 					matched = 1
 				}
 			}
-			if matched == 0 && matchPattern(anc, pattern, ns.sep) {
+			if matched == 0 && ns.match(anc, pattern) {
 				if implied == nil {
 					implied = make(map[string]bool)
 				}
@@ -340,7 +358,7 @@ func buildList(ns *Namespace, vis []visible, pattern string, lsub bool) []ListIt
 	}
 	var out []ListItem
 	for i, v := range vis {
-		if !matchPattern(v.name, pattern, ns.sep) {
+		if !ns.match(v.name, pattern) {
 			continue
 		}
 		var a ListAttr

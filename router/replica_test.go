@@ -373,6 +373,8 @@ func TestMatch(t *testing.T) {
 		{"a/b/c", "a/*/c", true}, {"a/b/c", "a/%/c", true}, {"a/b/x/c", "a/%/c", false},
 		{"abc", "a%c", true}, {"abc", "a*b*c*", true}, {"", "*", true}, {"a", "", false},
 		{"Projects/Murder", "Proj*", true},
+		{"INBOX", "inb*", true}, {"INBOX/x", "iNbOx/%", true}, {"INBOX/x", "inbox/X", false},
+		{"Inboxes", "inbox*", false}, {"INBOX", "*X", true},
 	} {
 		if got := ns.Match(tc.name, tc.pat); got != tc.want {
 			t.Errorf("Match(%q, %q) = %v", tc.name, tc.pat, got)
