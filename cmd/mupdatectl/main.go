@@ -12,6 +12,14 @@
 //	mupdatectl [flags] activate NAME LOCATION ACL
 //	mupdatectl [flags] deactivate NAME LOCATION
 //	mupdatectl [flags] delete NAME
+//	mupdatectl [flags] sync -backend ADDR -location SERVER!PARTITION -proxy-user NAME [-users FILE] [-dry-run] [USER...]
+//
+// sync makes the master's entries of the given users at LOCATION equal to
+// their mailboxes on an IMAP backend with a personal namespace (e.g.
+// Dovecot), as Cyrus's ctl_mboxlist -m does for a Cyrus backend, so that
+// such a server can join a Murder with its existing mailboxes. It logs in
+// as each user with the proxy (master) user, whose password comes from
+// MUPDATECTL_BACKEND_PASSWORD or a prompt.
 //
 // Flags: -server host:port, -user NAME, -authz NAME, -mech PLAIN|LOGIN,
 // -tls (implicit TLS), -starttls, -ca FILE (PEM roots), -timeout.
@@ -78,6 +86,9 @@ commands:
   activate NAME LOCATION ACL      create, update or move NAME
   deactivate NAME LOCATION        turn an active entry into a reservation (FIND-guarded)
   delete NAME                     delete NAME (FIND-guarded)
+  sync -backend ADDR -location SERVER!PARTITION -proxy-user NAME [-dry-run] [USER...]
+                                  make the users' entries at LOCATION equal to the backend's mailboxes
+                                  (mupdatectl sync -h for details)
 The password is read from MUPDATE_PASSWORD or prompted for.
 flags:
 `)
@@ -120,6 +131,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, prompt 
 	}
 	cmd, cargs := fs.Arg(0), fs.Args()[1:]
 	var dump bool
+	var so *syncOptions
 	want := -1 // exact argument count, -1 = checked below
 	switch cmd {
 	case "find", "delete":
@@ -140,6 +152,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, prompt 
 			return usageErr(e, fs, "watch: "+err.Error())
 		}
 		cargs = wfs.Args()
+	case "sync":
+		var code int
+		if so, code = parseSync(e, cargs); so == nil {
+			return code
+		}
 	default:
 		return usageErr(e, fs, fmt.Sprintf("unknown command %q", cmd))
 	}
@@ -163,19 +180,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, prompt 
 		if *startTLS {
 			opts.TLS = mupdatec.TLSStartTLS
 		}
-		opts.TLSConfig = &tls.Config{}
-		if *caFile != "" {
-			pem, err := os.ReadFile(*caFile)
+		var err error
+		if opts.TLSConfig, err = tlsConfig(*caFile); err != nil {
+			fmt.Fprintf(stderr, "mupdatectl: %v\n", err)
+			return exitUsage
+		}
+	}
+	var backendTLS *tls.Config
+	var backendPassword string
+	if so != nil {
+		var err error
+		if backendTLS, err = tlsConfig(so.caFile); err != nil {
+			fmt.Fprintf(stderr, "mupdatectl: %v\n", err)
+			return exitUsage
+		}
+		if backendPassword = getenv("MUPDATECTL_BACKEND_PASSWORD"); backendPassword == "" {
+			backendPassword, err = prompt(fmt.Sprintf("Password of %s at %s: ", so.proxyUser, so.backend))
 			if err != nil {
-				fmt.Fprintf(stderr, "mupdatectl: %v\n", err)
+				fmt.Fprintf(stderr, "mupdatectl: no backend password: set MUPDATECTL_BACKEND_PASSWORD or run on a terminal (%v)\n", err)
 				return exitUsage
 			}
-			pool := x509.NewCertPool()
-			if !pool.AppendCertsFromPEM(pem) {
-				fmt.Fprintf(stderr, "mupdatectl: no certificate in %s\n", *caFile)
-				return exitUsage
-			}
-			opts.TLSConfig.RootCAs = pool
 		}
 	}
 	password := getenv("MUPDATE_PASSWORD")
@@ -209,8 +233,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, prompt 
 	}
 	defer c.Close()
 
-	if cmd == "watch" {
+	switch cmd {
+	case "watch":
 		return watch(ctx, e, c, cargs, dump)
+	case "sync":
+		code := runSync(ctx, e, c, so, backendTLS, backendPassword)
+		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
+		defer lcancel()
+		c.Logout(lctx)
+		return code
 	}
 	cctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
@@ -219,6 +250,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, prompt 
 	defer lcancel()
 	c.Logout(lctx)
 	return code
+}
+
+// tlsConfig returns a client TLS configuration trusting the PEM roots in
+// caFile (the system roots when empty).
+func tlsConfig(caFile string) (*tls.Config, error) {
+	conf := &tls.Config{}
+	if caFile == "" {
+		return conf, nil
+	}
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("no certificate in %s", caFile)
+	}
+	conf.RootCAs = pool
+	return conf, nil
 }
 
 func usageErr(e *env, fs *flag.FlagSet, msg string) int {
