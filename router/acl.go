@@ -206,7 +206,9 @@ type Policy struct {
 	OwnerRights   Rights
 	NoOwnerRights bool
 	// Groups, if set, returns the group identifiers ("group:staff") a user
-	// belongs to; ACL entries for them apply to the user.
+	// belongs to; ACL entries for them apply to the user. It is called on
+	// every Resolve, Rights and List, from many goroutines: keep it fast
+	// and safe for concurrent use.
 	Groups func(user string) []string
 }
 

@@ -55,14 +55,18 @@
 //
 // # Figures (go test -bench 1M, 2 cores shared with other builds)
 //
-//   - build (full resync) of 1,001,000 mailboxes: 1.4-2.3 s
+// Ranges are over runs at load averages from 2.5 to 8.5 on 2 cores.
+//
+//   - build (full resync) of 1,001,000 mailboxes: 1.4-3.4 s
 //   - memory: 132 bytes per mailbox (HeapAlloc after GC)
-//   - LIST "" "*" for one user seeing 30 mailboxes: p50 18-21 µs, p99 100-230 µs
+//   - LIST "" "*" for one user seeing 30 mailboxes: p50 18-41 µs,
+//     p99 100-580 µs
 //   - Resolve, random user (cold caches): p50 0.7-1.0 µs, p99 1.6-2.3 µs;
-//     one session's user: p50 150 ns, p99 250 ns
-//   - 10,000 streamed changes while two goroutines LIST: 20-60 ms wall
-//     (first pass, with index updates and GC: 65-440 ms), LIST p99 during
-//     the stream 65-270 µs
+//     one session's user: p50 150 ns, p99 250-330 ns
+//   - 10,000 streamed changes while two goroutines LIST: 20-220 ms wall
+//     (the writer's own CPU is about 4 µs per change; the rest is the
+//     listers and other processes), LIST during the stream p50 18-59 µs,
+//     p99 65 µs-2.3 ms
 //
 // # Limits
 //
