@@ -11,7 +11,8 @@
 #
 # Needs root on Debian 12. Every server listens on 127.0.0.1 only; all configuration, data, logs and
 # pids live in one directory made by mktemp -d under $IMAPFRONT_IT_ROOT (default /tmp/imapfront-it).
-set -euo pipefail
+set -Eeuo pipefail
+trap 'echo "run.sh: line $LINENO: command failed (status $?): $BASH_COMMAND" >&2' ERR
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 TEMPLATES=$REPO/integration/conf
@@ -203,7 +204,7 @@ pid_of() { # pidfile comm -> pid if that process is alive and is the expected pr
 # master may have died): ours, found by pid. Only the harness's server programs, never a shell or an editor.
 lab_pids() {
 	local lab=$1 f pid exe
-	for f in $(grep -alF "$lab/" /proc/[0-9]*/cmdline 2>/dev/null); do
+	for f in $(grep -alF "$lab/" /proc/[0-9]*/cmdline 2>/dev/null || true); do
 		pid=${f#/proc/}
 		pid=${pid%/cmdline}
 		exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
@@ -415,9 +416,13 @@ setup_dovecot() {
 start_dovecot() {
 	local d=$LAB/dovecot
 	# Dovecot's binaries have /usr paths compiled in: overlay the unpacked usr on /usr, in this namespace only.
-	IMAPFRONT_IT_LAB=$LAB unshare -m sh -c \
+	# (unshare -m makes every mount private first, so the overlay can never show outside.)
+	if ! IMAPFRONT_IT_LAB=$LAB unshare -m sh -c \
 		"mount -t overlay imapfront-dovecot -o lowerdir=$DOVECOT_ROOT/usr:/usr /usr && exec /usr/sbin/dovecot -c $d/dovecot.conf" \
-		</dev/null >>"$d/log/dovecot.stderr" 2>&1
+		</dev/null >>"$d/log/dovecot.stderr" 2>&1; then
+		show_log dovecot
+		die "Dovecot did not start (its private mount namespace with $DOVECOT_ROOT/usr overlaid on /usr failed?)"
+	fi
 	record dovecot "$d/run/master.pid" dovecot
 }
 
