@@ -378,3 +378,74 @@ func TestMUPDATECtlWriteSeenByFollower(t *testing.T) {
 		t.Fatalf("the master's stream broke: %+v", st)
 	}
 }
+
+// TestMUPDATECtlSyncDovecot: mupdatectl sync puts Dovecot users' real
+// mailboxes into the master; the master's LIST for Dovecot's location then
+// equals Dovecot's mailboxes, and a second run changes nothing.
+func TestMUPDATECtlSyncDovecot(t *testing.T) {
+	env := itenv.Load(t)
+	ctx := mcCtx(t)
+	bin := filepath.Join(t.TempDir(), "mupdatectl")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "github.com/imapfront/imapfront/cmd/mupdatectl").CombinedOutput(); err != nil {
+		t.Fatalf("build mupdatectl: %v\n%s", err, out)
+	}
+	loc := env.Dovecot + "!default"
+	c := mcAdminConn(t, env)
+	cleanup := func() {
+		all, _ := c.List(context.Background(), loc)
+		for _, e := range all {
+			if e.Location == loc {
+				c.SafeDelete(context.Background(), e.Name)
+			}
+		}
+	}
+	cleanup()
+	t.Cleanup(cleanup)
+	users := []string{"carol", "dave"}
+	sync := func(extra ...string) (int, string, string) {
+		args := append([]string{"-server", env.MUPDATE, "-user", env.MUPDATEUser, "sync",
+			"-backend", env.Dovecot, "-backend-tls", "starttls", "-backend-ca", env.DovecotCA,
+			"-location", loc, "-proxy-user", env.DovecotMasterUser}, extra...)
+		cmd := exec.CommandContext(ctx, bin, append(args, users...)...)
+		cmd.Env = append(os.Environ(), "MUPDATE_PASSWORD="+env.MUPDATEPass, "MUPDATECTL_BACKEND_PASSWORD="+env.DovecotMasterPass)
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), stdout.String(), stderr.String()
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		return 0, stdout.String(), stderr.String()
+	}
+	if code, out, errOut := sync("-dry-run"); code != 0 || !strings.Contains(out, "would ACTIVATE\tuser.carol\t") {
+		t.Fatalf("dry run: %d\n%s%s", code, out, errOut)
+	}
+	if all, _ := c.List(ctx, loc); len(all) != 0 {
+		t.Fatalf("the dry run wrote %v", all)
+	}
+	code, out, errOut := sync()
+	if code != 0 {
+		t.Fatalf("sync: %d\n%s%s", code, out, errOut)
+	}
+	got := map[string]bool{}
+	all, err := c.List(ctx, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range all {
+		got[e.Name] = true
+	}
+	want := map[string]bool{"user.carol": true, "user.dave": true}
+	for _, f := range itenv.SeededFolders("carol") {
+		want["user.carol."+strings.ReplaceAll(f, "/", ".")] = true
+	}
+	if !maps.Equal(got, want) {
+		t.Fatalf("master's LIST for Dovecot:\n got %v\nwant %v\nsync said:\n%s", got, want, out)
+	}
+	code, out, errOut = sync()
+	if code != 0 || out != "" || !strings.Contains(errOut, "0 activated, 0 deleted") {
+		t.Fatalf("second sync: %d %q %q", code, out, errOut)
+	}
+}
