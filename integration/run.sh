@@ -4,7 +4,8 @@
 #   run.sh              up, test, down (everything is stopped on failure, Ctrl-C or TERM)
 #   run.sh up           install what is missing, start every server, seed users and mail,
 #                       write <lab>/env.sh and print its path (/tmp/imapfront-it/current -> <lab>)
-#   run.sh test [args]  source env.sh, run go test -tags integration ./integration/... [args]
+#   run.sh test [args]  source env.sh, run go test -tags integration [args] ./integration/... and every
+#                       other package with integration-tagged tests (or $IMAPFRONT_IT_PACKAGES)
 #   run.sh down [lab]   stop everything a lab started, by the pids it recorded
 #   run.sh install      only the package step
 #   run.sh status       what the current lab runs
