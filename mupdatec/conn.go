@@ -38,6 +38,7 @@ type ServerError struct {
 	Text    string // the server's text, e.g. "mailbox already exists"
 }
 
+// Error returns "mupdatec: COMMAND: STATUS text".
 func (e *ServerError) Error() string {
 	return fmt.Sprintf("mupdatec: %s: %s %s", e.Command, e.Status, e.Text)
 }
