@@ -378,7 +378,8 @@ func (c *Conn) Err() error {
 }
 
 // Close closes the connection at once; pending commands fail with
-// ErrClosed. It waits for the reader goroutine to end.
+// ErrClosed. It waits for the reader goroutine to end, so it must not be
+// called from an Update or ListFunc callback.
 func (c *Conn) Close() error {
 	c.mu.Lock()
 	if !c.closed {
