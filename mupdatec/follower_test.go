@@ -386,3 +386,86 @@ func TestFollowerKeepAlive(t *testing.T) {
 		t.Fatal("replica lost")
 	}
 }
+
+// TestFollowerDumpCutAndBye: a dump cut short is discarded (the sink keeps
+// its state), and * BYE on the stream makes the follower reconnect.
+func TestFollowerDumpCutAndBye(t *testing.T) {
+	clock := newFakeClock()
+	var mu sync.Mutex
+	var pipes []net.Conn
+	dials := 0
+	entry := func(tag, name string) string {
+		return fmt.Sprintf("%s MAILBOX {%d+}\r\n%s {3+}\r\nbe1 {0+}\r\n\r\n", tag, len(name), name)
+	}
+	dial := func(ctx context.Context) (*mupdatec.Conn, error) {
+		client, server := net.Pipe()
+		mu.Lock()
+		pipes = append(pipes, client, server)
+		dials++
+		n := dials
+		mu.Unlock()
+		go func() {
+			defer server.Close()
+			server.Write([]byte(cyrusBanner))
+			r := bufio.NewReader(server)
+			for {
+				line, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if tag, ok := strings.CutSuffix(line, " NOOP\r\n"); ok {
+					server.Write([]byte(tag + " OK \"Noop done\"\r\n"))
+					continue
+				}
+				tag, ok := strings.CutSuffix(line, " UPDATE\r\n")
+				if !ok {
+					continue
+				}
+				switch n {
+				case 1: // full dump, then BYE
+					server.Write([]byte(entry(tag, "user.a") + tag + " OK \"streaming starts\"\r\n* BYE \"shutting down\"\r\n"))
+					return
+				case 2: // cut in the middle of the dump
+					server.Write([]byte(entry(tag, "user.b") + tag + " MAILBOX {6+}\r\nuse"))
+					return
+				default:
+					server.Write([]byte(entry(tag, "user.c") + tag + " OK \"streaming starts\"\r\n"))
+				}
+			}
+		}()
+		return mupdatec.NewConn(ctx, client, nil)
+	}
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, p := range pipes {
+			p.Close()
+		}
+	})
+	sink := newMapSink()
+	f := mupdatec.NewFollower(mupdatec.FollowerOptions{Dial: dial, Sink: sink, Clock: clock, Rand: func() float64 { return 0 }})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	clock.nextWait(t) // BYE after the first dump
+	if st := f.Status(); !errors.Is(st.LastError, mupdatec.ErrBye) {
+		t.Fatalf("after BYE: %+v", st)
+	}
+	clock.Advance(time.Hour)
+	clock.nextWait(t) // the cut dump
+	if st := f.Status(); !errors.Is(st.LastError, mupdatec.ErrConnLost) {
+		t.Fatalf("after the cut dump: %+v", st)
+	}
+	if got := sink.snapshot(); len(got) != 1 || got["user.a"].Name == "" || sink.discards != 1 {
+		t.Fatalf("sink after the cut dump: %v discards %d", got, sink.discards)
+	}
+	clock.Advance(time.Hour)
+	if err := f.Sync(testCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if got := sink.snapshot(); len(got) != 1 || got["user.c"].Name == "" {
+		t.Fatalf("sink after the third dump: %v", got)
+	}
+}
