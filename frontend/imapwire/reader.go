@@ -210,6 +210,9 @@ func (r *Reader) ReadCommand() (*Command, error) {
 	r.err = nil
 	r.tag = ""
 	r.buffered = 0
+	if cap(r.line) > 8<<10 {
+		r.line = nil // do not keep a large line's buffer for an idle session
+	}
 	if err := r.readLine(); err != nil {
 		if err == errOverlong {
 			r.inCmd = true

@@ -194,9 +194,11 @@ func TestRelayLargeAppendMemory(t *testing.T) {
 	if w.n != size+int64(len(" INBOX {52428800+}\r\n\r\n")) {
 		t.Fatalf("relayed %d bytes", w.n)
 	}
-	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 1<<20 {
+	alloc := after.TotalAlloc - before.TotalAlloc
+	if alloc > 1<<20 {
 		t.Fatalf("allocated %d bytes relaying %d", alloc, size)
 	}
+	t.Logf("allocated %d bytes relaying a %d-byte APPEND", alloc, size)
 	if cmd, err := r.ReadCommand(); err != nil || cmd.Tag != "a2" {
 		t.Fatalf("next = %v %v", cmd, err)
 	}

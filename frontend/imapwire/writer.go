@@ -78,6 +78,21 @@ const (
 	BYE     Status = "BYE"
 )
 
+// defaultText is the text of a status response given none.
+func defaultText(typ Status) string {
+	switch typ {
+	case OK:
+		return "Completed"
+	case NO:
+		return "Failed"
+	case BAD:
+		return "Invalid command"
+	case BYE:
+		return "Logging out"
+	}
+	return string(typ)
+}
+
 // Encoder builds one or more response lines on a buffered writer. Its
 // methods chain and defer the first error to CRLF or Err.
 type Encoder struct {
@@ -128,7 +143,15 @@ func (e *Encoder) NString(s *string) *Encoder {
 
 // Text writes human-readable text with CR and LF replaced by spaces.
 func (e *Encoder) Text(s string) *Encoder {
-	return e.str(strings.NewReplacer("\r", " ", "\n", " ").Replace(s))
+	if strings.ContainsAny(s, "\r\n") {
+		s = strings.Map(func(r rune) rune {
+			if r == '\r' || r == '\n' {
+				return ' '
+			}
+			return r
+		}, s)
+	}
+	return e.str(s)
 }
 
 // CRLF ends a line.
@@ -182,7 +205,7 @@ func (w *Writer) StatusResponse(tag string, typ Status, code, text string) error
 			e.Special('[').Text(code).Raw("] ")
 		}
 		if text == "" {
-			text = string(typ)
+			text = defaultText(typ)
 		}
 		e.Text(text).CRLF()
 	})

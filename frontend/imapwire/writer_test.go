@@ -61,7 +61,7 @@ func TestWriterResponses(t *testing.T) {
 	})
 	want := "a1 NO [TOOBIG] Message too big  evil\r\n" +
 		"* OK IMAP4rev1 ready\r\n" +
-		"a2 BAD BAD\r\n" +
+		"a2 BAD Invalid command\r\n" +
 		"+ Ready\r\n" +
 		"* CAPABILITY IMAP4rev1 IDLE\r\n" +
 		"* LIST (\\HasNoChildren) \"/\" \"Sent Items\"\r\n" +
