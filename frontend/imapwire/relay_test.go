@@ -217,3 +217,20 @@ func BenchmarkRelayAppend(b *testing.B) {
 		}
 	}
 }
+
+func TestRelayAfterPartialParse(t *testing.T) {
+	r := newTestReader("a1 uid fetch 1:* (FLAGS)\r\n", Options{})
+	cmd, _ := r.ReadCommand()
+	var sub string
+	if cmd.Name != "UID" || !r.ExpectSP() || !r.ExpectAtom(&sub) {
+		t.Fatal(r.Err())
+	}
+	var out bytes.Buffer
+	out.WriteString(cmd.Tag + " UID " + strings.ToUpper(sub))
+	if err := r.Relay(&out, nil); err != nil {
+		t.Fatal(err)
+	}
+	if out.String() != "a1 UID FETCH 1:* (FLAGS)\r\n" {
+		t.Fatalf("%q", out.String())
+	}
+}
