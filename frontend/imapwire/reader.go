@@ -59,7 +59,9 @@ type Reader struct {
 	line  []byte // current line, CRLF stripped
 	pos   int    // parse position in line
 	inCmd bool   // a command has started and not been fully consumed
-	tag   string
+	// firstLine is set while line is the command's first line.
+	firstLine bool
+	tag       string
 
 	litLeft  int64 // unread data of an accepted literal
 	needLine bool  // the current line is used up; a continuation line follows
@@ -113,6 +115,7 @@ func (r *Reader) readLine() error {
 	r.line = r.line[:0]
 	r.pos = 0
 	r.needLine = false
+	r.firstLine = false
 	max := r.opts.MaxLine
 	for {
 		chunk, err := r.br.ReadSlice('\n')
@@ -249,6 +252,7 @@ func (r *Reader) ReadCommand() (*Command, error) {
 	}
 	r.tag = tag
 	r.pos = j
+	r.firstLine = true
 	return &Command{Tag: tag, Name: strings.ToUpper(string(r.line[i:j]))}, nil
 }
 

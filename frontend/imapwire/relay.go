@@ -1,6 +1,7 @@
 package imapwire
 
 import (
+	"errors"
 	"io"
 )
 
@@ -15,6 +16,23 @@ import (
 // non-synchronising literal's data (a synchronising one is never sent).
 type LiteralFunc func(lit Literal) error
 
+// ErrNotAtStart is returned by RelayCommand once the command's first line
+// has been left behind (a literal of it has been consumed).
+var ErrNotAtStart = errors.New("imapwire: command no longer at its first line")
+
+// RelayCommand copies the whole current command to w as the client sent
+// it, tag and name included, as Relay does. It must be called before any
+// literal of the command has been consumed. Because the tag is written by
+// RelayCommand itself, a literal over Options.MaxLiteral on the first line
+// is refused before anything at all reaches w.
+func (r *Reader) RelayCommand(w io.Writer, onLiteral LiteralFunc) error {
+	if r.err == nil && (!r.inCmd || !r.firstLine) {
+		return ErrNotAtStart
+	}
+	r.pos = 0
+	return r.Relay(w, onLiteral)
+}
+
 // Relay copies the rest of the current command, from the parse position,
 // to w: line text byte for byte, each line ended with CRLF, and each
 // literal's data streamed from the client (never held whole in memory).
@@ -23,7 +41,9 @@ type LiteralFunc func(lit Literal) error
 //
 // A literal over Options.MaxLiteral gives a *TooBigError before anything of
 // its line is written to w (text of earlier lines of the same command may
-// have been written: the destination then holds a partial command). A write
+// have been written: the destination then holds a partial command; so does
+// anything the caller wrote to w before calling Relay, such as the tag,
+// which RelayCommand avoids). A write
 // error on w gives an *AbortedError once the client's side of the command
 // has been skipped. Relay does not flush w.
 func (r *Reader) Relay(w io.Writer, onLiteral LiteralFunc) error {

@@ -234,3 +234,20 @@ func TestRelayAfterPartialParse(t *testing.T) {
 		t.Fatalf("%q", out.String())
 	}
 }
+
+func TestRelayCommand(t *testing.T) {
+	r := newTestReader("a1 append INBOX {500}\r\na2 Append INBOX {3+}\r\nabc\r\n", Options{MaxLiteral: 100})
+	r.ReadCommand()
+	var out bytes.Buffer
+	var tb *TooBigError
+	if err := r.RelayCommand(&out, nil); !errors.As(err, &tb) || out.Len() != 0 {
+		t.Fatalf("%v %q", err, out.String())
+	}
+	r.ReadCommand()
+	if err := r.RelayCommand(&out, nil); err != nil || out.String() != "a2 Append INBOX {3+}\r\nabc\r\n" {
+		t.Fatalf("%v %q", err, out.String())
+	}
+	if err := r.RelayCommand(&out, nil); !errors.Is(err, ErrNotAtStart) {
+		t.Fatal(err)
+	}
+}
