@@ -93,6 +93,11 @@ func (f *Finder) find(ctx context.Context, internal string) (entry, bool, error)
 		return r.e, r.found, nil
 	}
 	ch := f.flights.DoChan(internal, func() (any, error) {
+		// A flight that ended between our cache miss and DoChan has
+		// filled the cache: don't ask the master twice.
+		if r, ok := f.cache.Get(internal); ok {
+			return r, nil
+		}
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), f.opts.Timeout)
 		defer cancel()
 		fe, found, err := f.lookup(lctx, internal)
