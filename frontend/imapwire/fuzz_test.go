@@ -79,7 +79,15 @@ func FuzzReader(f *testing.F) {
 				}
 				continue
 			}
-			switch (mode + uint8(i)) % 4 {
+			switch (mode + uint8(i)) % 5 {
+			case 4:
+				first := string(r.line)
+				_, _, hasLit := tailLiteral(r.line, 0)
+				var out bytes.Buffer
+				err := r.RelayCommand(&out, nil)
+				if err == nil && !hasLit && out.String() != first+"\r\n" {
+					t.Fatalf("relayed %q for %q", out.String(), first)
+				}
 			case 0:
 				r.Args()
 			case 1:
