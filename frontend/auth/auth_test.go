@@ -348,3 +348,32 @@ func TestDelayCancelled(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestPasswdFileReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "passwd")
+	if err := os.WriteFile(path, []byte(mustLine(t, "alice", "old")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := NewPasswdFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := f.Authenticate(ctx, "alice", "old"); err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(path, []byte(mustLine(t, "alice", "new")+"\n"), 0o600)
+	if err := f.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Authenticate(ctx, "alice", "old"); !errors.Is(err, ErrInvalidCredentials) {
+		t.Fatal("old password still accepted")
+	}
+	os.WriteFile(path, []byte("broken\n"), 0o600)
+	if err := f.Reload(); err == nil || !strings.Contains(err.Error(), ":1:") {
+		t.Fatalf("broken file: %v", err)
+	}
+	if _, err := f.Authenticate(ctx, "alice", "new"); err != nil {
+		t.Fatal("a failed reload dropped the users:", err)
+	}
+}

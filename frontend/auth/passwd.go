@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"strings"
+	"sync/atomic"
 
 	"golang.org/x/crypto/bcrypt"
 )
@@ -125,4 +126,38 @@ func HashLine(user, password string, cost int) (string, error) {
 		return "", fmt.Errorf("auth: hashing password for %q: %w", user, err)
 	}
 	return user + ":" + string(hash), nil
+}
+
+// PasswdFile is a Passwd read from a file that can be read again (on
+// SIGHUP) without disturbing logins in progress. It is safe for concurrent
+// use.
+type PasswdFile struct {
+	path string
+	cur  atomic.Pointer[Passwd]
+}
+
+// NewPasswdFile loads path.
+func NewPasswdFile(path string) (*PasswdFile, error) {
+	p, err := LoadPasswd(path)
+	if err != nil {
+		return nil, err
+	}
+	f := &PasswdFile{path: path}
+	f.cur.Store(p)
+	return f, nil
+}
+
+// Reload reads the file again; on error the previous users stay in force.
+func (f *PasswdFile) Reload() error {
+	p, err := LoadPasswd(f.path)
+	if err != nil {
+		return err
+	}
+	f.cur.Store(p)
+	return nil
+}
+
+// Authenticate checks a password against the current contents.
+func (f *PasswdFile) Authenticate(ctx context.Context, user, password string) (string, error) {
+	return f.cur.Load().Authenticate(ctx, user, password)
 }
