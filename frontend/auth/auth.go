@@ -4,7 +4,8 @@
 //   - the Authenticator interface and its two errors, ErrInvalidCredentials
 //     (answer NO [AUTHENTICATIONFAILED]) and ErrUnavailable (answer
 //     NO [UNAVAILABLE]), with Response mapping an error to that answer;
-//   - Passwd, an Authenticator over a file of bcrypt hashes, and HashLine
+//   - Passwd (and PasswdFile, reloadable), an Authenticator over a file of
+//     bcrypt hashes, and HashLine
 //     to write one of its lines;
 //   - Backend, an Authenticator that logs in to the user's home backend
 //     through a function the front end supplies;
