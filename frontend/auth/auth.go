@@ -5,8 +5,7 @@
 //     (answer NO [AUTHENTICATIONFAILED]) and ErrUnavailable (answer
 //     NO [UNAVAILABLE]), with Response mapping an error to that answer;
 //   - Passwd (and PasswdFile, reloadable), an Authenticator over a file of
-//     bcrypt hashes, and HashLine
-//     to write one of its lines;
+//     bcrypt hashes, and HashLine to write one of its lines;
 //   - Backend, an Authenticator that logs in to the user's home backend
 //     through a function the front end supplies;
 //   - server mechanisms for SASL PLAIN and LOGIN (NewServer) yielding
