@@ -7,20 +7,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-sasl"
+	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/frontend/backend"
 )
 
-// Authenticator checks a password and returns the canonical user name.
-// It returns an error wrapping ErrInvalidCredentials for wrong
-// credentials; any other error is a temporary failure.
-type Authenticator interface {
-	Authenticate(ctx context.Context, user, password string) (string, error)
-}
-
-// ErrInvalidCredentials is wrapped by an Authenticator's error when the
-// user name or password is wrong.
-var ErrInvalidCredentials = errors.New("invalid credentials")
+// Authenticator checks a password and returns the canonical user name;
+// see package auth (passwd files, backend verification).
+type Authenticator = auth.Authenticator
 
 func (sess *session) cmdLogin(cmd *command) error {
 	if !sess.canAuthPlain() {
@@ -92,13 +85,13 @@ func (sess *session) checkPassword(ctx context.Context, user, pass string) (stri
 	}
 	b := sess.s.opts.Backends[server]
 	if b == nil {
-		return "", ErrInvalidCredentials
+		return "", auth.ErrInvalidCredentials
 	}
 	c, err := backend.Dial(ctx, b.Dial, backend.Login{User: user, Password: pass})
 	if err != nil {
 		var be *backend.Error
 		if errors.As(err, &be) {
-			return "", ErrInvalidCredentials
+			return "", auth.ErrInvalidCredentials
 		}
 		return "", err
 	}
@@ -111,18 +104,14 @@ func (sess *session) checkPassword(ctx context.Context, user, pass string) (stri
 // whether the user exists).
 func (sess *session) loginFailed(ctx context.Context, err error) error {
 	sess.failures++
-	if err != nil && !errors.Is(err, ErrInvalidCredentials) {
+	if err != nil && !errors.Is(err, auth.ErrInvalidCredentials) {
 		sess.log.Warn("authentication unavailable", "err", err)
 		return no("UNAVAILABLE", "Authentication temporarily unavailable")
 	}
 	sess.log.Info("authentication failed", "failures", sess.failures)
 	if d := sess.s.opts.FailureDelay; d > 0 {
-		t := time.NewTimer(d * time.Duration(min(sess.failures, 5)))
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-		}
+		delayer := auth.Delayer{Base: d, Max: 8 * d}
+		delayer.Delay(ctx, sess.failures)
 	}
 	if sess.failures >= 5 {
 		sess.writeLine("* BYE Too many authentication failures")
@@ -155,20 +144,12 @@ func (sess *session) cmdAuthenticate(cmd *command) error {
 			}
 		}
 	}
-	var authcid, authzid, password string
-	var srv sasl.Server
-	switch mech {
-	case "PLAIN":
-		srv = sasl.NewPlainServer(func(identity, username, pw string) error {
-			authzid, authcid, password = identity, username, pw
-			return nil
-		})
-	case "LOGIN":
-		srv = newLoginServer(func(username, pw string) error {
-			authcid, password = username, pw
-			return nil
-		})
-	default:
+	var creds auth.Credentials
+	srv, err := auth.NewServer(mech, func(c auth.Credentials) error {
+		creds = c
+		return nil
+	})
+	if err != nil {
 		return no("", "Unsupported authentication mechanism")
 	}
 	if !sess.canAuthPlain() {
@@ -206,46 +187,13 @@ func (sess *session) cmdAuthenticate(cmd *command) error {
 			return bad("Invalid base64 in authentication response")
 		}
 	}
-	if err := sess.login(authcid, authzid, password); err != nil {
+	if err := sess.login(creds.Authcid, creds.Authzid, creds.Password); err != nil {
 		return err
 	}
 	if err := sess.writeLine(cmd.tag + " OK [CAPABILITY " + sess.postAuthCaps() + "] Logged in"); err != nil {
 		return err
 	}
 	return errRelayed
-}
-
-// loginServer is the server side of the LOGIN SASL mechanism
-// (draft-murchison-sasl-login), which go-sasl offers only as a client.
-type loginServer struct {
-	step     int
-	username string
-	check    func(username, password string) error
-}
-
-func newLoginServer(check func(username, password string) error) sasl.Server {
-	return &loginServer{check: check}
-}
-
-func (l *loginServer) Next(response []byte) ([]byte, bool, error) {
-	switch l.step {
-	case 0:
-		l.step++
-		if response != nil {
-			l.username = string(response)
-			l.step++
-			return []byte("Password:"), false, nil
-		}
-		return []byte("Username:"), false, nil
-	case 1:
-		l.username = string(response)
-		l.step++
-		return []byte("Password:"), false, nil
-	case 2:
-		l.step++
-		return nil, true, l.check(l.username, string(response))
-	}
-	return nil, false, errors.New("unexpected response")
 }
 
 func (s *Server) isAdmin(user string) bool {

@@ -27,6 +27,13 @@ func (sess *session) handleNext() error {
 	}
 	sess.busy.Store(true)
 	defer sess.busy.Store(false)
+	if len(sess.pool.conns) > 1 {
+		keep := ""
+		if sess.selected != nil {
+			keep = sess.selected.b.Server
+		}
+		sess.pool.closeIdle(keep)
+	}
 	_ = sess.nc.SetReadDeadline(time.Now().Add(sess.timeout()))
 
 	cmd, err := parseCommandLine(line)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/imapfront/imapfront/frontend"
+	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/frontend/demo"
 	"github.com/imapfront/imapfront/mupdatec"
@@ -60,7 +61,7 @@ func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func
 		}
 		connOpts.TLSConfig = tc
 	}
-	auth := func() (sasl.Client, error) {
+	mupdateAuth := func() (sasl.Client, error) {
 		if cfg.MUPDATE.User == "" {
 			return nil, nil
 		}
@@ -69,7 +70,7 @@ func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func
 	follower := mupdatec.NewFollower(mupdatec.FollowerOptions{
 		Addr:   cfg.MUPDATE.Server,
 		Conn:   connOpts,
-		Auth:   auth,
+		Auth:   mupdateAuth,
 		Sink:   demo.ReplicaSink{R: replica},
 		Logger: logger.With("component", "follower"),
 	})
@@ -78,7 +79,7 @@ func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func
 		if err != nil {
 			return nil, err
 		}
-		if cl, _ := auth(); cl != nil {
+		if cl, _ := mupdateAuth(); cl != nil {
 			if err := c.Authenticate(ctx, cl); err != nil {
 				c.Close()
 				return nil, err
@@ -106,6 +107,14 @@ func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func
 		}
 		tlsConfig = store.ServerConfig()
 	}
+	var authenticator frontend.Authenticator
+	if cfg.Auth.Method == "passwd" {
+		pf, err := auth.NewPasswdFile(cfg.Auth.PasswdFile)
+		if err != nil {
+			return fmt.Errorf("config: auth.passwd_file: %w", err)
+		}
+		authenticator = pf
+	}
 	if cfg.Listen.AllowPlaintext {
 		logger.Warn("listen.allow_plaintext is set: passwords may travel in clear text")
 	}
@@ -130,6 +139,7 @@ func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func
 		IdleTimeout:    cfg.Limits.IdleTimeout.Duration,
 		BackendIdle:    cfg.Limits.BackendIdle.Duration,
 		Admins:         cfg.Auth.Admins,
+		Authenticator:  authenticator,
 		FailureDelay:   cfg.Auth.FailureDelay.Duration,
 		Directory:      frontend.ReplicaDirectory{R: replica},
 		Backends:       backends,
