@@ -24,7 +24,7 @@ type pooledConn struct {
 // pool holds a session's backend connections, one per backend, opened on
 // demand. It belongs to one session goroutine: no locking.
 type pool struct {
-	s     *Server
+	s *Server
 	// ctx is the session's context: when it ends, every backend
 	// connection is closed, which unblocks a relay in progress.
 	ctx   context.Context

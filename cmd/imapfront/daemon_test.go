@@ -117,7 +117,9 @@ mupdate_mode = "front"
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan []string, 1)
 	done := make(chan error, 1)
-	go func() { done <- runDaemon(ctx, cfg, newLogger(testWriter{t}, "debug"), func(a []string) { addrs <- a }) }()
+	go func() {
+		done <- runDaemon(ctx, cfg, newLogger(testWriter{t}, "debug"), func(a []string) { addrs <- a })
+	}()
 	var addr string
 	select {
 	case a := <-addrs:
