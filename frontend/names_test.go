@@ -35,6 +35,8 @@ func TestReferralURL(t *testing.T) {
 		{"127.0.0.1:12143", "Shared Folders/shared", "imap://;AUTH=*@127.0.0.1:12143/Shared%20Folders/shared"},
 		{"127.0.0.1:12143", "Other Users/alice/Projects", "imap://;AUTH=*@127.0.0.1:12143/Other%20Users/alice/Projects"},
 		{"h", `a"b%c?d#e`, "imap://;AUTH=*@h/a%22b%25c%3Fd%23e"},
+		// modified UTF-7 in the client name, UTF-8 in the URL (RFC 5092)
+		{"h", "Entw&APw-rfe", "imap://;AUTH=*@h/Entw%C3%BCrfe"},
 	}
 	for _, tc := range tests {
 		if got := referralURL(tc.host, tc.name); got != tc.want {

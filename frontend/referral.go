@@ -2,17 +2,24 @@ package frontend
 
 import (
 	"strings"
+
+	"github.com/imapfront/imapfront/router"
 )
 
 // referralURL builds the RFC 2193 / RFC 5092 URL of a mailbox on a backend,
 // as Cyrus does: imap://;AUTH=*@host/<client name, URL-encoded>. There is
-// never a user name or password in it.
+// never a user name or password in it. RFC 5092 puts the mailbox name in
+// UTF-8 (not modified UTF-7) before percent-encoding it.
 func referralURL(host, clientName string) string {
+	name := clientName
+	if u, err := router.DecodeUTF7(clientName); err == nil {
+		name = u
+	}
 	var sb strings.Builder
 	sb.WriteString("imap://;AUTH=*@")
 	sb.WriteString(host)
 	sb.WriteByte('/')
-	sb.WriteString(encodeURLPath(clientName))
+	sb.WriteString(encodeURLPath(name))
 	return sb.String()
 }
 
