@@ -480,6 +480,37 @@ func TestFrontendCreateCyrusSelfMode(t *testing.T) {
 	if err != nil || len(boxes) != 1 {
 		t.Fatalf("second imapfront's LIST %s: %v %v", name, boxes, err)
 	}
+
+	// Cyrus's own front end learns it from its MUPDATE slave (the master
+	// batches its stream every 5 s): wait for the slave's stream to carry
+	// the entry, then its LIST shows the mailbox too.
+	seen := make(chan struct{})
+	sink := &notifySink{name: "user.alice." + name, seen: seen}
+	slave := mupdatec.NewFollower(mupdatec.FollowerOptions{
+		Addr: env.CyrusFEMUPDATE, Sink: sink,
+		Auth: func() (sasl.Client, error) {
+			return sasl.NewPlainClient("", env.CyrusAdminUser, env.CyrusAdminPass), nil
+		},
+	})
+	sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer scancel()
+	sdone := make(chan struct{})
+	go func() { defer close(sdone); slave.Run(sctx) }()
+	select {
+	case <-seen:
+	case <-sctx.Done():
+		t.Fatal("the Cyrus front end's MUPDATE slave never carried the new mailbox")
+	}
+	scancel()
+	<-sdone
+	fe := dialIMAP(t, env, env.CyrusFE, plain)
+	if err := fe.Login("alice", alice.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if boxes, err := fe.List("", name, nil).Collect(); err != nil || len(boxes) != 1 {
+		t.Fatalf("Cyrus front end's LIST %s: %v %v", name, boxes, err)
+	}
+
 	if err := c1.Delete(name).Wait(); err != nil {
 		t.Fatalf("DELETE: %v", err)
 	}
@@ -781,3 +812,26 @@ func (fw *forwarder) cut() {
 	}
 	fw.conns = nil
 }
+
+// notifySink closes seen when an active entry called name arrives.
+type notifySink struct {
+	name string
+	seen chan struct{}
+	once sync.Once
+}
+
+func (s *notifySink) StartResync() mupdatec.Loader { return &notifyLoader{s} }
+func (s *notifySink) Put(name string, reserved bool, location, acl string) {
+	if name == s.name && !reserved {
+		s.once.Do(func() { close(s.seen) })
+	}
+}
+func (s *notifySink) Delete(string) {}
+
+type notifyLoader struct{ s *notifySink }
+
+func (l *notifyLoader) Put(name string, reserved bool, location, acl string) {
+	l.s.Put(name, reserved, location, acl)
+}
+func (l *notifyLoader) Commit()  {}
+func (l *notifyLoader) Discard() {}
