@@ -367,6 +367,12 @@ func (c *Conn) ExecMax(ctx context.Context, cmd string, maxLiteral int64) (*Resp
 	if err := c.writeLine(tag + " " + cmd); err != nil {
 		return nil, err
 	}
+	return c.collect(tag, maxLiteral, cmd == "LOGOUT")
+}
+
+// collect reads responses until the tagged completion of tag. A BYE ends
+// the connection (ErrBye) unless expected, as after LOGOUT.
+func (c *Conn) collect(tag string, maxLiteral int64, byeExpected bool) (*Response, error) {
 	resp := &Response{}
 	for {
 		r, err := c.readResponse(maxLiteral)
@@ -380,7 +386,7 @@ func (c *Conn) ExecMax(ctx context.Context, cmd string, maxLiteral int64) (*Resp
 			}
 			return resp, nil
 		}
-		if hasPrefixFold(r, "* BYE") && cmd != "LOGOUT" {
+		if hasPrefixFold(r, "* BYE") && !byeExpected {
 			c.dead.Store(true)
 			return nil, ErrBye
 		}
@@ -741,21 +747,5 @@ func (c *Conn) ExecLiteral(ctx context.Context, prefix string, lit []byte) (*Res
 	if err := c.Flush(); err != nil {
 		return nil, err
 	}
-	resp := &Response{}
-	for {
-		r, err := c.readResponse(1 << 20)
-		if err != nil {
-			return nil, err
-		}
-		if bytes.HasPrefix(r, []byte(tag+" ")) {
-			resp.Status, resp.Text = splitStatus(r[len(tag)+1:])
-			if resp.Status != OK {
-				return resp, &Error{Status: resp.Status, Text: resp.Text}
-			}
-			return resp, nil
-		}
-		if len(r) > 0 && r[0] == '*' {
-			resp.Untagged = append(resp.Untagged, r)
-		}
-	}
+	return c.collect(tag, 1<<20, false)
 }
