@@ -32,6 +32,10 @@ func (sess *session) preAuthCaps() string {
 	} else {
 		caps = append(caps, "LOGINDISABLED")
 	}
+	if sess.s.opts.GSSAPI != nil {
+		// No password travels: offered with or without TLS.
+		caps = append(caps, "AUTH=GSSAPI")
+	}
 	return strings.Join(caps, " ")
 }
 

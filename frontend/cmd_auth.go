@@ -9,6 +9,7 @@ import (
 
 	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/frontend/backend"
+	"github.com/imapfront/imapfront/frontend/gssapi"
 )
 
 // Authenticator checks a password and returns the canonical user name;
@@ -52,6 +53,15 @@ func (sess *session) login(user, authzid, pass string) error {
 	if err != nil {
 		return sess.loginFailed(ctx, err)
 	}
+	return sess.loggedIn(ctx, canonical, authzid, pass, "password")
+}
+
+// loggedIn moves a session whose user (canonical) has been authenticated
+// by mech to the authenticated state, acting as authzid when it is set and
+// allowed: equal to canonical, or canonical is one of Admins. pass is the
+// user's password, or "" when there is none (GSSAPI): the pool then logs
+// in with proxy credentials only.
+func (sess *session) loggedIn(ctx context.Context, canonical, authzid, pass, mech string) error {
 	actAs := canonical
 	if authzid != "" && authzid != canonical {
 		if !sess.s.isAdmin(canonical) {
@@ -69,7 +79,7 @@ func (sess *session) login(user, authzid, pass string) error {
 	}
 	sess.state = stateAuth
 	sess.log = sess.log.With("user", actAs)
-	sess.log.Info("login")
+	sess.log.Info("login", "mechanism", mech)
 	return nil
 }
 
@@ -103,6 +113,13 @@ func (sess *session) checkPassword(ctx context.Context, user, pass string) (stri
 // loginFailed pauses, then answers NO without saying why (which would tell
 // whether the user exists).
 func (sess *session) loginFailed(ctx context.Context, err error) error {
+	return sess.loginFailedText(ctx, err, "Authentication failed")
+}
+
+// loginFailedText is loginFailed with the text of the NO response, for
+// mechanisms whose failures may say why (Kerberos errors do not tell
+// whether a user exists).
+func (sess *session) loginFailedText(ctx context.Context, err error, text string) error {
 	sess.failures++
 	if err != nil && !errors.Is(err, auth.ErrInvalidCredentials) {
 		sess.log.Warn("authentication unavailable", "err", err)
@@ -117,7 +134,7 @@ func (sess *session) loginFailed(ctx context.Context, err error) error {
 		sess.writeLine("* BYE Too many authentication failures")
 		return errFatal
 	}
-	return no("AUTHENTICATIONFAILED", "Authentication failed")
+	return no("AUTHENTICATIONFAILED", "%s", text)
 }
 
 func (sess *session) cmdAuthenticate(cmd *command) error {
@@ -143,6 +160,9 @@ func (sess *session) cmdAuthenticate(cmd *command) error {
 				return bad("Invalid base64 in initial response")
 			}
 		}
+	}
+	if mech == gssapi.Mechanism {
+		return sess.authenticateGSSAPI(cmd, ir, hasIR)
 	}
 	var creds auth.Credentials
 	srv, err := auth.NewServer(mech, func(c auth.Credentials) error {
@@ -208,10 +228,16 @@ func (s *Server) isAdmin(user string) bool {
 // needUserPassword reports whether some backend has no proxy credentials,
 // so that the session must keep the user's password to log in there.
 func (s *Server) needUserPassword() bool {
-	for _, b := range s.opts.Backends {
-		if b.ProxyUser == "" {
-			return true
+	return s.backendWithoutProxy() != ""
+}
+
+// backendWithoutProxy returns the name of a backend that has no proxy
+// credentials (neither ProxyUser nor ProxySASL), or "".
+func (s *Server) backendWithoutProxy() string {
+	for name, b := range s.opts.Backends {
+		if b.ProxyUser == "" && b.ProxySASL == nil {
+			return name
 		}
 	}
-	return false
+	return ""
 }

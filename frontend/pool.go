@@ -61,7 +61,9 @@ func (p *pool) get(ctx context.Context, server string) (*pooledConn, error) {
 		return nil, fmt.Errorf("%w (%s)", errNoBackend, server)
 	}
 	login := backend.Login{User: p.user, Password: p.password, ProxyUser: b.ProxyUser, ProxyPassword: b.ProxyPassword}
-	if b.ProxyUser == "" && p.password == "" {
+	if b.ProxySASL != nil {
+		login.SASL = b.ProxySASL(p.user)
+	} else if b.ProxyUser == "" && p.password == "" {
 		return nil, fmt.Errorf("backend %s: no proxy credentials configured and no user password to log in with", server)
 	}
 	c, err := backend.Dial(ctx, b.Dial, login)

@@ -22,7 +22,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/emersion/go-sasl"
+
 	"github.com/imapfront/imapfront/frontend/backend"
+	"github.com/imapfront/imapfront/frontend/gssapi"
 )
 
 // ReferralPolicy says when SELECT, EXAMINE, APPEND, DELETE (and STATUS if
@@ -45,6 +48,10 @@ type Backend struct {
 	// ProxyUser and ProxyPassword log in as any user; when empty the
 	// session logs in with the user's own credentials.
 	ProxyUser, ProxyPassword string
+	// ProxySASL, when set, returns the SASL client that logs in to the
+	// backend as a proxy for user (for example GSSAPI from a client keytab
+	// with authzid = user); it takes precedence over ProxyUser.
+	ProxySASL func(user string) sasl.Client
 	// Separator is the backend's hierarchy separator ('/' or '.').
 	Separator byte
 	// Personal is true for a backend whose namespace has only the user's
@@ -79,6 +86,10 @@ type Options struct {
 	// Authenticator checks passwords; nil means "log in to the user's home
 	// backend with the given password".
 	Authenticator Authenticator
+	// GSSAPI, when set, offers AUTHENTICATE GSSAPI (RFC 4752) with this
+	// acceptor, with or without TLS (no password travels). Such users have
+	// no password, so every backend needs ProxyUser or ProxySASL.
+	GSSAPI *gssapi.Acceptor
 	// Admins may use an authorization identity other than their own.
 	Admins []string
 	// FailureDelay pauses before a failed login answer (2 s when 0; a

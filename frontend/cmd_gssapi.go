@@ -1,0 +1,96 @@
+package frontend
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"strings"
+	"time"
+
+	"github.com/imapfront/imapfront/frontend/gssapi"
+)
+
+// gssapiMaxSteps bounds the challenge/response rounds of one AUTHENTICATE
+// GSSAPI; RFC 4752 needs at most four (AP-REQ asked for, AP-REP, offer,
+// answer).
+const gssapiMaxSteps = 6
+
+// errGSSAPIExchange is returned when a client does not finish the exchange
+// within gssapiMaxSteps rounds.
+var errGSSAPIExchange = errors.New("gssapi: exchange did not finish")
+
+// authenticateGSSAPI runs AUTHENTICATE GSSAPI (RFC 3501 6.2.2, RFC 4752;
+// SASL-IR per RFC 4959) with the configured acceptor. ir is the decoded
+// initial response when hasIR is set. Failures answer NO
+// [AUTHENTICATIONFAILED] with the Kerberos reason (gssapi.ResponseText);
+// "*" cancels with BAD. On success the session is logged in as the
+// principal's user (or its authorization identity, when allowed), without
+// a password: backends are reached with proxy credentials only.
+func (sess *session) authenticateGSSAPI(cmd *command, ir []byte, hasIR bool) error {
+	a := sess.s.opts.GSSAPI
+	if a == nil {
+		return no("", "Unsupported authentication mechanism")
+	}
+	if server := sess.s.backendWithoutProxy(); server != "" {
+		sess.log.Warn("AUTHENTICATE GSSAPI refused: a backend has no proxy credentials (proxy user or GSSAPI), and Kerberos users have no password", "backend", server)
+		return no("UNAVAILABLE", "Kerberos login unavailable: a backend has no proxy credentials configured")
+	}
+	ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
+	defer cancel()
+	srv := a.NewServer(nil)
+	var resp []byte
+	if hasIR {
+		resp = ir
+	}
+	for step := 0; ; step++ {
+		if step == gssapiMaxSteps {
+			return sess.gssapiFailed(ctx, errGSSAPIExchange)
+		}
+		chal, done, err := srv.Next(resp)
+		if err != nil {
+			return sess.gssapiFailed(ctx, err)
+		}
+		if done {
+			break
+		}
+		if err := sess.writeLine("+ " + base64.StdEncoding.EncodeToString(chal)); err != nil {
+			return err
+		}
+		line, err := readLine(sess.br, 64<<10)
+		if err != nil {
+			return err
+		}
+		if string(line) == "*" {
+			return bad("Authentication cancelled")
+		}
+		if resp, err = base64.StdEncoding.DecodeString(string(line)); err != nil {
+			return bad("Invalid base64 in authentication response")
+		}
+	}
+	r, ok := srv.Result()
+	if !ok || !validUserName(r.User) || strings.ContainsAny(r.Authzid, "\x00\r\n") {
+		sess.log.Info("gssapi: unusable user name", "principal", r.Principal, "realm", r.Realm)
+		return sess.loginFailed(ctx, nil)
+	}
+	sess.log.Debug("gssapi authenticated", "principal", r.Principal, "realm", r.Realm, "service", r.Service)
+	if err := sess.loggedIn(ctx, r.User, r.Authzid, "", gssapi.Mechanism); err != nil {
+		return err
+	}
+	if err := sess.writeLine(cmd.tag + " OK [CAPABILITY " + sess.postAuthCaps() + "] Logged in"); err != nil {
+		return err
+	}
+	return errRelayed
+}
+
+// gssapiFailed counts a failed GSSAPI exchange like a failed login and
+// answers NO with the client-safe reason of err.
+func (sess *session) gssapiFailed(ctx context.Context, err error) error {
+	sess.log.Info("gssapi authentication failed", "err", err)
+	return sess.loginFailedText(ctx, nil, gssapi.ResponseText(err))
+}
+
+// validUserName reports whether a name mapped from a Kerberos principal can
+// be a user name on the wire and in the mailbox database.
+func validUserName(u string) bool {
+	return u != "" && !strings.ContainsAny(u, "\x00\r\n")
+}

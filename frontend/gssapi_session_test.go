@@ -1,0 +1,221 @@
+package frontend
+
+import (
+	"encoding/base64"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imapfront/imapfront/frontend/gssapi"
+	"github.com/imapfront/imapfront/frontend/gssapi/gssapitest"
+)
+
+const gssRealm = "TEST.REALM"
+
+// gssKDCs returns a fake KDC that forges tickets for imap/localhost and for a
+// service the front end has no key for, and the acceptor built from a keytab
+// holding imap/localhost only (the keys are derived from the same secrets).
+func gssKDCs(t *testing.T) (*gssapitest.KDC, *gssapi.Acceptor) {
+	t.Helper()
+	k, err := gssapitest.NewKDC(gssRealm, "imap/localhost", "imap/elsewhere")
+	must(t, err)
+	svc, err := gssapitest.NewKDC(gssRealm, "imap/localhost")
+	must(t, err)
+	a, err := gssapi.NewAcceptor(gssapi.AcceptorOptions{Keytab: svc.Keytab, Realms: []string{gssRealm}})
+	must(t, err)
+	return k, a
+}
+
+// newGSSFixture is newFixture with an acceptor and without plaintext
+// passwords: GSSAPI is offered on a connection without TLS all the same.
+func newGSSFixture(t *testing.T, mutate func(*Options)) (*fixture, *gssapitest.KDC) {
+	t.Helper()
+	k, a := gssKDCs(t)
+	f := newFixture(t, func(o *Options) {
+		o.GSSAPI = a
+		o.AllowPlaintext = false
+		o.Admins = []string{"cyrus"}
+		if mutate != nil {
+			mutate(o)
+		}
+	})
+	return f, k
+}
+
+// authGSSAPI runs AUTHENTICATE GSSAPI with gc, with or without SASL-IR, and
+// returns the tagged completion line.
+func (c *client) authGSSAPI(tag string, gc *gssapi.Client, withIR bool) string {
+	c.t.Helper()
+	_, ir, err := gc.Start()
+	if err != nil {
+		c.t.Fatalf("GSSAPI client start: %v", err)
+	}
+	if withIR {
+		c.send(tag + " AUTHENTICATE GSSAPI " + base64.StdEncoding.EncodeToString(ir))
+	} else {
+		c.send(tag + " AUTHENTICATE GSSAPI")
+		if l := c.line(); l != "+ " {
+			c.t.Fatalf("without SASL-IR: got %q, want an empty continuation", l)
+		}
+		c.send(base64.StdEncoding.EncodeToString(ir))
+	}
+	for range 8 {
+		l := c.line()
+		if strings.HasPrefix(l, tag+" ") {
+			return l
+		}
+		if !strings.HasPrefix(l, "+ ") {
+			c.t.Fatalf("during AUTHENTICATE: %q", l)
+		}
+		ch, err := base64.StdEncoding.DecodeString(l[2:])
+		if err != nil {
+			c.t.Fatalf("challenge %q: %v", l, err)
+		}
+		resp, err := gc.Next(ch)
+		if err != nil {
+			c.send("*")
+			continue
+		}
+		c.send(base64.StdEncoding.EncodeToString(resp))
+	}
+	c.t.Fatal("AUTHENTICATE GSSAPI did not finish")
+	return ""
+}
+
+func TestGSSAPIAuthenticateSelectInbox(t *testing.T) {
+	f, k := newGSSFixture(t, nil)
+	for _, withIR := range []bool{true, false} {
+		c := f.dial(t)
+		caps := c.ok("a0", "CAPABILITY")
+		if len(caps) != 1 || !strings.Contains(caps[0], " AUTH=GSSAPI") || !strings.Contains(caps[0], " LOGINDISABLED") {
+			t.Fatalf("capabilities without TLS: %q", caps)
+		}
+		done := c.authGSSAPI("a1", k.Client("alice", "imap/localhost", ""), withIR)
+		if !strings.HasPrefix(done, "a1 OK [CAPABILITY IMAP4rev1 ") {
+			t.Fatalf("IR %v: AUTHENTICATE GSSAPI: %q", withIR, done)
+		}
+		u := c.ok("a2", "SELECT INBOX")
+		if !hasLine(u, "* 1 EXISTS") {
+			t.Fatalf("SELECT INBOX after GSSAPI: %q", u)
+		}
+		// alice's folder on the other backend is reached with proxy credentials.
+		c.ok("a3", "SELECT Archive")
+		c.ok("a4", "LOGOUT")
+	}
+}
+
+func TestGSSAPIAuthzid(t *testing.T) {
+	f, k := newGSSFixture(t, nil)
+	tests := []struct {
+		name, user, authzid, want, exists string
+	}{
+		{"own name", "alice", "alice", "a1 OK", "* 1 EXISTS"},
+		{"other user refused", "alice", "bob", "a1 NO [AUTHENTICATIONFAILED] Authentication failed", ""},
+		{"admin acts as user", "cyrus", "bob", "a1 OK", "* 0 EXISTS"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c := f.dial(t)
+			done := c.authGSSAPI("a1", k.Client(tc.user, "imap/localhost", tc.authzid), true)
+			if !strings.HasPrefix(done, tc.want) {
+				t.Fatalf("got %q, want %q", done, tc.want)
+			}
+			if tc.exists == "" {
+				c.expect("a2", "SELECT INBOX", "BAD")
+				return
+			}
+			// The INBOX is the authorization identity's.
+			if u := c.ok("a2", "SELECT INBOX"); !hasLine(u, tc.exists) {
+				t.Fatalf("SELECT INBOX as %s: %q, want %q", tc.authzid, u, tc.exists)
+			}
+		})
+	}
+}
+
+func TestGSSAPIBadInput(t *testing.T) {
+	f, k := newGSSFixture(t, nil)
+	_, ir, err := k.Client("alice", "imap/localhost", "").Start()
+	must(t, err)
+	b64 := base64.StdEncoding.EncodeToString
+	expired, err := gssapitest.NewKDC(gssRealm, "imap/localhost")
+	must(t, err)
+	expired.Start, expired.End = -3*time.Hour, -2*time.Hour
+
+	t.Run("tokens", func(t *testing.T) {
+		for _, tc := range []struct{ name, ir, want string }{
+			{"garbage", b64([]byte("not a kerberos token at all")), "NO [AUTHENTICATIONFAILED] Invalid GSSAPI token"},
+			{"truncated", b64(ir[:len(ir)/2]), "NO [AUTHENTICATIONFAILED] Invalid GSSAPI token"},
+			{"one byte", b64([]byte{0x60}), "NO [AUTHENTICATIONFAILED] Invalid GSSAPI token"},
+			{"bad base64", "!!!", "BAD"},
+		} {
+			c := f.dial(t)
+			_, done := c.do("b1", "AUTHENTICATE GSSAPI "+tc.ir)
+			if !strings.HasPrefix(done, "b1 "+tc.want) {
+				t.Errorf("%s: got %q, want %q", tc.name, done, tc.want)
+			}
+			// The session is still alive and not authenticated.
+			c.expect("b2", "SELECT INBOX", "BAD")
+			c.ok("b3", "NOOP")
+		}
+	})
+	t.Run("wrong service", func(t *testing.T) {
+		c := f.dial(t)
+		if done := c.authGSSAPI("c1", k.Client("alice", "imap/elsewhere", ""), true); !strings.HasPrefix(done, "c1 NO [AUTHENTICATIONFAILED] Kerberos ticket is for the wrong service principal") {
+			t.Fatalf("got %q", done)
+		}
+	})
+	t.Run("expired ticket", func(t *testing.T) {
+		c := f.dial(t)
+		if done := c.authGSSAPI("d1", expired.Client("alice", "imap/localhost", ""), true); !strings.HasPrefix(done, "d1 NO [AUTHENTICATIONFAILED] Kerberos ticket expired") {
+			t.Fatalf("got %q", done)
+		}
+	})
+	t.Run("replay", func(t *testing.T) {
+		c := f.dial(t)
+		gc := k.Client("alice", "imap/localhost", "")
+		_, first, err := gc.Start()
+		must(t, err)
+		c.send("e1 AUTHENTICATE GSSAPI " + b64(first))
+		if l := c.line(); !strings.HasPrefix(l, "+ ") {
+			t.Fatalf("first use: %q", l)
+		}
+		c.send("*")
+		if _, done := c.until("e1"); !strings.HasPrefix(done, "e1 BAD") {
+			t.Fatalf("cancel: %q", done)
+		}
+		if _, done := c.do("e2", "AUTHENTICATE GSSAPI "+b64(first)); !strings.HasPrefix(done, "e2 NO [AUTHENTICATIONFAILED] Kerberos authenticator replayed") {
+			t.Fatalf("replayed AP-REQ: %q", done)
+		}
+	})
+	t.Run("too many failures", func(t *testing.T) {
+		c := f.dial(t)
+		for i := range 4 {
+			c.expect("f1", "AUTHENTICATE GSSAPI "+b64([]byte{byte(i)}), "NO [AUTHENTICATIONFAILED]")
+		}
+		c.send("f2 AUTHENTICATE GSSAPI AAAA")
+		if l := c.line(); l != "* BYE Too many authentication failures" {
+			t.Fatalf("fifth failure: %q", l)
+		}
+	})
+}
+
+func TestGSSAPINotConfigured(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.dial(t)
+	caps := c.ok("a0", "CAPABILITY")
+	if strings.Contains(caps[0], "GSSAPI") {
+		t.Fatalf("GSSAPI advertised without an acceptor: %q", caps)
+	}
+	c.expect("a1", "AUTHENTICATE GSSAPI", "NO")
+}
+
+func TestGSSAPIBackendWithoutProxyCredentials(t *testing.T) {
+	f, k := newGSSFixture(t, func(o *Options) {
+		o.Backends["be-b"].ProxyUser, o.Backends["be-b"].ProxyPassword = "", ""
+	})
+	c := f.dial(t)
+	if done := c.authGSSAPI("a1", k.Client("alice", "imap/localhost", ""), true); done != "a1 NO [UNAVAILABLE] Kerberos login unavailable: a backend has no proxy credentials configured" {
+		// The continuation is never sent: the refusal comes first.
+		t.Fatalf("got %q", done)
+	}
+}
