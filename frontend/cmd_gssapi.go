@@ -63,6 +63,12 @@ func (sess *session) authenticateGSSAPI(cmd *command, ir []byte, hasIR bool) err
 		if string(line) == "*" {
 			return bad("Authentication cancelled")
 		}
+		if string(line) == "=" {
+			// An empty response the way RFC 4959 writes an empty initial
+			// response; some clients (go-imap) send it in continuations too.
+			resp = nil
+			continue
+		}
 		if resp, err = base64.StdEncoding.DecodeString(string(line)); err != nil {
 			return bad("Invalid base64 in authentication response")
 		}

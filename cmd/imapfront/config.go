@@ -72,6 +72,40 @@ type AuthConfig struct {
 	Admins []string `toml:"admins"`
 	// FailureDelay is the pause before answering a failed login.
 	FailureDelay Duration `toml:"failure_delay"`
+	// GSSAPI enables AUTHENTICATE GSSAPI (Kerberos) for clients.
+	GSSAPI GSSAPIConfig `toml:"gssapi"`
+}
+
+// GSSAPIConfig is the client-facing Kerberos acceptor ([auth.gssapi]).
+type GSSAPIConfig struct {
+	// Keytab holds the service keys (imap/<host>@REALM); empty disables
+	// AUTHENTICATE GSSAPI.
+	Keytab string `toml:"keytab"`
+	// Principal optionally pins the service principal ("imap/host" or
+	// "imap/host@REALM"); empty accepts any principal in the keytab.
+	Principal string `toml:"principal"`
+	// Realms are the client realms allowed to log in (the realm is
+	// stripped to give the user name); empty means the service's realm.
+	Realms []string `toml:"realms"`
+	// MaxClockSkew is the tolerated clock difference with clients.
+	MaxClockSkew Duration `toml:"max_clock_skew"`
+}
+
+// KerberosLogin is imapfront's own GSSAPI login from a client keytab, for
+// [mupdate] and [[backend]].
+type KerberosLogin struct {
+	// Mechanism is "PLAIN" (the default) or "GSSAPI".
+	Mechanism string `toml:"mechanism"`
+	// Keytab holds the client principal's keys (GSSAPI).
+	Keytab string `toml:"keytab"`
+	// Principal is the client principal, "user" or "user@REALM"
+	// (default realm from krb5_conf).
+	Principal string `toml:"principal"`
+	// KRB5Conf is the krb5.conf naming the realm's KDC.
+	KRB5Conf string `toml:"krb5_conf"`
+	// ServiceHost is the host part of the service principal asked for
+	// (mupdate/<host>, imap/<host>); default: the host of the address.
+	ServiceHost string `toml:"service_host"`
 }
 
 // MUPDATEConfig says where the mailbox database comes from.
@@ -87,6 +121,9 @@ type MUPDATEConfig struct {
 	TLS string `toml:"tls"`
 	// CA is a PEM file to verify the server with (default: system roots).
 	CA string `toml:"ca"`
+	// KerberosLogin: mechanism = "GSSAPI" logs in from a client keytab
+	// instead of user and password.
+	KerberosLogin
 }
 
 // ReferralConfig is the RFC 2193 referral policy.
@@ -130,6 +167,9 @@ type BackendConfig struct {
 	MUPDATEMode string `toml:"mupdate_mode"`
 	// ReferralHost is the host[:port] put in referral URLs; default Server.
 	ReferralHost string `toml:"referral_host"`
+	// KerberosLogin: mechanism = "GSSAPI" logs in as a proxy from a client
+	// keytab, with authzid = the user, instead of proxy_user.
+	KerberosLogin
 }
 
 // Duration is a time.Duration written as "30s" in TOML.
@@ -148,6 +188,10 @@ func (d *Duration) UnmarshalText(b []byte) error {
 // MarshalText writes a Go duration string.
 func (d Duration) MarshalText() ([]byte, error) { return []byte(d.Duration.String()), nil }
 
+func defaultKerberosLogin() KerberosLogin {
+	return KerberosLogin{Mechanism: "PLAIN", KRB5Conf: "/etc/krb5.conf"}
+}
+
 func defaultConfig() Config {
 	return Config{
 		Hostname: "imapfront",
@@ -159,8 +203,11 @@ func defaultConfig() Config {
 			IdleTimeout: Duration{30 * time.Minute},
 			BackendIdle: Duration{5 * time.Minute},
 		},
-		Auth:      AuthConfig{Method: "backend", FailureDelay: Duration{2 * time.Second}},
-		MUPDATE:   MUPDATEConfig{TLS: "none"},
+		Auth: AuthConfig{
+			Method: "backend", FailureDelay: Duration{2 * time.Second},
+			GSSAPI: GSSAPIConfig{MaxClockSkew: Duration{5 * time.Minute}},
+		},
+		MUPDATE:   MUPDATEConfig{TLS: "none", KerberosLogin: defaultKerberosLogin()},
 		Referral:  ReferralConfig{Policy: "after-rlist"},
 		Namespace: NamespaceConfig{OtherUsers: "Other Users", Shared: "Shared Folders"},
 	}
@@ -208,6 +255,12 @@ func parseConfig(data []byte) (*Config, error) {
 		if b.MUPDATEMode == "" {
 			b.MUPDATEMode = "self"
 		}
+		if b.Mechanism == "" {
+			b.Mechanism = "PLAIN"
+		}
+		if b.KRB5Conf == "" {
+			b.KRB5Conf = "/etc/krb5.conf"
+		}
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -242,6 +295,12 @@ func (c *Config) validate() error {
 	default:
 		return bad("auth.method", "%q is not backend or passwd", c.Auth.Method)
 	}
+	if g := c.Auth.GSSAPI; g.Keytab == "" && (g.Principal != "" || len(g.Realms) > 0) {
+		return bad("auth.gssapi.keytab", "required when auth.gssapi.principal or realms is set")
+	}
+	if c.Auth.GSSAPI.MaxClockSkew.Duration <= 0 {
+		return bad("auth.gssapi.max_clock_skew", "must be positive")
+	}
 	switch c.Referral.Policy {
 	case "never", "after-rlist", "always":
 	default:
@@ -252,6 +311,12 @@ func (c *Config) validate() error {
 	}
 	if err := checkTLSMode(c.MUPDATE.TLS); err != nil {
 		return bad("mupdate.tls", "%v", err)
+	}
+	if err := c.MUPDATE.KerberosLogin.check("mupdate", bad); err != nil {
+		return err
+	}
+	if c.MUPDATE.Mechanism == "GSSAPI" && (c.MUPDATE.User != "" || c.MUPDATE.Password != "" || c.MUPDATE.PasswordFile != "") {
+		return bad("mupdate.user", "user, password and password_file are not used with mechanism = \"GSSAPI\"")
 	}
 	if c.Limits.MaxLine < 1024 {
 		return bad("limits.max_line", "must be at least 1024")
@@ -287,6 +352,41 @@ func (c *Config) validate() error {
 		if (b.ProxyUser == "") != (b.ProxyPassword == "") {
 			return bad(key+".proxy_user", "proxy_user and proxy_password must be set together")
 		}
+		if err := b.KerberosLogin.check(key, bad); err != nil {
+			return err
+		}
+		if b.Mechanism == "GSSAPI" && b.ProxyUser != "" {
+			return bad(key+".proxy_user", "not used with mechanism = \"GSSAPI\" (the keytab's principal is the proxy)")
+		}
+		if c.Auth.GSSAPI.Keytab != "" && b.ProxyUser == "" && b.Mechanism != "GSSAPI" {
+			return bad(key+".proxy_user", "auth.gssapi is enabled and Kerberos users have no password: set proxy_user and proxy_password, or mechanism = \"GSSAPI\"")
+		}
+	}
+	return nil
+}
+
+// check validates a Kerberos login at key (mupdate, backend[i]).
+func (k KerberosLogin) check(key string, bad func(key, format string, args ...any) error) error {
+	switch k.Mechanism {
+	case "PLAIN":
+		if k.Keytab != "" || k.Principal != "" || k.ServiceHost != "" {
+			return bad(key+".mechanism", "keytab, principal and service_host need mechanism = \"GSSAPI\"")
+		}
+	case "GSSAPI":
+		if k.Keytab == "" {
+			return bad(key+".keytab", "required with mechanism = \"GSSAPI\"")
+		}
+		if k.Principal == "" {
+			return bad(key+".principal", "required with mechanism = \"GSSAPI\"")
+		}
+		if strings.Count(k.Principal, "@") > 1 || strings.HasSuffix(k.Principal, "@") || strings.HasPrefix(k.Principal, "@") {
+			return bad(key+".principal", "%q is not user or user@REALM", k.Principal)
+		}
+		if k.KRB5Conf == "" {
+			return bad(key+".krb5_conf", "required with mechanism = \"GSSAPI\"")
+		}
+	default:
+		return bad(key+".mechanism", "%q is not PLAIN or GSSAPI", k.Mechanism)
 	}
 	return nil
 }

@@ -16,10 +16,14 @@ import (
 	"time"
 
 	"github.com/emersion/go-sasl"
+	krb5config "github.com/jcmturner/gokrb5/v8/config"
+	"github.com/jcmturner/gokrb5/v8/keytab"
+
 	"github.com/imapfront/imapfront/frontend"
 	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/frontend/demo"
+	"github.com/imapfront/imapfront/frontend/gssapi"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/router"
 	"github.com/imapfront/imapfront/tlsconf"
@@ -61,11 +65,21 @@ func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func
 		}
 		connOpts.TLSConfig = tc
 	}
+	kerberos := newInitiators(logger.With("component", "gssapi"))
+	defer kerberos.closeAll()
 	mupdateAuth := func() (sasl.Client, error) {
 		if cfg.MUPDATE.User == "" {
 			return nil, nil
 		}
 		return sasl.NewPlainClient("", cfg.MUPDATE.User, mupdatePass), nil
+	}
+	if cfg.MUPDATE.Mechanism == "GSSAPI" {
+		in, err := kerberos.get("mupdate", cfg.MUPDATE.KerberosLogin)
+		if err != nil {
+			return err
+		}
+		spn := "mupdate/" + serviceHost(cfg.MUPDATE.ServiceHost, cfg.MUPDATE.Server)
+		mupdateAuth = func() (sasl.Client, error) { return in.NewClient(spn, ""), nil }
 	}
 	follower := mupdatec.NewFollower(mupdatec.FollowerOptions{
 		Addr:   cfg.MUPDATE.Server,
@@ -94,6 +108,14 @@ func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func
 		if err != nil {
 			return fmt.Errorf("config: backend[%d]: %w", i, err)
 		}
+		if bc.Mechanism == "GSSAPI" {
+			in, err := kerberos.get(fmt.Sprintf("backend[%d]", i), bc.KerberosLogin)
+			if err != nil {
+				return err
+			}
+			spn := "imap/" + serviceHost(bc.ServiceHost, bc.Address)
+			b.ProxySASL = func(user string) sasl.Client { return in.NewClient(spn, user) }
+		}
 		backends[bc.Server] = b
 	}
 
@@ -114,6 +136,21 @@ func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func
 			return fmt.Errorf("config: auth.passwd_file: %w", err)
 		}
 		authenticator = pf
+	}
+	var acceptor *gssapi.Acceptor
+	if g := cfg.Auth.GSSAPI; g.Keytab != "" {
+		kt, err := keytab.Load(g.Keytab)
+		if err != nil {
+			return fmt.Errorf("config: auth.gssapi.keytab: %w", err)
+		}
+		acceptor, err = gssapi.NewAcceptor(gssapi.AcceptorOptions{
+			Keytab: kt, Principal: g.Principal, Realms: g.Realms, MaxClockSkew: g.MaxClockSkew.Duration,
+			Logger: logger.With("component", "gssapi"),
+		})
+		if err != nil {
+			return fmt.Errorf("config: auth.gssapi: %w", err)
+		}
+		logger.Info("AUTHENTICATE GSSAPI enabled", "keytab", g.Keytab, "principal", g.Principal, "realms", g.Realms)
 	}
 	if cfg.Listen.AllowPlaintext {
 		logger.Warn("listen.allow_plaintext is set: passwords may travel in clear text")
@@ -140,6 +177,7 @@ func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func
 		BackendIdle:    cfg.Limits.BackendIdle.Duration,
 		Admins:         cfg.Auth.Admins,
 		Authenticator:  authenticator,
+		GSSAPI:         acceptor,
 		FailureDelay:   cfg.Auth.FailureDelay.Duration,
 		Directory:      frontend.ReplicaDirectory{R: replica},
 		Backends:       backends,
@@ -208,6 +246,66 @@ func newBackend(bc BackendConfig, logger *slog.Logger) (*frontend.Backend, error
 		b.Dial.TLSConfig = tc
 	}
 	return b, nil
+}
+
+// initiators holds imapfront's own Kerberos identities (client keytabs),
+// one gssapi.Initiator per keytab, principal and krb5.conf, shared by the
+// MUPDATE follower, the MUPDATE writer and the backend pool.
+type initiators struct {
+	log *slog.Logger
+	m   map[KerberosLogin]*gssapi.Initiator
+}
+
+func newInitiators(log *slog.Logger) *initiators {
+	return &initiators{log: log, m: make(map[KerberosLogin]*gssapi.Initiator)}
+}
+
+// get returns the Initiator for k, loading its keytab and krb5.conf the
+// first time; errors name the configuration key under key.
+func (in *initiators) get(key string, k KerberosLogin) (*gssapi.Initiator, error) {
+	id := KerberosLogin{Keytab: k.Keytab, Principal: k.Principal, KRB5Conf: k.KRB5Conf}
+	if i := in.m[id]; i != nil {
+		return i, nil
+	}
+	kt, err := keytab.Load(k.Keytab)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s.keytab: %w", key, err)
+	}
+	conf, err := krb5config.Load(k.KRB5Conf)
+	if err != nil {
+		return nil, fmt.Errorf("config: %s.krb5_conf: %w", key, err)
+	}
+	user, realm, _ := strings.Cut(k.Principal, "@")
+	if realm == "" {
+		realm = conf.LibDefaults.DefaultRealm
+	}
+	if realm == "" {
+		return nil, fmt.Errorf("config: %s.principal: %q has no realm and %s has no default_realm", key, k.Principal, k.KRB5Conf)
+	}
+	i, err := gssapi.NewInitiator(gssapi.InitiatorOptions{Keytab: kt, Config: conf, Username: user, Realm: realm, Logger: in.log})
+	if err != nil {
+		return nil, fmt.Errorf("config: %s: %w", key, err)
+	}
+	in.m[id] = i
+	return i, nil
+}
+
+// closeAll stops the initiators' ticket renewal.
+func (in *initiators) closeAll() {
+	for _, i := range in.m {
+		i.Close()
+	}
+}
+
+// serviceHost returns host, or else the host part of addr (host:port).
+func serviceHost(host, addr string) string {
+	if host != "" {
+		return host
+	}
+	if h, _, err := net.SplitHostPort(addr); err == nil {
+		return h
+	}
+	return addr
 }
 
 // runDemo runs `imapfront demo`: a whole Murder in this process.
