@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"crypto/tls"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -52,6 +53,14 @@ func (sess *session) cmdID(cmd *command) error {
 			return bad("Invalid ID arguments")
 		}
 		sess.pool.id = string(args)
+		if ttl, ok := proxyTTL(sess.pool.id); ok {
+			// A proxy in front of us: count this hop, and refuse a loop.
+			if ttl <= 1 {
+				sess.writeLine("* BYE Proxy loop detected (x-proxy-ttl exhausted)")
+				return errFatal
+			}
+			sess.pool.ttl = min(ttl-1, defaultProxyTTL)
+		}
 	}
 	return sess.writeLine(`* ID ("name" "imapfront")`)
 }
@@ -80,4 +89,20 @@ func (sess *session) cmdStartTLS(cmd *command) error {
 	sess.setConn(tc)
 	sess.tls = true
 	return errRelayed // the tagged OK is already written
+}
+
+// proxyTTL returns the x-proxy-ttl a client (another proxy) sent in ID.
+func proxyTTL(id string) (int, bool) {
+	p := &argParser{b: []byte(id)}
+	items, err := p.list()
+	if err != nil {
+		return 0, false
+	}
+	for i := 0; i+1 < len(items); i += 2 {
+		if strings.EqualFold(items[i], "x-proxy-ttl") {
+			n, err := strconv.Atoi(items[i+1])
+			return n, err == nil
+		}
+	}
+	return 0, false
 }

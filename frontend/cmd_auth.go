@@ -97,7 +97,7 @@ func (sess *session) checkPassword(ctx context.Context, user, pass string) (stri
 	if b == nil {
 		return "", auth.ErrInvalidCredentials
 	}
-	c, err := backend.Dial(ctx, b.Dial, backend.Login{User: user, Password: pass})
+	c, err := backend.Dial(ctx, b.Dial, backend.Login{User: user, Password: pass, ID: sess.pool.idFor(b)})
 	if err != nil {
 		var be *backend.Error
 		if errors.As(err, &be) {

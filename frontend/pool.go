@@ -4,6 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/imapfront/imapfront/frontend/backend"
@@ -35,6 +38,10 @@ type pool struct {
 	// enable and id are replayed on every new backend connection.
 	enable []string
 	id     string
+	// client and local are the client's and our address, forwarded to
+	// backends with ForwardClient; ttl is the x-proxy-ttl to send.
+	client, local *net.TCPAddr
+	ttl           int
 }
 
 func newPool(ctx context.Context, s *Server) *pool {
@@ -60,7 +67,7 @@ func (p *pool) get(ctx context.Context, server string) (*pooledConn, error) {
 	if b == nil {
 		return nil, fmt.Errorf("%w (%s)", errNoBackend, server)
 	}
-	login := backend.Login{User: p.user, Password: p.password, ProxyUser: b.ProxyUser, ProxyPassword: b.ProxyPassword}
+	login := backend.Login{User: p.user, Password: p.password, ProxyUser: b.ProxyUser, ProxyPassword: b.ProxyPassword, ID: p.idFor(b)}
 	if b.ProxySASL != nil {
 		login.SASL = b.ProxySASL(p.user)
 	} else if b.ProxyUser == "" && p.password == "" {
@@ -92,14 +99,51 @@ func (p *pool) adopt(server string, c *backend.Conn) {
 	p.conns[server] = &pooledConn{b: b, c: c, lastUsed: time.Now(), enabled: map[string]bool{}}
 }
 
-// prepare replays the session-wide state (ID, ENABLE) on a new connection.
+// prepare replays the session-wide ENABLE state on a new connection (the
+// ID went with the login, see idFor).
 func (p *pool) prepare(ctx context.Context, pc *pooledConn) error {
-	if p.id != "" && pc.c.Has("ID") {
-		if _, err := pc.c.Exec(ctx, "ID "+p.id); err != nil && !isNo(err) {
-			return err
-		}
-	}
 	return p.enableOn(ctx, pc)
+}
+
+// idFor returns the ID arguments to send to b: the client's own ID, and
+// for a backend that is told the client's address, the Dovecot-style
+// forwarding fields. The client's own x- fields are dropped so that it
+// cannot claim another address.
+func (p *pool) idFor(b *Backend) string {
+	if !b.ForwardClient || p.client == nil {
+		return p.id
+	}
+	fields := clientIDFields(p.id)
+	add := func(k, v string) { fields = append(fields, quote(k), quote(v)) }
+	add("x-originating-ip", p.client.IP.String())
+	add("x-originating-port", strconv.Itoa(p.client.Port))
+	if p.local != nil {
+		add("x-connected-ip", p.local.IP.String())
+		add("x-connected-port", strconv.Itoa(p.local.Port))
+	}
+	add("x-proxy-ttl", strconv.Itoa(p.ttl))
+	return "(" + strings.Join(fields, " ") + ")"
+}
+
+// clientIDFields returns the client's ID list as quoted key/value words,
+// without fields starting with "x-" (those are the proxy's to set).
+func clientIDFields(id string) []string {
+	if id == "" || strings.EqualFold(id, "NIL") {
+		return nil
+	}
+	p := &argParser{b: []byte(id)}
+	items, err := p.list()
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for i := 0; i+1 < len(items); i += 2 {
+		if strings.HasPrefix(strings.ToLower(items[i]), "x-") {
+			continue
+		}
+		out = append(out, quote(items[i]), quote(items[i+1]))
+	}
+	return out
 }
 
 // enableOn sends the session's ENABLE extensions that pc lacks.

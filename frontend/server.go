@@ -63,6 +63,10 @@ type Backend struct {
 	FrontMode bool
 	// ReferralHost is put in referral URLs; empty means Server.
 	ReferralHost string
+	// ForwardClient sends the client's address to the backend at login
+	// with ID ("x-originating-ip" ... "x-proxy-ttl" ...), which Dovecot
+	// trusts from its login_trusted_networks.
+	ForwardClient bool
 }
 
 // Options configure a Server. Directory and Backends are required.

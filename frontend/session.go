@@ -27,6 +27,10 @@ const (
 	stateLogout
 )
 
+// defaultProxyTTL is the x-proxy-ttl sent to backends (Dovecot's own
+// proxies start at 5 and refuse at 0).
+const defaultProxyTTL = 5
+
 // session is one client connection.
 type session struct {
 	s   *Server
@@ -72,6 +76,9 @@ func newSession(s *Server, nc net.Conn, implicitTLS bool) *session {
 		pool:   newPool(ctx, s),
 	}
 	sess.log = s.log.With("session", id, "client", nc.RemoteAddr().String())
+	sess.pool.client, _ = nc.RemoteAddr().(*net.TCPAddr)
+	sess.pool.local, _ = nc.LocalAddr().(*net.TCPAddr)
+	sess.pool.ttl = defaultProxyTTL
 	sess.setConn(nc)
 	return sess
 }

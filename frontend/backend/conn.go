@@ -65,6 +65,10 @@ type Login struct {
 	ProxyUser, ProxyPassword string
 	// SASL, when set, is used instead of PLAIN (for example GSSAPI).
 	SASL sasl.Client
+	// ID, if set, is the argument of an ID command (RFC 2971) sent before
+	// logging in, when the server offers ID: where a proxy tells Dovecot
+	// the client's address (x-originating-ip), which it logs at login.
+	ID string
 }
 
 // Status is the result word of a tagged response.
@@ -215,6 +219,14 @@ func (c *Conn) setup(ctx context.Context, login Login) error {
 		c.setConn(tc)
 		if err := c.Capability(); err != nil {
 			return err
+		}
+	}
+	if login.ID != "" && c.caps["ID"] {
+		if _, err := c.Exec(ctx, "ID "+login.ID); err != nil {
+			var be *Error
+			if !errors.As(err, &be) {
+				return err
+			}
 		}
 	}
 	client := login.SASL
