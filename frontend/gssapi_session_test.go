@@ -1,11 +1,15 @@
 package frontend
 
 import (
+	"context"
 	"encoding/base64"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/emersion/go-sasl"
+
+	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/frontend/gssapi"
 	"github.com/imapfront/imapfront/frontend/gssapi/gssapitest"
 )
@@ -218,4 +222,93 @@ func TestGSSAPIBackendWithoutProxyCredentials(t *testing.T) {
 		// The continuation is never sent: the refusal comes first.
 		t.Fatalf("got %q", done)
 	}
+}
+
+// TestGSSAPIProxySASLBackend: a backend without ProxyUser but with
+// ProxySASL is reached by a Kerberos user (no password) through the SASL
+// client ProxySASL makes for that user.
+func TestGSSAPIProxySASLBackend(t *testing.T) {
+	var asked []string
+	f, k := newGSSFixture(t, func(o *Options) {
+		b := o.Backends["be-a"]
+		b.ProxyUser, b.ProxyPassword = "", ""
+		b.ProxySASL = func(user string) sasl.Client {
+			asked = append(asked, user)
+			return sasl.NewPlainClient(user, "proxy", "proxypw")
+		}
+	})
+	c := f.dial(t)
+	if done := c.authGSSAPI("a1", k.Client("alice", "imap/localhost", ""), true); !strings.HasPrefix(done, "a1 OK") {
+		t.Fatalf("AUTHENTICATE GSSAPI: %q", done)
+	}
+	if u := c.ok("a2", "SELECT INBOX"); !hasLine(u, "* 1 EXISTS") {
+		t.Fatalf("SELECT INBOX: %q", u)
+	}
+	if len(asked) != 1 || asked[0] != "alice" {
+		t.Fatalf("ProxySASL called for %q, want [alice]", asked)
+	}
+}
+
+// TestGSSAPIBackendLogin: the pool's GSSAPI proxy login (a gssapi.Client in
+// backend.Login.SASL, authzid = the user) completes against an IMAP server
+// that accepts GSSAPI, through backend.Conn's AUTHENTICATE.
+func TestGSSAPIBackendLogin(t *testing.T) {
+	k, a := gssKDCs(t)
+	srv, err := gssapitest.NewIMAPServer(a, nil)
+	must(t, err)
+	defer srv.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := backend.Dial(ctx, backend.Options{Addr: srv.Addr()}, backend.Login{User: "alice", SASL: k.Client("cyrus", "imap/localhost", "alice")})
+	if err != nil {
+		t.Fatalf("backend GSSAPI login: %v", err)
+	}
+	conn.Logout()
+	got := <-srv.Results()
+	if got.Err != nil || got.Result.User != "cyrus" || got.Result.Authzid != "alice" {
+		t.Fatalf("acceptor saw %+v", got)
+	}
+}
+
+// FuzzGSSAPIAuthenticate sends arbitrary initial responses and continuation
+// lines to AUTHENTICATE GSSAPI: the answer is a tagged NO or BAD (or a
+// continuation), never a panic or a login.
+func FuzzGSSAPIAuthenticate(f *testing.F) {
+	k, err := gssapitest.NewKDC(gssRealm, "imap/localhost")
+	if err != nil {
+		f.Fatal(err)
+	}
+	_, ir, err := k.Client("alice", "imap/localhost", "").Start()
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add([]byte{}, "")
+	f.Add([]byte("garbage"), "*")
+	f.Add(ir, "")
+	f.Add(ir[:len(ir)-7], "=")
+	f.Add(ir[:40], "AAAA")
+	f.Add([]byte{0x60, 0x82, 0xff, 0xff, 0x06}, "")
+	f.Fuzz(func(t *testing.T, token []byte, cont string) {
+		if strings.ContainsAny(cont, "\r\n") {
+			return
+		}
+		fx, _ := newGSSFixture(t, nil)
+		c := fx.dial(t)
+		c.send("z1 AUTHENTICATE GSSAPI " + base64.StdEncoding.EncodeToString(token))
+		for range 4 {
+			l := c.line()
+			if strings.HasPrefix(l, "z1 ") {
+				if !strings.HasPrefix(l, "z1 NO ") && !strings.HasPrefix(l, "z1 BAD ") {
+					t.Fatalf("got %q", l)
+				}
+				c.ok("z2", "NOOP")
+				return
+			}
+			if !strings.HasPrefix(l, "+ ") {
+				t.Fatalf("got %q", l)
+			}
+			c.send(cont)
+		}
+		t.Fatal("no tagged answer")
+	})
 }
