@@ -48,6 +48,8 @@ type feOptions struct {
 	referrals frontend.ReferralPolicy
 	// be1Addr, if set, is where the front end dials be1 (a forwarder).
 	be1Addr string
+	// forwardClient tells Dovecot the client's address (ID x-originating-ip).
+	forwardClient bool
 }
 
 func feLogger(t *testing.T) *slog.Logger {
@@ -84,7 +86,7 @@ func startFront(t *testing.T, env itenv.Env, o feOptions) *feFront {
 		env.Dovecot: {
 			Server: env.Dovecot, Dial: backend.Options{Addr: env.Dovecot, TLS: backend.TLSStartTLS, TLSConfig: dovecotTLS(t, env)},
 			ProxyUser: env.DovecotMasterUser, ProxyPassword: env.DovecotMasterPass,
-			Separator: '.', Personal: true, FrontMode: true,
+			Separator: '.', Personal: true, FrontMode: true, ForwardClient: o.forwardClient,
 		},
 	}
 	dialMaster := func(ctx context.Context) (*mupdatec.Conn, error) {
@@ -835,3 +837,55 @@ func (l *notifyLoader) Put(name string, reserved bool, location, acl string) {
 }
 func (l *notifyLoader) Commit()  {}
 func (l *notifyLoader) Discard() {}
+
+// TestFrontendForwardsClientAddressToDovecot: Dovecot (which trusts
+// imapfront's address through login_trusted_networks) logs the client's
+// address, not imapfront's.
+func TestFrontendForwardsClientAddressToDovecot(t *testing.T) {
+	env := itenv.Load(t)
+	if env.DovecotLog == "" {
+		t.Fatal("IMAPFRONT_IT_DOVECOT_LOG is empty: cannot check Dovecot's log")
+	}
+	ensureDovecotInMUPDATE(t, env)
+	f := startFront(t, env, feOptions{forwardClient: true})
+	carol := env.MustUser(t, "carol")
+	// The client comes from 127.0.0.2; imapfront reaches Dovecot from 127.0.0.1.
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 10 * time.Second}
+	conn, err := d.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := imapclient.New(conn, nil)
+	defer c.Close()
+	// Only what Dovecot logs from now on counts.
+	before, err := os.ReadFile(env.DovecotLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Login("carol", carol.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	// Dovecot's default login_log_format shows rip and lip, not ports.
+	want := "rip=127.0.0.2, lip=127.0.0.1"
+	deadline := time.Now().Add(15 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		log, err := os.ReadFile(env.DovecotLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(log) < len(before) {
+			t.Fatal("Dovecot's log shrank during the test")
+		}
+		for _, l := range strings.Split(string(log[len(before):]), "\n") {
+			if strings.Contains(l, "Login: user=<carol>") && strings.Contains(l, want) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Dovecot's log has no login of carol with %s within 15 s", want)
+		}
+		<-tick.C
+	}
+}
