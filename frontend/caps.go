@@ -24,6 +24,9 @@ var relayCaps = map[string]bool{
 // preAuthCaps returns the capabilities shown before login.
 func (sess *session) preAuthCaps() string {
 	caps := []string{"IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "MAILBOX-REFERRALS"}
+	if sess.s.opts.LoginReferrals {
+		caps = append(caps, "LOGIN-REFERRALS")
+	}
 	if sess.s.opts.TLSConfig != nil && !sess.tls {
 		caps = append(caps, "STARTTLS")
 	}
@@ -44,6 +47,9 @@ func (sess *session) preAuthCaps() string {
 func (sess *session) postAuthCaps() string {
 	caps := append([]string(nil), ownCaps...)
 	caps = append(caps, sess.s.commonBackendCaps()...)
+	if sess.s.opts.LoginReferrals {
+		caps = append(caps, "LOGIN-REFERRALS")
+	}
 	caps = append(caps, "APPENDLIMIT="+strconv.FormatInt(sess.s.opts.AppendLimit, 10))
 	return strings.Join(caps, " ")
 }

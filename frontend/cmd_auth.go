@@ -35,10 +35,7 @@ func (sess *session) cmdLogin(cmd *command) error {
 	if err := sess.login(user, "", pass); err != nil {
 		return err
 	}
-	if err := sess.writeLine(cmd.tag + " OK [CAPABILITY " + sess.postAuthCaps() + "] Logged in"); err != nil {
-		return err
-	}
-	return errRelayed
+	return sess.loginOK(cmd.tag)
 }
 
 // login checks credentials and moves to the authenticated state. authzid,
@@ -210,10 +207,7 @@ func (sess *session) cmdAuthenticate(cmd *command) error {
 	if err := sess.login(creds.Authcid, creds.Authzid, creds.Password); err != nil {
 		return err
 	}
-	if err := sess.writeLine(cmd.tag + " OK [CAPABILITY " + sess.postAuthCaps() + "] Logged in"); err != nil {
-		return err
-	}
-	return errRelayed
+	return sess.loginOK(cmd.tag)
 }
 
 func (s *Server) isAdmin(user string) bool {
@@ -240,4 +234,30 @@ func (s *Server) backendWithoutProxy() string {
 		}
 	}
 	return ""
+}
+
+// loginOK answers a successful login: the tagged OK with the capabilities,
+// or, when login referrals are on and the user's home backend takes direct
+// logins, with an RFC 2221 referral to it (advisory: the session stays
+// usable here, so clients that ignore referrals lose nothing).
+func (sess *session) loginOK(tag string) error {
+	if sess.s.opts.LoginReferrals {
+		if server, ok := sess.s.opts.Directory.Home(sess.user); ok {
+			if b := sess.s.opts.Backends[server]; b != nil && b.DirectLogin {
+				host := b.ReferralHost
+				if host == "" {
+					host = b.Server
+				}
+				sess.bw.WriteString("* CAPABILITY " + sess.postAuthCaps() + "\r\n")
+				if err := sess.writeLine(tag + " OK [REFERRAL imap://;AUTH=*@" + host + "/] Logged in; your mailbox server can also be reached directly"); err != nil {
+					return err
+				}
+				return errRelayed
+			}
+		}
+	}
+	if err := sess.writeLine(tag + " OK [CAPABILITY " + sess.postAuthCaps() + "] Logged in"); err != nil {
+		return err
+	}
+	return errRelayed
 }

@@ -82,10 +82,7 @@ func (sess *session) authenticateGSSAPI(cmd *command, ir []byte, hasIR bool) err
 	if err := sess.loggedIn(ctx, r.User, r.Authzid, "", gssapi.Mechanism); err != nil {
 		return err
 	}
-	if err := sess.writeLine(cmd.tag + " OK [CAPABILITY " + sess.postAuthCaps() + "] Logged in"); err != nil {
-		return err
-	}
-	return errRelayed
+	return sess.loginOK(cmd.tag)
 }
 
 // gssapiFailed counts a failed GSSAPI exchange like a failed login and

@@ -63,6 +63,9 @@ type Backend struct {
 	FrontMode bool
 	// ReferralHost is put in referral URLs; empty means Server.
 	ReferralHost string
+	// DirectLogin says clients may log in to this backend directly: with
+	// Options.LoginReferrals, its users get an RFC 2221 login referral.
+	DirectLogin bool
 	// ForwardClient sends the client's address to the backend at login
 	// with ID ("x-originating-ip" ... "x-proxy-ttl" ...), which Dovecot
 	// trusts from its login_trusted_networks.
@@ -109,6 +112,9 @@ type Options struct {
 	Referrals ReferralPolicy
 	// ReferStatus refers STATUS too.
 	ReferStatus bool
+	// LoginReferrals advertises LOGIN-REFERRALS (RFC 2221) and answers a
+	// login whose home backend has DirectLogin with OK [REFERRAL ...].
+	LoginReferrals bool
 	// MailboxDB writes MUPDATE for front-mode backends' CREATE, DELETE and
 	// RENAME; without it those are refused on such backends.
 	MailboxDB MailboxDB

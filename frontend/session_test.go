@@ -446,3 +446,23 @@ func TestListStatus(t *testing.T) {
 		t.Fatalf(`LIST "" "": %q`, u)
 	}
 }
+
+func TestLoginReferral(t *testing.T) {
+	f := newFixture(t, func(o *Options) {
+		o.LoginReferrals = true
+		o.Backends["be-b"].DirectLogin = true
+	})
+	c := f.dial(t)
+	u, done := c.do("q1", "LOGIN bob bobpw")
+	if done != "q1 OK [REFERRAL imap://;AUTH=*@b.example.org/] Logged in; your mailbox server can also be reached directly" {
+		t.Fatalf("login of a user whose backend takes direct logins: %q", done)
+	}
+	if len(u) != 1 || !strings.Contains(u[0], "LOGIN-REFERRALS") {
+		t.Fatalf("capabilities with the referral: %q", u)
+	}
+	c.ok("q2", "SELECT INBOX") // the referral is advisory: the session works
+	c2 := f.dial(t)
+	if _, done := c2.do("q3", "LOGIN alice alicepw"); !strings.HasPrefix(done, "q3 OK [CAPABILITY ") {
+		t.Fatalf("alice's backend takes no direct logins: %q", done)
+	}
+}
