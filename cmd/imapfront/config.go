@@ -258,10 +258,12 @@ func parseConfig(data []byte) (*Config, error) {
 		if b.Mechanism == "" {
 			b.Mechanism = "PLAIN"
 		}
+		b.Mechanism = strings.ToUpper(b.Mechanism)
 		if b.KRB5Conf == "" {
 			b.KRB5Conf = "/etc/krb5.conf"
 		}
 	}
+	cfg.MUPDATE.Mechanism = strings.ToUpper(cfg.MUPDATE.Mechanism)
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}

@@ -49,7 +49,7 @@ func TestGSSAPIConfigErrorsNameTheKey(t *testing.T) {
 	}
 	// Valid: GSSAPI for clients with a Kerberos proxy login to the backend
 	// and to the MUPDATE master.
-	cfg, err := parseConfig([]byte("[auth.gssapi]\nkeytab = \"/k\"\nrealms = [\"R\"]\n[mupdate]\nserver = \"m:1\"\n" + gss + "[[backend]]\nserver = \"b:1\"\n" + gss))
+	cfg, err := parseConfig([]byte("[auth.gssapi]\nkeytab = \"/k\"\nrealms = [\"R\"]\n[mupdate]\nserver = \"m:1\"\n" + gss + "[[backend]]\nserver = \"b:1\"\n" + strings.ToLower(gss)[:len("mechanism = \"gssapi\"\n")] + gss[len("mechanism = \"GSSAPI\"\n"):]))
 	if err != nil {
 		t.Fatal(err)
 	}
