@@ -174,6 +174,16 @@ func TestGSSAPIBadInput(t *testing.T) {
 			t.Fatalf("got %q", done)
 		}
 	})
+	t.Run("clock skew", func(t *testing.T) {
+		c := f.dial(t)
+		gc := gssapi.NewClient(gssapi.ClientOptions{
+			Tickets: k.Tickets("alice"), Username: "alice", Realm: gssRealm, Service: "imap/localhost",
+			Now: func() time.Time { return time.Now().Add(-time.Hour) },
+		})
+		if done := c.authGSSAPI("g1", gc, true); !strings.HasPrefix(done, "g1 NO [AUTHENTICATIONFAILED] Kerberos clock skew too great") {
+			t.Fatalf("got %q", done)
+		}
+	})
 	t.Run("replay", func(t *testing.T) {
 		c := f.dial(t)
 		gc := k.Client("alice", "imap/localhost", "")
