@@ -34,7 +34,7 @@ func (sess *session) cmdLogout(cmd *command) error {
 		return bad("LOGOUT takes no arguments")
 	}
 	sess.writeLine("* BYE Logging out")
-	sess.state = stateLogout
+	sess.setState(stateLogout)
 	return nil
 }
 

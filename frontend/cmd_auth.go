@@ -17,6 +17,7 @@ import (
 type Authenticator = auth.Authenticator
 
 func (sess *session) cmdLogin(cmd *command) error {
+	sess.authMech = ""
 	if !sess.canAuthPlain() {
 		sess.skipTrailingLiteral(cmd)
 		return no("PRIVACYREQUIRED", "LOGIN is disabled without TLS; use STARTTLS")
@@ -74,9 +75,10 @@ func (sess *session) loggedIn(ctx context.Context, canonical, authzid, pass, mec
 	if sess.s.needUserPassword() && actAs == canonical {
 		sess.pool.password = pass
 	}
-	sess.state = stateAuth
+	sess.setState(stateAuth)
 	sess.log = sess.log.With("user", actAs)
 	sess.log.Info("login", "mechanism", mech)
+	sess.s.opts.Metrics.Login(sess.mechanism(), "ok")
 	return nil
 }
 
@@ -120,8 +122,10 @@ func (sess *session) loginFailedText(ctx context.Context, err error, text string
 	sess.failures++
 	if err != nil && !errors.Is(err, auth.ErrInvalidCredentials) {
 		sess.log.Warn("authentication unavailable", "err", err)
+		sess.s.opts.Metrics.Login(sess.mechanism(), "unavailable")
 		return no("UNAVAILABLE", "Authentication temporarily unavailable")
 	}
+	sess.s.opts.Metrics.Login(sess.mechanism(), "failed")
 	sess.log.Info("authentication failed", "failures", sess.failures)
 	if d := sess.s.opts.FailureDelay; d > 0 {
 		delayer := auth.Delayer{Base: d, Max: 8 * d}
@@ -141,6 +145,12 @@ func (sess *session) cmdAuthenticate(cmd *command) error {
 		return bad("Usage: AUTHENTICATE mechanism [initial-response]")
 	}
 	mech = strings.ToUpper(mech)
+	switch mech {
+	case "PLAIN", "LOGIN", "GSSAPI":
+		sess.authMech = mech
+	default:
+		sess.authMech = "other"
+	}
 	var ir []byte
 	hasIR := false
 	if p.more() {
@@ -248,6 +258,7 @@ func (sess *session) loginOK(tag string) error {
 				if host == "" {
 					host = b.Server
 				}
+				sess.s.opts.Metrics.Referral("login")
 				sess.bw.WriteString("* CAPABILITY " + sess.postAuthCaps() + "\r\n")
 				if err := sess.writeLine(tag + " OK [REFERRAL imap://;AUTH=*@" + host + "/] Logged in; your mailbox server can also be reached directly"); err != nil {
 					return err
@@ -260,4 +271,13 @@ func (sess *session) loginOK(tag string) error {
 		return err
 	}
 	return errRelayed
+}
+
+// mechanism names the authentication in progress for the metrics: the
+// SASL mechanism, or LOGIN for the LOGIN command.
+func (sess *session) mechanism() string {
+	if sess.authMech == "" {
+		return "LOGIN"
+	}
+	return sess.authMech
 }

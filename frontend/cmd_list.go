@@ -208,7 +208,7 @@ func (sess *session) cmdSubscribe(cmd *command) error {
 	if err := sendLine(pc, cmd.tag+" "+cmd.name+" "+astring(sess.nativeFromClient(pc.b, name))); err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	if _, _, err := pc.c.Relay(sess.bw, cmd.tag, nil, nil); err != nil {
+	if _, _, err := sess.relayFrom(pc, cmd.tag, nil, nil); err != nil {
 		return sess.backendFailed(pc, err)
 	}
 	return errRelayed

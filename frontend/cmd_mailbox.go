@@ -78,7 +78,7 @@ func (sess *session) relayNamed(cmd *command, r *resolved, rest []byte, limit in
 	if err := sess.relayCommand(pc, cmd.tag, line, limit); err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	if _, _, err := pc.c.Relay(sess.bw, cmd.tag, nameRewriter(r), nil); err != nil {
+	if _, _, err := sess.relayFrom(pc, cmd.tag, nameRewriter(r), nil); err != nil {
 		return sess.backendFailed(pc, err)
 	}
 	return errRelayed
@@ -167,7 +167,7 @@ func (sess *session) relayHome(cmd *command) error {
 	if err := sess.relayCommand(pc, cmd.tag, cmd.line, 1<<20); err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	if _, _, err := pc.c.Relay(sess.bw, cmd.tag, nil, nil); err != nil {
+	if _, _, err := sess.relayFrom(pc, cmd.tag, nil, nil); err != nil {
 		return sess.backendFailed(pc, err)
 	}
 	return errRelayed
@@ -208,7 +208,7 @@ func (sess *session) cmdCopy(cmd *command) error {
 	if err := sendLine(pc, line); err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	if _, _, err := pc.c.Relay(sess.bw, cmd.tag, nil, nil); err != nil {
+	if _, _, err := sess.relayFrom(pc, cmd.tag, nil, nil); err != nil {
 		return sess.backendFailed(pc, err)
 	}
 	return errRelayed

@@ -60,6 +60,7 @@ func (sess *session) refer(r *resolved) error {
 	if host == "" {
 		host = r.b.Server
 	}
+	sess.s.opts.Metrics.Referral("mailbox")
 	return no("REFERRAL "+referralURL(host, r.client), "Remote mailbox.")
 }
 
@@ -111,19 +112,19 @@ func (sess *session) cmdSelect(cmd *command) error {
 	if err := sendLine(pc, line); err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	st, _, err := pc.c.Relay(sess.bw, cmd.tag, nil, nil)
+	st, _, err := sess.relayFrom(pc, cmd.tag, nil, nil)
 	if err != nil {
 		sess.selected = nil
-		sess.state = stateAuth
+		sess.setState(stateAuth)
 		return sess.backendFailed(pc, err)
 	}
 	if st == backend.OK {
 		sess.selected = pc
 		sess.selectedName = name
-		sess.state = stateSelected
+		sess.setState(stateSelected)
 	} else {
 		sess.selected = nil
-		sess.state = stateAuth
+		sess.setState(stateAuth)
 	}
 	return errRelayed
 }
@@ -134,7 +135,7 @@ func (sess *session) deselect() {
 	sess.selected = nil
 	sess.selectedName = ""
 	if sess.state == stateSelected {
-		sess.state = stateAuth
+		sess.setState(stateAuth)
 	}
 	if pc == nil || pc.c.Dead() {
 		return
@@ -160,7 +161,7 @@ func (sess *session) cmdClose(cmd *command) error {
 	if sess.selected == pc {
 		sess.selected = nil
 		sess.selectedName = ""
-		sess.state = stateAuth
+		sess.setState(stateAuth)
 	}
 	return err
 }
@@ -172,7 +173,7 @@ func (sess *session) cmdRelay(cmd *command) error {
 	if err := sess.relayCommand(pc, cmd.tag, cmd.line, sess.s.opts.AppendLimit); err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	if _, _, err := pc.c.Relay(sess.bw, cmd.tag, nil, nil); err != nil {
+	if _, _, err := sess.relayFrom(pc, cmd.tag, nil, nil); err != nil {
 		return sess.backendFailed(pc, err)
 	}
 	return errRelayed
@@ -234,7 +235,7 @@ func (sess *session) cmdIdle(cmd *command) error {
 		}()
 		return nil
 	}
-	_, _, err := pc.c.Relay(sess.bw, cmd.tag, nil, onCont)
+	_, _, err := sess.relayFrom(pc, cmd.tag, nil, onCont)
 	if started {
 		select {
 		case rerr := <-doneRead:

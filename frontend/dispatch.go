@@ -3,6 +3,7 @@ package frontend
 import (
 	"errors"
 	"net"
+	"strings"
 	"time"
 )
 
@@ -46,8 +47,33 @@ func (sess *session) handleNext() error {
 	case errors.Is(err, errMissingCommand):
 		return sess.writeLine(cmd.tag + " BAD Missing command")
 	}
+	start := time.Now()
+	sess.relayed, sess.lastBackend = "", ""
 	err = sess.dispatch(cmd)
-	return sess.reply(cmd.tag, cmd.name, err)
+	werr := sess.reply(cmd.tag, cmd.name, err)
+	if m := sess.s.opts.Metrics; m != nil {
+		m.Command(cmd.name, sess.result(err), sess.lastBackend, time.Since(start))
+		sess.flushCounts()
+	}
+	return werr
+}
+
+// result names a command's outcome for the metrics: ok, no or bad, from
+// the front end's answer or the relayed backend's.
+func (sess *session) result(err error) string {
+	var se *statusErr
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, errRelayed):
+		if sess.relayed != "" {
+			return strings.ToLower(string(sess.relayed))
+		}
+		return "ok"
+	case errors.As(err, &se):
+		return strings.ToLower(se.status)
+	}
+	return "error"
 }
 
 // skipTrailingLiteral drops the non-synchronising literal (and what

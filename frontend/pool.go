@@ -53,6 +53,12 @@ func (p *pool) track(c *backend.Conn) {
 	context.AfterFunc(p.ctx, func() { c.Close() })
 }
 
+// forget records that the connection to server is gone.
+func (p *pool) forget(server string) {
+	delete(p.conns, server)
+	p.s.opts.Metrics.BackendClosed(server)
+}
+
 // get returns the session's connection to server, dialing it if needed.
 func (p *pool) get(ctx context.Context, server string) (*pooledConn, error) {
 	if pc := p.conns[server]; pc != nil {
@@ -61,7 +67,7 @@ func (p *pool) get(ctx context.Context, server string) (*pooledConn, error) {
 			return pc, nil
 		}
 		pc.c.Close()
-		delete(p.conns, server)
+		p.forget(server)
 	}
 	b := p.s.opts.Backends[server]
 	if b == nil {
@@ -75,8 +81,14 @@ func (p *pool) get(ctx context.Context, server string) (*pooledConn, error) {
 	}
 	c, err := backend.Dial(ctx, b.Dial, login)
 	if err != nil {
+		if isNo(err) {
+			p.s.opts.Metrics.BackendDial(server, "login_failed")
+		} else {
+			p.s.opts.Metrics.BackendDial(server, "unavailable")
+		}
 		return nil, err
 	}
+	p.s.opts.Metrics.BackendDial(server, "ok")
 	p.track(c)
 	pc := &pooledConn{b: b, c: c, lastUsed: time.Now(), enabled: map[string]bool{}}
 	if err := p.prepare(ctx, pc); err != nil {
@@ -95,6 +107,7 @@ func (p *pool) adopt(server string, c *backend.Conn) {
 		c.Close()
 		return
 	}
+	p.s.opts.Metrics.BackendDial(server, "ok")
 	p.track(c)
 	p.conns[server] = &pooledConn{b: b, c: c, lastUsed: time.Now(), enabled: map[string]bool{}}
 }
@@ -176,7 +189,7 @@ func (p *pool) closeIdle(keep string) {
 	for server, pc := range p.conns {
 		if server != keep && pc.lastUsed.Before(cutoff) {
 			pc.c.Logout()
-			delete(p.conns, server)
+			p.forget(server)
 		}
 	}
 }
@@ -185,7 +198,7 @@ func (p *pool) closeIdle(keep string) {
 func (p *pool) drop(server string) {
 	if pc := p.conns[server]; pc != nil {
 		pc.c.Close()
-		delete(p.conns, server)
+		p.forget(server)
 	}
 }
 
@@ -197,7 +210,7 @@ func (p *pool) closeAll() {
 		} else {
 			pc.c.Logout()
 		}
-		delete(p.conns, server)
+		p.forget(server)
 	}
 }
 

@@ -25,6 +25,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/imapfront/imapfront/frontend/backend"
+	"github.com/imapfront/imapfront/frontend/metrics"
 	"github.com/imapfront/imapfront/frontend/gssapi"
 )
 
@@ -118,6 +119,9 @@ type Options struct {
 	// MailboxDB writes MUPDATE for front-mode backends' CREATE, DELETE and
 	// RENAME; without it those are refused on such backends.
 	MailboxDB MailboxDB
+	// Metrics, if set, records sessions, commands, backends, logins,
+	// referrals and bytes (package metrics).
+	Metrics *metrics.Metrics
 	// Sync, if set, waits until the directory holds every change the
 	// MUPDATE master committed (the Follower's NOOP barrier).
 	Sync func(ctx context.Context) error

@@ -15,6 +15,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/imapfront/imapfront/frontend/backend"
 )
 
 // state is an IMAP connection state (RFC 3501 section 3).
@@ -57,6 +59,14 @@ type session struct {
 	selected     *pooledConn
 	selectedName string
 
+	// relayed is the backend's answer to the command just relayed, and
+	// lastBackend the backend it went to (for metrics).
+	relayed     backend.Status
+	lastBackend string
+	// authMech is the mechanism of the authentication in progress.
+	authMech string
+	counted  *countingConn
+
 	busy     atomic.Bool // a command is being processed
 	idling   atomic.Bool // in IDLE: waiting for the client's DONE
 	stopOnce sync.Once
@@ -84,6 +94,10 @@ func newSession(s *Server, nc net.Conn, implicitTLS bool) *session {
 }
 
 func (sess *session) setConn(nc net.Conn) {
+	if sess.counted == nil {
+		sess.counted = &countingConn{Conn: nc}
+		nc = sess.counted
+	}
 	sess.nc = nc
 	sess.br = bufio.NewReaderSize(nc, 16<<10)
 	sess.bw = bufio.NewWriterSize(nc, 32<<10)
@@ -118,7 +132,12 @@ func (sess *session) serve() {
 		sess.log.Debug("session closed")
 	}()
 	sess.log.Debug("session opened")
-	if tc, ok := sess.nc.(*tls.Conn); ok {
+	sess.s.opts.Metrics.SessionState("", sess.state.String())
+	defer func() {
+		sess.flushCounts()
+		sess.s.opts.Metrics.SessionState(sess.state.String(), "")
+	}()
+	if tc, ok := sess.counted.Conn.(*tls.Conn); ok {
 		_ = tc.SetDeadline(time.Now().Add(30 * time.Second))
 		if err := tc.HandshakeContext(sess.ctx); err != nil {
 			sess.log.Debug("TLS handshake failed", "err", err)
@@ -252,4 +271,55 @@ func astring(s string) string {
 		}
 	}
 	return s
+}
+
+// setState moves the session to st, keeping the sessions gauge true.
+func (sess *session) setState(st state) {
+	sess.s.opts.Metrics.SessionState(sess.state.String(), st.String())
+	sess.state = st
+}
+
+func (st state) String() string {
+	switch st {
+	case stateNotAuth:
+		return "not_authenticated"
+	case stateAuth:
+		return "authenticated"
+	case stateSelected:
+		return "selected"
+	}
+	return ""
+}
+
+// relayFrom relays pc's answer to the command tagged tag and remembers
+// its status for the command metrics.
+func (sess *session) relayFrom(pc *pooledConn, tag string, rw backend.Rewriter, onCont func([]byte) error) (backend.Status, string, error) {
+	st, text, err := pc.c.Relay(sess.bw, tag, rw, onCont)
+	sess.relayed, sess.lastBackend = st, pc.b.Server
+	return st, text, err
+}
+
+// countingConn counts the bytes exchanged with the client.
+type countingConn struct {
+	net.Conn
+	in, out atomic.Int64
+}
+
+func (c *countingConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	c.in.Add(int64(n))
+	return n, err
+}
+
+func (c *countingConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.out.Add(int64(n))
+	return n, err
+}
+
+// flushCounts hands the byte counts to the metrics.
+func (sess *session) flushCounts() {
+	if sess.counted != nil {
+		sess.s.opts.Metrics.ClientBytes(sess.counted.in.Swap(0), sess.counted.out.Swap(0))
+	}
 }

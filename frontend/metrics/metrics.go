@@ -1,0 +1,164 @@
+// Package metrics holds imapfront's Prometheus metrics and the operators'
+// HTTP endpoints (/metrics, /healthz, /readyz).
+//
+// Label values are bounded: command names from a fixed list, results,
+// mechanisms, and backend server names from the configuration. No user or
+// mailbox name is ever a label value (cardinality and privacy).
+package metrics
+
+import (
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the front end's instruments. A nil *Metrics records nothing,
+// so code can call its methods unconditionally.
+type Metrics struct {
+	sessions       *prometheus.GaugeVec
+	commands       *prometheus.CounterVec
+	commandSeconds *prometheus.HistogramVec
+	backendDials   *prometheus.CounterVec
+	backendConns   *prometheus.GaugeVec
+	logins         *prometheus.CounterVec
+	referrals      *prometheus.CounterVec
+	bytes          *prometheus.CounterVec
+}
+
+// New creates the metrics and registers them with reg.
+func New(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		sessions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "imapfront_sessions", Help: "Open client sessions by IMAP state.",
+		}, []string{"state"}),
+		commands: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imapfront_commands_total", Help: "Client commands by name and result (ok, no, bad).",
+		}, []string{"command", "result"}),
+		commandSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "imapfront_command_duration_seconds", Help: "Client command latency by name and backend server.",
+			Buckets: prometheus.ExponentialBuckets(0.0005, 4, 10),
+		}, []string{"command", "backend"}),
+		backendDials: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imapfront_backend_dials_total", Help: "Backend connections opened, by server and result (ok, unavailable, login_failed).",
+		}, []string{"backend", "result"}),
+		backendConns: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "imapfront_backend_connections", Help: "Open backend connections by server.",
+		}, []string{"backend"}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imapfront_authentications_total", Help: "Client authentications by mechanism and result (ok, failed, unavailable).",
+		}, []string{"mechanism", "result"}),
+		referrals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imapfront_referrals_total", Help: "Referrals sent, by kind (mailbox, login).",
+		}, []string{"kind"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imapfront_client_bytes_total", Help: "Bytes exchanged with clients, by direction (in, out).",
+		}, []string{"direction"}),
+	}
+	reg.MustRegister(m.sessions, m.commands, m.commandSeconds, m.backendDials, m.backendConns, m.logins, m.referrals, m.bytes)
+	return m
+}
+
+// known is the bounded set of command names used as label values.
+var known = map[string]bool{
+	"CAPABILITY": true, "NOOP": true, "LOGOUT": true, "ID": true, "STARTTLS": true, "LOGIN": true,
+	"AUTHENTICATE": true, "ENABLE": true, "NAMESPACE": true, "SELECT": true, "EXAMINE": true,
+	"LIST": true, "LSUB": true, "RLIST": true, "RLSUB": true, "STATUS": true, "APPEND": true,
+	"SUBSCRIBE": true, "UNSUBSCRIBE": true, "CREATE": true, "DELETE": true, "RENAME": true,
+	"GETACL": true, "SETACL": true, "DELETEACL": true, "MYRIGHTS": true, "LISTRIGHTS": true,
+	"GETQUOTAROOT": true, "GETQUOTA": true, "GETMETADATA": true, "SETMETADATA": true, "CHECK": true,
+	"CLOSE": true, "UNSELECT": true, "EXPUNGE": true, "SEARCH": true, "FETCH": true, "STORE": true,
+	"SORT": true, "THREAD": true, "COPY": true, "MOVE": true, "IDLE": true,
+}
+
+// Command records one client command.
+func (m *Metrics) Command(name, result, backend string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	if !known[name] {
+		name = "other"
+	}
+	m.commands.WithLabelValues(name, result).Inc()
+	m.commandSeconds.WithLabelValues(name, backend).Observe(d.Seconds())
+}
+
+// SessionState moves one session from one state to another ("" for none).
+func (m *Metrics) SessionState(from, to string) {
+	if m == nil {
+		return
+	}
+	if from != "" {
+		m.sessions.WithLabelValues(from).Dec()
+	}
+	if to != "" {
+		m.sessions.WithLabelValues(to).Inc()
+	}
+}
+
+// BackendDial records a connection attempt to a backend.
+func (m *Metrics) BackendDial(backend, result string) {
+	if m == nil {
+		return
+	}
+	m.backendDials.WithLabelValues(backend, result).Inc()
+	if result == "ok" {
+		m.backendConns.WithLabelValues(backend).Inc()
+	}
+}
+
+// BackendClosed records a closed backend connection.
+func (m *Metrics) BackendClosed(backend string) {
+	if m == nil {
+		return
+	}
+	m.backendConns.WithLabelValues(backend).Dec()
+}
+
+// Login records an authentication result.
+func (m *Metrics) Login(mechanism, result string) {
+	if m == nil {
+		return
+	}
+	m.logins.WithLabelValues(mechanism, result).Inc()
+}
+
+// Referral records a referral sent.
+func (m *Metrics) Referral(kind string) {
+	if m == nil {
+		return
+	}
+	m.referrals.WithLabelValues(kind).Inc()
+}
+
+// ClientBytes records bytes read from (in) or written to (out) clients.
+func (m *Metrics) ClientBytes(in, out int64) {
+	if m == nil {
+		return
+	}
+	if in > 0 {
+		m.bytes.WithLabelValues("in").Add(float64(in))
+	}
+	if out > 0 {
+		m.bytes.WithLabelValues("out").Add(float64(out))
+	}
+}
+
+// Handler serves /metrics from g, /healthz (the process is up) and
+// /readyz (ready() returns nil: listeners up, replica loaded).
+func Handler(g prometheus.Gatherer, ready func() error) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if err := ready(); err != nil {
+			http.Error(w, "not ready: "+err.Error(), http.StatusServiceUnavailable)
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	return mux
+}

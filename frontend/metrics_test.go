@@ -1,0 +1,84 @@
+package frontend
+
+import (
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/imapfront/imapfront/frontend/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// scrape fetches /metrics over HTTP and returns the lines without comments.
+func scrape(t *testing.T, url string) map[string]bool {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	lines := map[string]bool{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if l != "" && !strings.HasPrefix(l, "#") {
+			lines[l] = true
+		}
+	}
+	return lines
+}
+
+func TestMetricsFollowSessions(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	f := newFixture(t, func(o *Options) { o.Metrics = m })
+	ready := errors.New("replica not loaded")
+	hs := httptest.NewServer(metrics.Handler(reg, func() error { return ready }))
+	defer hs.Close()
+
+	c := f.dial(t)
+	c.expect("m1", "LOGIN alice wrong", "NO")
+	c.ok("m2", "LOGIN alice alicepw")
+	c.ok("m3", "SELECT INBOX")
+	c.ok("m4", "FETCH 1 (FLAGS)")
+	c.expect("m5", "FETCH 1 (NOSUCHITEM)", "BAD")
+	c.expect("m6", "SELECT Nosuch", "NO")
+
+	got := scrape(t, hs.URL)
+	for _, want := range []string{
+		`imapfront_authentications_total{mechanism="LOGIN",result="failed"} 1`,
+		`imapfront_authentications_total{mechanism="LOGIN",result="ok"} 1`,
+		`imapfront_commands_total{command="SELECT",result="ok"} 1`,
+		`imapfront_commands_total{command="SELECT",result="no"} 1`,
+		`imapfront_commands_total{command="FETCH",result="ok"} 1`,
+		`imapfront_commands_total{command="FETCH",result="bad"} 1`,
+		`imapfront_sessions{state="authenticated"} 1`,
+		`imapfront_backend_dials_total{backend="be-a",result="ok"} 1`,
+		`imapfront_backend_connections{backend="be-a"} 1`,
+	} {
+		if !got[want] {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+	for l := range got {
+		if strings.Contains(l, "alice") || strings.Contains(l, "INBOX") {
+			t.Errorf("a user or mailbox name is a label value: %s", l)
+		}
+	}
+	c.ok("m7", "LOGOUT")
+
+	resp, err := http.Get(hs.URL + "/readyz")
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz before the replica loaded: %v %v", resp.StatusCode, err)
+	}
+	ready = nil
+	resp, err = http.Get(hs.URL + "/readyz")
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/readyz when ready: %v %v", resp.StatusCode, err)
+	}
+	if resp, err := http.Get(hs.URL + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("/healthz: %v", err)
+	}
+}
