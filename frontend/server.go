@@ -25,8 +25,8 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/imapfront/imapfront/frontend/backend"
-	"github.com/imapfront/imapfront/frontend/metrics"
 	"github.com/imapfront/imapfront/frontend/gssapi"
+	"github.com/imapfront/imapfront/frontend/metrics"
 )
 
 // ReferralPolicy says when SELECT, EXAMINE, APPEND, DELETE (and STATUS if
