@@ -46,6 +46,7 @@ func main() {
 		only       = flag.String("only", "", "comma-separated workloads to run (fetch,noop,mix,login,create,idle); default all")
 		outMD      = flag.String("out", "", "also write the Markdown table to this file")
 		workdir    = flag.String("dir", "", "directory for configs and logs (default a temporary one)")
+		profile    = flag.Bool("profile", false, "instead of the table: run fetch, noop and mix against an in-process front end under the CPU profiler and hold -idle-sessions for a heap profile (cpu.pprof, heap.pprof in -dir)")
 	)
 	flag.Parse()
 	env, err := itenv.Parse(os.Getenv)
@@ -119,6 +120,11 @@ func main() {
 		logf("seed: ready in %v", time.Since(start).Round(time.Millisecond))
 	}
 
+	if *profile {
+		check(profileRun(ctx, env, *workdir, profileParams{reps: *reps, noops: *noops, mixSessions: *mixN, mixDur: *mixDur, idle: *idleN}))
+		fmt.Fprintf(os.Stderr, "profiles in %s: go tool pprof -top %s/cpu.pprof\n", *workdir, *workdir)
+		return
+	}
 	if run("fetch") {
 		for _, t := range targets {
 			v, err := fetchMBps(ctx, t, alice, bulkBox, *reps)
