@@ -24,7 +24,7 @@ var relayCaps = map[string]bool{
 // preAuthCaps returns the capabilities shown before login.
 func (sess *session) preAuthCaps() string {
 	caps := []string{"IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "MAILBOX-REFERRALS"}
-	if sess.s.opts.LoginReferrals {
+	if sess.s.live().LoginReferrals {
 		caps = append(caps, "LOGIN-REFERRALS")
 	}
 	if sess.s.opts.TLSConfig != nil && !sess.tls {
@@ -47,7 +47,7 @@ func (sess *session) preAuthCaps() string {
 func (sess *session) postAuthCaps() string {
 	caps := append([]string(nil), ownCaps...)
 	caps = append(caps, sess.s.commonBackendCaps()...)
-	if sess.s.opts.LoginReferrals {
+	if sess.s.live().LoginReferrals {
 		caps = append(caps, "LOGIN-REFERRALS")
 	}
 	caps = append(caps, "APPENDLIMIT="+strconv.FormatInt(sess.s.opts.AppendLimit, 10))

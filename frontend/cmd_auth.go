@@ -90,9 +90,9 @@ func (sess *session) checkPassword(ctx context.Context, user, pass string) (stri
 	}
 	server, ok := sess.s.opts.Directory.Home(user)
 	if !ok {
-		server = sess.s.opts.DefaultBackend
+		server = sess.s.live().DefaultBackend
 	}
-	b := sess.s.opts.Backends[server]
+	b := sess.s.live().Backends[server]
 	if b == nil {
 		return "", auth.ErrInvalidCredentials
 	}
@@ -238,7 +238,7 @@ func (s *Server) needUserPassword() bool {
 // backendWithoutProxy returns the name of a backend that has no proxy
 // credentials (neither ProxyUser nor ProxySASL), or "".
 func (s *Server) backendWithoutProxy() string {
-	for name, b := range s.opts.Backends {
+	for name, b := range s.live().Backends {
 		if b.ProxyUser == "" && b.ProxySASL == nil {
 			return name
 		}
@@ -251,9 +251,9 @@ func (s *Server) backendWithoutProxy() string {
 // logins, with an RFC 2221 referral to it (advisory: the session stays
 // usable here, so clients that ignore referrals lose nothing).
 func (sess *session) loginOK(tag string) error {
-	if sess.s.opts.LoginReferrals {
+	if sess.s.live().LoginReferrals {
 		if server, ok := sess.s.opts.Directory.Home(sess.user); ok {
-			if b := sess.s.opts.Backends[server]; b != nil && b.DirectLogin {
+			if b := sess.s.live().Backends[server]; b != nil && b.DirectLogin {
 				host := b.ReferralHost
 				if host == "" {
 					host = b.Server

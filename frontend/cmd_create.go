@@ -24,20 +24,20 @@ func (sess *session) placement(name string) (*Backend, *Mailbox, error) {
 		}
 		parent = parent[:i]
 		if mb, err := dir.Resolve(sess.user, parent); err == nil {
-			if b := sess.s.opts.Backends[mb.Server]; b != nil {
+			if b := sess.s.live().Backends[mb.Server]; b != nil {
 				return b, &mb, nil
 			}
 		}
 	}
 	if server, ok := dir.Home(sess.user); ok {
-		if b := sess.s.opts.Backends[server]; b != nil {
+		if b := sess.s.live().Backends[server]; b != nil {
 			if mb, err := dir.Resolve(sess.user, "INBOX"); err == nil && isPersonal(name, dir) {
 				return b, &mb, nil
 			}
 			return b, nil, nil
 		}
 	}
-	if b := sess.s.opts.Backends[sess.s.opts.DefaultBackend]; b != nil {
+	if b := sess.s.live().Backends[sess.s.live().DefaultBackend]; b != nil {
 		return b, nil, nil
 	}
 	return nil, nil, no("CANNOT", "No server to create the mailbox on")

@@ -93,7 +93,7 @@ func (sess *session) cmdStatus(cmd *command) error {
 	if err != nil {
 		return err
 	}
-	if sess.s.opts.ReferStatus {
+	if sess.s.live().ReferStatus {
 		if err := sess.refer(r); err != nil {
 			return err
 		}

@@ -32,7 +32,7 @@ func (sess *session) resolve(name string) (*resolved, error) {
 	if mb.Reserved {
 		return nil, no("INUSE", "Mailbox is being created or moved; try again")
 	}
-	b := sess.s.opts.Backends[mb.Server]
+	b := sess.s.live().Backends[mb.Server]
 	if b == nil {
 		sess.log.Warn("mailbox on an unconfigured backend", "server", mb.Server)
 		return nil, no("UNAVAILABLE", "Mailbox is on a server this front end does not know")
@@ -48,7 +48,7 @@ func (sess *session) resolve(name string) (*resolved, error) {
 // (SELECT, EXAMINE, APPEND, DELETE, and STATUS if configured), and if so
 // returns the NO [REFERRAL] error.
 func (sess *session) refer(r *resolved) error {
-	switch sess.s.opts.Referrals {
+	switch sess.s.live().Referrals {
 	case ReferNever:
 		return nil
 	case ReferAfterRLIST:

@@ -69,7 +69,7 @@ func (p *pool) get(ctx context.Context, server string) (*pooledConn, error) {
 		pc.c.Close()
 		p.forget(server)
 	}
-	b := p.s.opts.Backends[server]
+	b := p.s.live().Backends[server]
 	if b == nil {
 		return nil, fmt.Errorf("%w (%s)", errNoBackend, server)
 	}
@@ -102,7 +102,7 @@ func (p *pool) get(ctx context.Context, server string) (*pooledConn, error) {
 // adopt makes an already logged-in connection (from the backend
 // authenticator) the session's connection to server.
 func (p *pool) adopt(server string, c *backend.Conn) {
-	b := p.s.opts.Backends[server]
+	b := p.s.live().Backends[server]
 	if b == nil {
 		c.Close()
 		return

@@ -141,6 +141,37 @@ type Server struct {
 
 	capMu       sync.Mutex
 	backendCaps map[string]map[string]bool
+
+	// settings holds what Reload may change while sessions run.
+	settings atomic.Pointer[Live]
+}
+
+// Live are the settings that can change while the server runs (Reload):
+// sessions read them afresh for every command.
+type Live struct {
+	// Backends by MUPDATE server name.
+	Backends map[string]*Backend
+	// DefaultBackend is used for users who have no INBOX yet.
+	DefaultBackend string
+	// Referrals is the referral policy (after-rlist when empty).
+	Referrals ReferralPolicy
+	// ReferStatus refers STATUS too.
+	ReferStatus bool
+	// LoginReferrals enables RFC 2221 login referrals.
+	LoginReferrals bool
+}
+
+// live returns the current reloadable settings.
+func (s *Server) live() *Live { return s.settings.Load() }
+
+// Reload replaces the reloadable settings. Open sessions keep their
+// backend connections; their next command sees the new settings (a new
+// backend's mailboxes become reachable, a removed one's are refused).
+func (s *Server) Reload(l Live) {
+	if l.Referrals == "" {
+		l.Referrals = ReferAfterRLIST
+	}
+	s.settings.Store(&l)
 }
 
 // New returns a Server. It panics if Directory is nil, a configuration
@@ -176,12 +207,17 @@ func New(opts Options) *Server {
 	if opts.TLSConfig != nil {
 		opts.TLSConfig = opts.TLSConfig.Clone()
 	}
-	return &Server{
+	s := &Server{
 		opts:      opts,
 		log:       opts.Logger,
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
 	}
+	s.Reload(Live{
+		Backends: opts.Backends, DefaultBackend: opts.DefaultBackend, Referrals: opts.Referrals,
+		ReferStatus: opts.ReferStatus, LoginReferrals: opts.LoginReferrals,
+	})
+	return s
 }
 
 // ErrServerClosed is returned by Serve after Shutdown.

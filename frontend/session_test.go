@@ -466,3 +466,26 @@ func TestLoginReferral(t *testing.T) {
 		t.Fatalf("alice's backend takes no direct logins: %q", done)
 	}
 }
+
+func TestReloadAddsBackendWhileSessionRuns(t *testing.T) {
+	f := newFixture(t, nil)
+	c := f.dial(t)
+	c.ok("r1", "LOGIN alice alicepw")
+	c.ok("r2", "SELECT INBOX")
+	// A third backend appears in MUPDATE before the front end knows it.
+	extra, err := memback.Start(memback.Options{MasterUser: "proxy", MasterPassword: "proxypw"})
+	must(t, err)
+	defer extra.Close()
+	must(t, extra.AddUser("alice", "alicepw", "Extra"))
+	f.replica.Put("user.alice.Extra", false, "be-c!default", "alice\tlrswipkxtean\t")
+	c.expect("r3", "STATUS Extra (MESSAGES)", "NO [UNAVAILABLE]")
+	live := *f.srv.live()
+	live.Backends = map[string]*Backend{}
+	for k, v := range f.backends {
+		live.Backends[k] = v
+	}
+	live.Backends["be-c"] = &Backend{Server: "be-c", Dial: backend.Options{Addr: extra.Addr()}, ProxyUser: "proxy", ProxyPassword: "proxypw", Separator: '/'}
+	f.srv.Reload(live)
+	c.ok("r4", "STATUS Extra (MESSAGES)")
+	c.ok("r5", "FETCH 1 (FLAGS)") // the selected mailbox's session survived
+}
