@@ -47,8 +47,17 @@ func (sess *session) login(user, authzid, pass string) error {
 	if user == "" || strings.ContainsAny(user, "\x00\r\n") {
 		return sess.loginFailed(ctx, nil)
 	}
+	ip := sess.clientIP()
+	if rl := sess.s.opts.RateLimiter; rl != nil && rl.Blocked(ip, user) {
+		// Same answer as a wrong password: say nothing about the user.
+		sess.log.Warn("login refused by rate limit")
+		return sess.loginFailed(ctx, nil)
+	}
 	canonical, err := sess.checkPassword(ctx, user, pass)
 	if err != nil {
+		if rl := sess.s.opts.RateLimiter; rl != nil && errors.Is(err, auth.ErrInvalidCredentials) {
+			rl.Failed(ip, user)
+		}
 		return sess.loginFailed(ctx, err)
 	}
 	return sess.loggedIn(ctx, canonical, authzid, pass, "password")
@@ -280,4 +289,12 @@ func (sess *session) mechanism() string {
 		return "LOGIN"
 	}
 	return sess.authMech
+}
+
+// clientIP is the client's address without port, for rate limits.
+func (sess *session) clientIP() string {
+	if sess.pool.client != nil {
+		return sess.pool.client.IP.String()
+	}
+	return ""
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 
+	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/frontend/gssapi"
 	"github.com/imapfront/imapfront/frontend/metrics"
@@ -119,6 +120,9 @@ type Options struct {
 	// MailboxDB writes MUPDATE for front-mode backends' CREATE, DELETE and
 	// RENAME; without it those are refused on such backends.
 	MailboxDB MailboxDB
+	// RateLimiter, if set, refuses logins after too many failures from one
+	// client address or for one user.
+	RateLimiter *auth.RateLimiter
 	// Metrics, if set, records sessions, commands, backends, logins,
 	// referrals and bytes (package metrics).
 	Metrics *metrics.Metrics

@@ -1,0 +1,48 @@
+package frontend
+
+import (
+	"bufio"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/imapfront/imapfront/frontend/auth"
+)
+
+func (f *fixture) dialFrom(t *testing.T, ip string) *client {
+	t.Helper()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
+	nc, err := d.Dial("tcp", f.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { nc.Close() })
+	c := &client{t: t, nc: nc, br: bufio.NewReader(nc)}
+	c.line() // greeting
+	return c
+}
+
+func TestLoginRateLimitPerAddress(t *testing.T) {
+	rl := auth.NewRateLimiter(auth.RateOptions{PerIP: 0.001, BurstIP: 10, PerUser: 0.001, BurstUser: 10})
+	f := newFixture(t, func(o *Options) { o.RateLimiter = rl })
+	// Ten rapid failures from one address (sessions end after five).
+	n := 0
+	for s := 0; s < 2; s++ {
+		c := f.dialFrom(t, "127.0.0.1")
+		for i := 0; i < 5; i++ {
+			n++
+			c.send("f LOGIN nosuch" + string(rune('a'+n)) + " wrong")
+			if l := c.line(); !strings.HasPrefix(l, "f NO [AUTHENTICATIONFAILED]") && !strings.HasPrefix(l, "* BYE") {
+				t.Fatalf("failure %d: %q", n, l)
+			}
+		}
+	}
+	// The 11th attempt from that address is refused even with the right
+	// password, with the same answer as a wrong one.
+	c := f.dialFrom(t, "127.0.0.1")
+	c.expect("a11", "LOGIN alice alicepw", "NO [AUTHENTICATIONFAILED] Authentication failed")
+	// Another address logs in normally.
+	c2 := f.dialFrom(t, "127.0.0.2")
+	c2.ok("b1", "LOGIN alice alicepw")
+}
