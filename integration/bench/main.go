@@ -190,16 +190,25 @@ func main() {
 			proxyUser: env.CyrusAdminUser, pPass: env.CyrusAdminPass, be1: env.CyrusBE1, be2: env.CyrusBE2,
 			dir: *workdir, sources: *sources,
 		}
+		idleNote := fmt.Sprintf("%d sessions", *idleN)
+		var lim syscall.Rlimit
+		if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err == nil && uint64(2*o.sessions+200) > lim.Max {
+			// Each idle session costs imapfront two descriptors (client and
+			// backend), and the bench process as many (client and memback).
+			o.sessions = int(lim.Max-200) / 2
+			idleNote = fmt.Sprintf("%d sessions (not %d: RLIMIT_NOFILE hard limit %d, 2 descriptors per session)", o.sessions, *idleN, lim.Max)
+			logf("idle: %s", idleNote)
+		}
 		var per, total []float64
 		for r := 0; r < *idleReps; r++ {
 			base, loaded, err := idleRep(ctx, o, r)
 			check(err)
-			per = append(per, float64(loaded-base)/float64(*idleN))
+			per = append(per, float64(loaded-base)/float64(o.sessions))
 			total = append(total, float64(loaded))
-			logf("idle rep %d: RSS %d MiB before, %d MiB with %d sessions: %.0f B/session", r, base>>20, loaded>>20, *idleN, per[len(per)-1])
+			logf("idle rep %d: RSS %d MiB before, %d MiB with %d sessions: %.0f B/session", r, base>>20, loaded>>20, o.sessions, per[len(per)-1])
 		}
 		tab.addAbs("(5) RSS per idle session (IDLE), bytes", "imapfront", per, 24<<10,
-			fmt.Sprintf("%d sessions; backend: in-process go-imap memback (Cyrus maxchild=100)", *idleN))
+			idleNote+"; backend: in-process go-imap memback under be1's and be2's names (Cyrus's maxchild=100 cannot hold them); RSS from /proc")
 		tab.addAbs("(5) imapfront RSS with the idle sessions, MiB", "imapfront", div(total, 1<<20), 0, "")
 		if *cyrusIdleN > 0 {
 			v, err := cyrusIdle(ctx, env.CyrusFE, alice, *cyrusIdleN, *reps)
