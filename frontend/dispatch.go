@@ -37,6 +37,13 @@ func (sess *session) handleNext() error {
 	}
 	_ = sess.nc.SetReadDeadline(time.Now().Add(sess.timeout()))
 
+	if sess.state == stateNotAuth && len(line) > 6 && string(line[:6]) == "PROXY " {
+		// A PROXY protocol header that the listener did not take: it
+		// comes from an address that is not a trusted proxy.
+		sess.log.Warn("PROXY header from an untrusted address refused")
+		sess.writeLine("* BYE PROXY protocol header not accepted from this address")
+		return errFatal
+	}
 	cmd, err := parseCommandLine(line)
 	switch {
 	case errors.Is(err, errEmptyLine):

@@ -45,6 +45,9 @@ func TestMetricsFollowSessions(t *testing.T) {
 	c.ok("m4", "FETCH 1 (FLAGS)")
 	c.expect("m5", "FETCH 1 (NOSUCHITEM)", "BAD")
 	c.expect("m6", "SELECT Nosuch", "NO")
+	// A command is recorded after its answer: one more round trip makes
+	// sure m6 is counted.
+	c.ok("m6b", "CAPABILITY")
 
 	got := scrape(t, hs.URL)
 	for _, want := range []string{

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -26,6 +27,7 @@ type Config struct {
 	MUPDATE  MUPDATEConfig   `toml:"mupdate"`
 	Referral ReferralConfig  `toml:"referrals"`
 	Backends []BackendConfig `toml:"backend"`
+	Metrics  MetricsConfig   `toml:"metrics"`
 	// Namespace prefixes shown to clients.
 	Namespace NamespaceConfig `toml:"namespace"`
 }
@@ -41,6 +43,20 @@ type ListenConfig struct {
 	AllowPlaintext bool `toml:"allow_plaintext"`
 	// ShutdownGrace is how long sessions may finish after SIGTERM.
 	ShutdownGrace Duration `toml:"shutdown_grace"`
+	// ProxyProtocol accepts a PROXY protocol (v1 or v2) header from the
+	// ProxyTrusted addresses (a load balancer); a header from any other
+	// address is refused.
+	ProxyProtocol bool `toml:"proxy_protocol"`
+	// ProxyTrusted lists the addresses or CIDR ranges of trusted proxies.
+	ProxyTrusted []string `toml:"proxy_trusted"`
+	// ProxyHeaderTimeout bounds the wait for the PROXY header.
+	ProxyHeaderTimeout Duration `toml:"proxy_header_timeout"`
+}
+
+// MetricsConfig is the operators' HTTP listener.
+type MetricsConfig struct {
+	// Listen is the address of /metrics, /healthz and /readyz; "" disables it.
+	Listen string `toml:"listen"`
 }
 
 // TLSConfig is the listeners' certificate.
@@ -60,6 +76,12 @@ type LimitsConfig struct {
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// BackendIdle closes a session's unused backend connection after this long.
 	BackendIdle Duration `toml:"backend_idle"`
+	// LoginFailuresPerIP and LoginFailuresPerUser are the failed logins
+	// allowed at once from one address and for one user; after that one
+	// more is allowed every LoginFailureRefill. 0 disables the limit.
+	LoginFailuresPerIP   int      `toml:"login_failures_per_ip"`
+	LoginFailuresPerUser int      `toml:"login_failures_per_user"`
+	LoginFailureRefill   Duration `toml:"login_failure_refill"`
 }
 
 // AuthConfig selects how client credentials are checked.
@@ -132,6 +154,9 @@ type ReferralConfig struct {
 	Policy string `toml:"policy"`
 	// Status refers STATUS too.
 	Status bool `toml:"status"`
+	// Login sends RFC 2221 login referrals to users whose home backend has
+	// direct_login set.
+	Login bool `toml:"login"`
 }
 
 // NamespaceConfig holds the client-visible namespace prefixes.
@@ -167,6 +192,12 @@ type BackendConfig struct {
 	MUPDATEMode string `toml:"mupdate_mode"`
 	// ReferralHost is the host[:port] put in referral URLs; default Server.
 	ReferralHost string `toml:"referral_host"`
+	// ForwardClient tells the backend the client's address with ID
+	// (x-originating-ip...), as Dovecot expects from a trusted proxy.
+	ForwardClient bool `toml:"forward_client"`
+	// DirectLogin says clients may log in to this backend directly (for
+	// login referrals).
+	DirectLogin bool `toml:"direct_login"`
 	// KerberosLogin: mechanism = "GSSAPI" logs in as a proxy from a client
 	// keytab, with authzid = the user, instead of proxy_user.
 	KerberosLogin
@@ -196,12 +227,18 @@ func defaultConfig() Config {
 	return Config{
 		Hostname: "imapfront",
 		LogLevel: "info",
-		Listen:   ListenConfig{IMAP: "127.0.0.1:143", ShutdownGrace: Duration{30 * time.Second}},
+		Listen: ListenConfig{
+			IMAP: "127.0.0.1:143", ShutdownGrace: Duration{30 * time.Second},
+			ProxyHeaderTimeout: Duration{5 * time.Second}, ProxyTrusted: []string{},
+		},
 		Limits: LimitsConfig{
-			MaxLine:     64 << 10,
-			AppendLimit: 64 << 20,
-			IdleTimeout: Duration{30 * time.Minute},
-			BackendIdle: Duration{5 * time.Minute},
+			MaxLine:              64 << 10,
+			AppendLimit:          64 << 20,
+			IdleTimeout:          Duration{30 * time.Minute},
+			BackendIdle:          Duration{5 * time.Minute},
+			LoginFailuresPerIP:   10,
+			LoginFailuresPerUser: 10,
+			LoginFailureRefill:   Duration{6 * time.Second},
 		},
 		Auth: AuthConfig{
 			Method: "backend", FailureDelay: Duration{2 * time.Second},
@@ -319,6 +356,14 @@ func (c *Config) validate() error {
 	}
 	if c.MUPDATE.Mechanism == "GSSAPI" && (c.MUPDATE.User != "" || c.MUPDATE.Password != "" || c.MUPDATE.PasswordFile != "") {
 		return bad("mupdate.user", "user, password and password_file are not used with mechanism = \"GSSAPI\"")
+	}
+	if c.Listen.ProxyProtocol && len(c.Listen.ProxyTrusted) == 0 {
+		return bad("listen.proxy_trusted", "proxy_protocol needs the trusted proxies' addresses")
+	}
+	for _, r := range c.Listen.ProxyTrusted {
+		if _, _, err := net.ParseCIDR(r); err != nil && net.ParseIP(r) == nil {
+			return bad("listen.proxy_trusted", "%q is not an address or CIDR range", r)
+		}
 	}
 	if c.Limits.MaxLine < 1024 {
 		return bad("limits.max_line", "must be at least 1024")

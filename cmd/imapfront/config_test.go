@@ -2,6 +2,7 @@ package main
 
 import (
 	"os"
+	"reflect"
 	"strings"
 	"testing"
 )
@@ -17,7 +18,7 @@ func TestSampleConfigIsValidOnceRequiredKeysAreSet(t *testing.T) {
 		t.Fatalf("sample config: %v", err)
 	}
 	def := defaultConfig()
-	if cfg.Limits != def.Limits || cfg.Listen != def.Listen || cfg.Referral != def.Referral {
+	if cfg.Limits != def.Limits || !reflect.DeepEqual(cfg.Listen, def.Listen) || cfg.Referral != def.Referral {
 		t.Errorf("sample config defaults differ from the built-in ones:\n%+v\n%+v", cfg.Limits, def.Limits)
 	}
 	if len(cfg.Backends) != 1 || cfg.Backends[0].Address != "127.0.0.1:12143" {

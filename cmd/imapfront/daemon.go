@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -20,6 +21,11 @@ import (
 	"github.com/jcmturner/gokrb5/v8/keytab"
 
 	"github.com/imapfront/imapfront/frontend"
+	"github.com/imapfront/imapfront/frontend/metrics"
+	"github.com/pires/go-proxyproto"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/time/rate"
 	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/frontend/demo"
@@ -32,6 +38,23 @@ import (
 // runDaemon runs imapfront with cfg until ctx is cancelled. ready, if not
 // nil, is called with the listeners' addresses once they accept.
 func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func(addrs []string)) error {
+	return runDaemonWith(ctx, cfg, logger, hooks{ready: ready})
+}
+
+// hooks connect the daemon to its process: readiness, reloads, log level.
+type hooks struct {
+	// ready is called with the listeners' addresses once they accept.
+	ready func(addrs []string)
+	// reloads delivers validated new configurations (SIGHUP).
+	reloads <-chan *Config
+	// level is the logger's level, changed by a reload.
+	level *slog.LevelVar
+	// metricsReady is called with the metrics listener's address.
+	metricsReady func(addr string)
+}
+
+func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hooks) error {
+	ready := h.ready
 	ns, err := router.NewNamespace(cfg.Namespace.OtherUsers, cfg.Namespace.Shared, '/')
 	if err != nil {
 		return fmt.Errorf("config: namespace: %w", err)
@@ -102,26 +125,15 @@ func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func
 		return c, nil
 	}
 
-	backends := map[string]*frontend.Backend{}
-	for i, bc := range cfg.Backends {
-		b, err := newBackend(bc, logger)
-		if err != nil {
-			return fmt.Errorf("config: backend[%d]: %w", i, err)
-		}
-		if bc.Mechanism == "GSSAPI" {
-			in, err := kerberos.get(fmt.Sprintf("backend[%d]", i), bc.KerberosLogin)
-			if err != nil {
-				return err
-			}
-			spn := "imap/" + serviceHost(bc.ServiceHost, bc.Address)
-			b.ProxySASL = func(user string) sasl.Client { return in.NewClient(spn, user) }
-		}
-		backends[bc.Server] = b
+	backends, err := buildBackends(cfg, logger, kerberos)
+	if err != nil {
+		return err
 	}
 
 	var tlsConfig *tls.Config
+	var store *tlsconf.CertStore
 	if cfg.TLS.Cert != "" {
-		store, err := tlsconf.NewCertStore(tlsconf.StoreOptions{
+		store, err = tlsconf.NewCertStore(tlsconf.StoreOptions{
 			CertFile: cfg.TLS.Cert, KeyFile: cfg.TLS.Key, CheckInterval: time.Minute, Logger: logger,
 		})
 		if err != nil {
@@ -166,7 +178,30 @@ func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func
 	}
 	wcancel()
 
+	var limiter *auth.RateLimiter
+	if l := cfg.Limits; l.LoginFailuresPerIP > 0 || l.LoginFailuresPerUser > 0 {
+		every := rate.Every(l.LoginFailureRefill.Duration)
+		ro := auth.RateOptions{PerIP: every, PerUser: every, BurstIP: l.LoginFailuresPerIP, BurstUser: l.LoginFailuresPerUser}
+		if l.LoginFailuresPerIP == 0 {
+			ro.PerIP, ro.BurstIP = rate.Inf, 1
+		}
+		if l.LoginFailuresPerUser == 0 {
+			ro.PerUser, ro.BurstUser = rate.Inf, 1
+		}
+		limiter = auth.NewRateLimiter(ro)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mets := metrics.New(reg)
+	metrics.RegisterFollower(reg, func() metrics.FollowerInfo {
+		st := follower.Status()
+		return metrics.FollowerInfo{State: st.State.String(), Reconnects: st.Reconnects, Entries: replica.Len(), CurrentAt: st.CurrentAt}
+	})
+
 	srv := frontend.New(frontend.Options{
+		Metrics:        mets,
+		RateLimiter:    limiter,
+		LoginReferrals: cfg.Referral.Login,
 		Hostname:       cfg.Hostname,
 		Logger:         logger,
 		TLSConfig:      tlsConfig,
@@ -195,7 +230,7 @@ func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func
 		}
 	}
 	if cfg.Listen.IMAP != "" {
-		l, err := net.Listen("tcp", cfg.Listen.IMAP)
+		l, err := listen(cfg, cfg.Listen.IMAP)
 		if err != nil {
 			return err
 		}
@@ -203,13 +238,37 @@ func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func
 		addrs = append(addrs, l.Addr().String())
 	}
 	if cfg.Listen.IMAPS != "" {
-		l, err := net.Listen("tcp", cfg.Listen.IMAPS)
+		l, err := listen(cfg, cfg.Listen.IMAPS)
 		if err != nil {
 			closeAll()
 			return err
 		}
 		implicit = append(implicit, l)
 		addrs = append(addrs, l.Addr().String())
+	}
+	if cfg.Metrics.Listen != "" {
+		ml, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			closeAll()
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		hs := &http.Server{Handler: metrics.Handler(reg, func() error {
+			select {
+			case <-follower.Ready():
+				return nil
+			default:
+				return errors.New("no mailbox database loaded from MUPDATE yet")
+			}
+		}), ReadHeaderTimeout: 10 * time.Second}
+		go hs.Serve(ml)
+		defer hs.Close()
+		logger.Info("metrics listening", "addr", ml.Addr().String())
+		if h.metricsReady != nil {
+			h.metricsReady(ml.Addr().String())
+		}
+	}
+	if h.reloads != nil {
+		go applyReloads(ctx, h, srv, store, logger, kerberos)
 	}
 	logger.Info("imapfront listening", "addrs", addrs, "mupdate", cfg.MUPDATE.Server, "backends", len(backends))
 	if ready != nil {
@@ -219,6 +278,28 @@ func runDaemon(ctx context.Context, cfg *Config, logger *slog.Logger, ready func
 	cancel()
 	<-followerDone
 	return err
+}
+
+
+// buildBackends turns the [[backend]] sections into the front end's.
+func buildBackends(cfg *Config, logger *slog.Logger, kerberos *initiators) (map[string]*frontend.Backend, error) {
+	backends := map[string]*frontend.Backend{}
+	for i, bc := range cfg.Backends {
+		b, err := newBackend(bc, logger)
+		if err != nil {
+			return nil, fmt.Errorf("config: backend[%d]: %w", i, err)
+		}
+		if bc.Mechanism == "GSSAPI" {
+			in, err := kerberos.get(fmt.Sprintf("backend[%d]", i), bc.KerberosLogin)
+			if err != nil {
+				return nil, err
+			}
+			spn := "imap/" + serviceHost(bc.ServiceHost, bc.Address)
+			b.ProxySASL = func(user string) sasl.Client { return in.NewClient(spn, user) }
+		}
+		backends[bc.Server] = b
+	}
+	return backends, nil
 }
 
 func newBackend(bc BackendConfig, logger *slog.Logger) (*frontend.Backend, error) {
@@ -231,6 +312,8 @@ func newBackend(bc BackendConfig, logger *slog.Logger) (*frontend.Backend, error
 		Personal:      bc.Namespace == "personal",
 		FrontMode:     bc.MUPDATEMode == "front",
 		ReferralHost:  bc.ReferralHost,
+		ForwardClient: bc.ForwardClient,
+		DirectLogin:   bc.DirectLogin,
 	}
 	if bc.TLS != "none" {
 		name := bc.ServerName
@@ -350,4 +433,56 @@ Press Ctrl-C to stop.
 		return 1
 	}
 	return 0
+}
+
+// listen opens a client listener, behind the PROXY protocol if configured:
+// the trusted proxies must send a header (within proxy_header_timeout);
+// other addresses are served directly, without waiting for a header that
+// an IMAP client (the server speaks first) would never send, and a header
+// they send anyway is refused by the session (BYE).
+func listen(cfg *Config, addr string) (net.Listener, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil || !cfg.Listen.ProxyProtocol {
+		return l, err
+	}
+	policy, err := proxyproto.PolicyFromRanges(cfg.Listen.ProxyTrusted, proxyproto.REQUIRE, proxyproto.SKIP)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("config: listen.proxy_trusted: %w", err)
+	}
+	return &proxyproto.Listener{Listener: l, ConnPolicy: policy, ReadHeaderTimeout: cfg.Listen.ProxyHeaderTimeout.Duration}, nil
+}
+
+// applyReloads applies each new configuration: backends, referral policy,
+// log level and the TLS certificate change without dropping sessions.
+// Settings that need a restart (listeners, MUPDATE master) are logged.
+func applyReloads(ctx context.Context, h hooks, srv *frontend.Server, store *tlsconf.CertStore, logger *slog.Logger, kerberos *initiators) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case cfg := <-h.reloads:
+			backends, err := buildBackends(cfg, logger, kerberos)
+			if err != nil {
+				logger.Error("reload refused; the running configuration stays", "err", err)
+				continue
+			}
+			srv.Reload(frontend.Live{
+				Backends: backends, DefaultBackend: cfg.Backends[0].Server,
+				Referrals: frontend.ReferralPolicy(cfg.Referral.Policy), ReferStatus: cfg.Referral.Status,
+				LoginReferrals: cfg.Referral.Login,
+			})
+			if h.level != nil {
+				var l slog.Level
+				_ = l.UnmarshalText([]byte(cfg.LogLevel))
+				h.level.Set(l)
+			}
+			if store != nil {
+				if err := store.Reload(); err != nil {
+					logger.Error("TLS certificate reload failed; the previous certificate stays", "err", err)
+				}
+			}
+			logger.Info("configuration reloaded", "backends", len(backends), "referrals", cfg.Referral.Policy)
+		}
+	}
 }

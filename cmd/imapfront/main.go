@@ -63,8 +63,35 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	logger := newLogger(stderr, cfg.LogLevel)
-	if err := runDaemon(ctx, cfg, logger, nil); err != nil {
+	level := new(slog.LevelVar)
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	// SIGHUP: read the file again; a configuration that does not validate
+	// is refused and the running one stays.
+	reloads := make(chan *Config)
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				next, err := loadConfig(*configPath)
+				if err != nil {
+					logger.Error("SIGHUP: reload refused; the running configuration stays", "err", err)
+					continue
+				}
+				select {
+				case reloads <- next:
+				case <-ctx.Done():
+					return
+				}
+			}
+		}
+	}()
+	if err := runDaemonWith(ctx, cfg, logger, hooks{reloads: reloads, level: level}); err != nil {
 		logger.Error("imapfront stopped", "err", err)
 		return 1
 	}

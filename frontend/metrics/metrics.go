@@ -162,3 +162,61 @@ func Handler(g prometheus.Gatherer, ready func() error) http.Handler {
 	})
 	return mux
 }
+
+// FollowerInfo is what the MUPDATE follower and the replica report.
+type FollowerInfo struct {
+	// State is the follower's state ("streaming", "backoff", ...).
+	State string
+	// Reconnects counts lost or failed connections.
+	Reconnects int
+	// Entries is the replica's size.
+	Entries int
+	// CurrentAt is when the replica was last known current (zero before
+	// the first load).
+	CurrentAt time.Time
+}
+
+// followerStates are the state label values of imapfront_mupdate_state.
+var followerStates = []string{"idle", "connecting", "loading", "streaming", "backoff", "stopped"}
+
+// RegisterFollower registers gauges read from info at each scrape: the
+// follower's state (1 for the current one), reconnects, replica size and
+// age in seconds.
+func RegisterFollower(reg prometheus.Registerer, info func() FollowerInfo) {
+	reg.MustRegister(&followerCollector{info: info,
+		state:      prometheus.NewDesc("imapfront_mupdate_state", "MUPDATE follower state (1 = current).", []string{"state"}, nil),
+		reconnects: prometheus.NewDesc("imapfront_mupdate_reconnects", "MUPDATE connections lost or failed since start.", nil, nil),
+		entries:    prometheus.NewDesc("imapfront_replica_mailboxes", "Mailboxes in the replica of the mailbox database.", nil, nil),
+		age:        prometheus.NewDesc("imapfront_replica_age_seconds", "Seconds since the replica was last known current (-1 before the first load).", nil, nil),
+	})
+}
+
+type followerCollector struct {
+	info                            func() FollowerInfo
+	state, reconnects, entries, age *prometheus.Desc
+}
+
+func (c *followerCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.state
+	ch <- c.reconnects
+	ch <- c.entries
+	ch <- c.age
+}
+
+func (c *followerCollector) Collect(ch chan<- prometheus.Metric) {
+	in := c.info()
+	for _, s := range followerStates {
+		v := 0.0
+		if s == in.State {
+			v = 1
+		}
+		ch <- prometheus.MustNewConstMetric(c.state, prometheus.GaugeValue, v, s)
+	}
+	ch <- prometheus.MustNewConstMetric(c.reconnects, prometheus.CounterValue, float64(in.Reconnects))
+	ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(in.Entries))
+	age := -1.0
+	if !in.CurrentAt.IsZero() {
+		age = time.Since(in.CurrentAt).Seconds()
+	}
+	ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, age)
+}
