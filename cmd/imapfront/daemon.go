@@ -21,18 +21,18 @@ import (
 	"github.com/jcmturner/gokrb5/v8/keytab"
 
 	"github.com/imapfront/imapfront/frontend"
-	"github.com/imapfront/imapfront/frontend/metrics"
-	"github.com/pires/go-proxyproto"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"golang.org/x/time/rate"
 	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/frontend/demo"
 	"github.com/imapfront/imapfront/frontend/gssapi"
+	"github.com/imapfront/imapfront/frontend/metrics"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/router"
 	"github.com/imapfront/imapfront/tlsconf"
+	"github.com/pires/go-proxyproto"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/time/rate"
 )
 
 // runDaemon runs imapfront with cfg until ctx is cancelled. ready, if not
@@ -279,7 +279,6 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 	<-followerDone
 	return err
 }
-
 
 // buildBackends turns the [[backend]] sections into the front end's.
 func buildBackends(cfg *Config, logger *slog.Logger, kerberos *initiators) (map[string]*frontend.Backend, error) {
