@@ -28,6 +28,8 @@ type Config struct {
 	Referral ReferralConfig  `toml:"referrals"`
 	Backends []BackendConfig `toml:"backend"`
 	Metrics  MetricsConfig   `toml:"metrics"`
+	// Placement decides where new users' mailboxes go.
+	Placement PlacementConfig `toml:"placement"`
 	// Namespace prefixes shown to clients.
 	Namespace NamespaceConfig `toml:"namespace"`
 }
@@ -51,6 +53,15 @@ type ListenConfig struct {
 	ProxyTrusted []string `toml:"proxy_trusted"`
 	// ProxyHeaderTimeout bounds the wait for the PROXY header.
 	ProxyHeaderTimeout Duration `toml:"proxy_header_timeout"`
+}
+
+// PlacementConfig places mailboxes that have no parent (a new user's).
+// Mailboxes with a parent go to the parent's backend, a user's new folders
+// to the user's INBOX backend.
+type PlacementConfig struct {
+	// DefaultBackend is the server of the backend for new users; "" means
+	// the first [[backend]].
+	DefaultBackend string `toml:"default_backend"`
 }
 
 // MetricsConfig is the operators' HTTP listener.
@@ -371,6 +382,15 @@ func (c *Config) validate() error {
 	if len(c.Backends) == 0 {
 		return bad("backend", "at least one [[backend]] is required")
 	}
+	if d := c.Placement.DefaultBackend; d != "" {
+		found := false
+		for _, b := range c.Backends {
+			found = found || b.Server == d
+		}
+		if !found {
+			return bad("placement.default_backend", "%q is not the server of a [[backend]]", d)
+		}
+	}
 	seen := map[string]bool{}
 	for i, b := range c.Backends {
 		key := fmt.Sprintf("backend[%d]", i)
@@ -444,4 +464,12 @@ func checkTLSMode(s string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not none, starttls or tls", s)
+}
+
+// defaultBackend is the backend new users are placed on.
+func (c *Config) defaultBackend() string {
+	if c.Placement.DefaultBackend != "" {
+		return c.Placement.DefaultBackend
+	}
+	return c.Backends[0].Server
 }

@@ -41,6 +41,7 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"bad duration", base + "[limits]\nidle_timeout = \"soon\"\n", "idle_timeout"},
 		{"passwd without file", base + "[auth]\nmethod = \"passwd\"\n", "auth.passwd_file"},
 		{"imaps without cert", base + "[listen]\nimaps = \"127.0.0.1:993\"\n", "tls"},
+		{"unknown default backend", base + "[placement]\ndefault_backend = \"nope:1\"\n", "placement.default_backend"},
 		{"half proxy creds", "[mupdate]\nserver = \"m:1\"\n[[backend]]\nserver = \"b:1\"\nproxy_user = \"p\"\n", "proxy_user"},
 	}
 	for _, tc := range tests {

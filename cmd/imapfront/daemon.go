@@ -216,7 +216,7 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		FailureDelay:   cfg.Auth.FailureDelay.Duration,
 		Directory:      frontend.ReplicaDirectory{R: replica},
 		Backends:       backends,
-		DefaultBackend: cfg.Backends[0].Server,
+		DefaultBackend: cfg.defaultBackend(),
 		Referrals:      frontend.ReferralPolicy(cfg.Referral.Policy),
 		ReferStatus:    cfg.Referral.Status,
 		MailboxDB:      &frontend.MUPDATEWriter{Dial: dialMaster},
@@ -467,7 +467,7 @@ func applyReloads(ctx context.Context, h hooks, srv *frontend.Server, store *tls
 				continue
 			}
 			srv.Reload(frontend.Live{
-				Backends: backends, DefaultBackend: cfg.Backends[0].Server,
+				Backends: backends, DefaultBackend: cfg.defaultBackend(),
 				Referrals: frontend.ReferralPolicy(cfg.Referral.Policy), ReferStatus: cfg.Referral.Status,
 				LoginReferrals: cfg.Referral.Login,
 			})

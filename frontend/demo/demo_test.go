@@ -187,3 +187,20 @@ func TestDemoConcurrentCreate(t *testing.T) {
 		t.Fatalf("master entry: %+v %v", e, ok)
 	}
 }
+
+// A new user (no mailbox in MUPDATE yet) gets the configured default
+// backend for a first mailbox.
+func TestDemoNewUserPlacement(t *testing.T) {
+	m := start(t)
+	if err := m.Backends[m.BE1].AddUser("carol", "carolpw"); err != nil {
+		t.Fatal(err)
+	}
+	carol := login(t, m, "carol", "carolpw")
+	if err := carol.Create("Notes", nil).Wait(); err != nil {
+		t.Fatalf("CREATE for a new user: %v", err)
+	}
+	e, ok := m.Master.Lookup("user.carol.Notes")
+	if !ok || e.Location != m.BE1+"!default" || e.ACL != "carol\tlrswipkxtean\t" {
+		t.Fatalf("master entry: %+v %v (want on the default backend %s, owned by carol)", e, ok, m.BE1)
+	}
+}
