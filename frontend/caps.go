@@ -8,7 +8,7 @@ import (
 
 // ownCaps are the capabilities the front end implements itself, whatever
 // the backends do.
-var ownCaps = []string{"IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "CHILDREN", "UNSELECT", "MAILBOX-REFERRALS"}
+var ownCaps = []string{"IMAP4rev1", "LITERAL+", "SASL-IR", "ID", "ENABLE", "IDLE", "NAMESPACE", "CHILDREN", "UNSELECT", "MAILBOX-REFERRALS", "LIST-EXTENDED", "LIST-STATUS"}
 
 // relayCaps are extensions the front end relays untouched; each is shown
 // only when every backend whose capabilities are known has it.
