@@ -105,7 +105,7 @@ func (sess *session) checkPassword(ctx context.Context, user, pass string) (stri
 	if b == nil {
 		return "", auth.ErrInvalidCredentials
 	}
-	c, err := backend.Dial(ctx, b.Dial, backend.Login{User: user, Password: pass, ID: sess.pool.idFor(b)})
+	c, err := backend.Dial(ctx, sess.s.dialOptions(b), backend.Login{User: user, Password: pass, ID: sess.pool.idFor(b)})
 	if err != nil {
 		var be *backend.Error
 		if errors.As(err, &be) {

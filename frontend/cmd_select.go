@@ -235,7 +235,9 @@ func (sess *session) cmdIdle(cmd *command) error {
 		}()
 		return nil
 	}
+	pc.c.SetIdling(true)
 	_, _, err := sess.relayFrom(pc, cmd.tag, nil, onCont)
+	pc.c.SetIdling(false)
 	if started {
 		select {
 		case rerr := <-doneRead:

@@ -79,7 +79,7 @@ func (p *pool) get(ctx context.Context, server string) (*pooledConn, error) {
 	} else if b.ProxyUser == "" && p.password == "" {
 		return nil, fmt.Errorf("backend %s: no proxy credentials configured and no user password to log in with", server)
 	}
-	c, err := backend.Dial(ctx, b.Dial, login)
+	c, err := backend.Dial(ctx, p.s.dialOptions(b), login)
 	if err != nil {
 		if isNo(err) {
 			p.s.opts.Metrics.BackendDial(server, "login_failed")

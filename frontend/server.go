@@ -92,6 +92,9 @@ type Options struct {
 	IdleTimeout time.Duration
 	// BackendIdle closes an unused backend connection (5 min when 0).
 	BackendIdle time.Duration
+	// BackendTimeout fails a relayed command when its backend sends
+	// nothing for this long (a hung backend; IDLE excepted); 10 min when 0.
+	BackendTimeout time.Duration
 	// Authenticator checks passwords; nil means "log in to the user's home
 	// backend with the given password".
 	Authenticator Authenticator
@@ -201,6 +204,9 @@ func New(opts Options) *Server {
 	}
 	if opts.BackendIdle == 0 {
 		opts.BackendIdle = 5 * time.Minute
+	}
+	if opts.BackendTimeout == 0 {
+		opts.BackendTimeout = 10 * time.Minute
 	}
 	if opts.FailureDelay == 0 {
 		opts.FailureDelay = 2 * time.Second
@@ -329,4 +335,13 @@ func (s *Server) Sessions() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return len(s.sessions)
+}
+
+// dialOptions returns how to dial b, with the server's relay timeout.
+func (s *Server) dialOptions(b *Backend) backend.Options {
+	o := b.Dial
+	if o.ReadTimeout == 0 {
+		o.ReadTimeout = s.opts.BackendTimeout
+	}
+	return o
 }

@@ -87,6 +87,9 @@ type LimitsConfig struct {
 	IdleTimeout Duration `toml:"idle_timeout"`
 	// BackendIdle closes a session's unused backend connection after this long.
 	BackendIdle Duration `toml:"backend_idle"`
+	// BackendTimeout fails a command whose backend sends nothing for this
+	// long (IDLE excepted).
+	BackendTimeout Duration `toml:"backend_timeout"`
 	// LoginFailuresPerIP and LoginFailuresPerUser are the failed logins
 	// allowed at once from one address and for one user; after that one
 	// more is allowed every LoginFailureRefill. 0 disables the limit.
@@ -247,6 +250,7 @@ func defaultConfig() Config {
 			AppendLimit:          64 << 20,
 			IdleTimeout:          Duration{30 * time.Minute},
 			BackendIdle:          Duration{5 * time.Minute},
+			BackendTimeout:       Duration{10 * time.Minute},
 			LoginFailuresPerIP:   10,
 			LoginFailuresPerUser: 10,
 			LoginFailureRefill:   Duration{6 * time.Second},

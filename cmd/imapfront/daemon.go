@@ -210,6 +210,7 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		AppendLimit:    cfg.Limits.AppendLimit,
 		IdleTimeout:    cfg.Limits.IdleTimeout.Duration,
 		BackendIdle:    cfg.Limits.BackendIdle.Duration,
+		BackendTimeout: cfg.Limits.BackendTimeout.Duration,
 		Admins:         cfg.Auth.Admins,
 		Authenticator:  authenticator,
 		GSSAPI:         acceptor,

@@ -52,6 +52,9 @@ type Options struct {
 	DialTimeout time.Duration
 	// MaxLine bounds one response line (not counting literals); 0 means 1 MiB.
 	MaxLine int
+	// ReadTimeout fails a read that gets no byte from the backend for this
+	// long (a hung backend), except during IDLE; 0 means no limit.
+	ReadTimeout time.Duration
 }
 
 // Login is how a Conn authenticates.
@@ -117,6 +120,30 @@ type Conn struct {
 	seq   atomic.Uint64
 	dead  atomic.Bool
 	greet string
+	// armed is set while relaying, when ReadTimeout applies (Exec and
+	// Dial use their contexts' deadlines instead); idling turns it off
+	// while the backend may rightly stay silent (IDLE).
+	armed, idling atomic.Bool
+}
+
+// deadlineReader arms the read deadline before each read from the
+// network, so a backend that stops answering fails the read instead of
+// hanging the session.
+type deadlineReader struct{ c *Conn }
+
+func (r deadlineReader) Read(p []byte) (int, error) {
+	if d := r.c.opts.ReadTimeout; d > 0 && r.c.armed.Load() && !r.c.idling.Load() {
+		_ = r.c.nc.SetReadDeadline(time.Now().Add(d))
+	}
+	return r.c.nc.Read(p)
+}
+
+// SetIdling turns the read timeout off (during IDLE) or back on.
+func (c *Conn) SetIdling(on bool) {
+	c.idling.Store(on)
+	if on {
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
 }
 
 // Dial connects to a backend, reads its greeting, sets up TLS and logs in.
@@ -179,7 +206,7 @@ func (c *Conn) tlsConfig() *tls.Config {
 
 func (c *Conn) setConn(nc net.Conn) {
 	c.nc = nc
-	c.br = bufio.NewReaderSize(nc, 32<<10)
+	c.br = bufio.NewReaderSize(deadlineReader{c}, 32<<10)
 	c.bw = bufio.NewWriterSize(nc, 16<<10)
 }
 
@@ -548,6 +575,13 @@ func (c *Conn) RelayHold(dst *bufio.Writer, tag string, rw Rewriter) (Status, st
 }
 
 func (c *Conn) relay(dst *bufio.Writer, tag string, rw Rewriter, onCont func(line []byte) error, hold bool) (Status, string, []byte, error) {
+	if c.opts.ReadTimeout > 0 {
+		c.armed.Store(true)
+		defer func() {
+			c.armed.Store(false)
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}()
+	}
 	tagb := []byte(tag + " ")
 	for {
 		if c.br.Buffered() == 0 {
