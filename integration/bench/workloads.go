@@ -204,9 +204,13 @@ func mixOps(ctx context.Context, t target, users []user, mailbox string, msgs, s
 }
 
 // loginRate is workload 4: n × (connect, LOGIN, SELECT INBOX, LOGOUT) per
-// repetition, conc at a time, users alternating; sessions per second.
+// repetition, conc at a time, users alternating; sessions per second. With
+// reps = 1 it returns, after the rate, the median ms of each phase
+// (connect+greeting, LOGIN, SELECT, LOGOUT).
 func loginRate(ctx context.Context, t target, users []user, n, conc, reps int) ([]float64, error) {
 	var out []float64
+	var mu sync.Mutex
+	phases := make([][]time.Duration, 4)
 	for r := 0; r < reps; r++ {
 		var next atomic.Int64
 		g, gctx := errgroup.WithContext(ctx)
@@ -218,17 +222,33 @@ func loginRate(ctx context.Context, t target, users []user, n, conc, reps int) (
 					if i >= int64(n) {
 						return nil
 					}
-					rc, err := login(gctx, t, users[int(i)%len(users)])
+					u := users[int(i)%len(users)]
+					var d [4]time.Duration
+					t0 := time.Now()
+					rc, err := dialRaw(gctx, t.addr(u), nil)
 					if err != nil {
 						return err
 					}
+					t1 := time.Now()
+					if err := rc.login(u.name, u.pass); err != nil {
+						rc.Close()
+						return fmt.Errorf("%s as %s: %w", t.name, u.name, err)
+					}
+					t2 := time.Now()
 					if err := rc.cmd("SELECT INBOX"); err != nil {
 						rc.Close()
 						return err
 					}
+					t3 := time.Now()
 					if err := rc.logout(); err != nil {
 						return err
 					}
+					d = [4]time.Duration{t1.Sub(t0), t2.Sub(t1), t3.Sub(t2), time.Since(t3)}
+					mu.Lock()
+					for k := range d {
+						phases[k] = append(phases[k], d[k])
+					}
+					mu.Unlock()
 				}
 			})
 		}
@@ -236,6 +256,11 @@ func loginRate(ctx context.Context, t target, users []user, n, conc, reps int) (
 			return nil, err
 		}
 		out = append(out, float64(n)/time.Since(start).Seconds())
+	}
+	if reps == 1 {
+		for _, p := range phases {
+			out = append(out, float64(percentile(p, 0.5).Microseconds())/1000)
+		}
 	}
 	return out, nil
 }
