@@ -26,7 +26,7 @@ type fixture struct {
 	backends map[string]*Backend
 }
 
-func newFixture(t *testing.T, mutate func(*Options)) *fixture {
+func newFixture(t testing.TB, mutate func(*Options)) *fixture {
 	t.Helper()
 	a, err := memback.Start(memback.Options{MasterUser: "proxy", MasterPassword: "proxypw"})
 	if err != nil {
@@ -81,7 +81,7 @@ func newFixture(t *testing.T, mutate func(*Options)) *fixture {
 	return &fixture{srv: srv, addr: ln.Addr().String(), a: a, b: b, replica: replica, backends: backends}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
