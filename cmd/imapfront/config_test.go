@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"os"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/imapfront/imapfront/frontend/auth"
 )
 
 func TestSampleConfigIsValidOnceRequiredKeysAreSet(t *testing.T) {
@@ -67,5 +70,22 @@ func TestCheckConfigCommand(t *testing.T) {
 	errb.Reset()
 	if code := run([]string{"-check-config", bad}, &out, &errb); code == 0 || !strings.Contains(errb.String(), "bogus") {
 		t.Fatalf("bad config: exit %d, %q", code, errb.String())
+	}
+}
+
+func TestPasswdCommand(t *testing.T) {
+	var out, errb strings.Builder
+	if code := runWithInput([]string{"passwd", "alice"}, strings.NewReader("s3cret\n"), &out, &errb); code != 0 {
+		t.Fatalf("exit %d: %s", code, errb.String())
+	}
+	p, err := auth.ParsePasswd(strings.NewReader(out.String()), "generated")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u, err := p.Authenticate(context.Background(), "alice", "s3cret"); err != nil || u != "alice" {
+		t.Fatalf("the generated line does not check the password: %v", err)
+	}
+	if code := runWithInput([]string{"passwd", "bad:name"}, strings.NewReader("x\n"), &out, &errb); code == 0 {
+		t.Fatal("a user name with ':' was accepted")
 	}
 }

@@ -10,6 +10,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -19,10 +20,13 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/imapfront/imapfront/frontend"
+	"github.com/imapfront/imapfront/frontend/auth"
+	"golang.org/x/crypto/bcrypt"
 )
 
 func main() {
@@ -30,15 +34,22 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	return runWithInput(args, os.Stdin, stdout, stderr)
+}
+
+func runWithInput(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "demo" {
 		return runDemo(args[1:], stdout, stderr)
+	}
+	if len(args) > 0 && args[0] == "passwd" {
+		return runPasswd(args[1:], stdin, stdout, stderr)
 	}
 	fs := flag.NewFlagSet("imapfront", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "", "configuration file (TOML)")
 	check := fs.String("check-config", "", "validate this configuration file and exit")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: imapfront -config FILE | -check-config FILE | demo [-listen ADDR]")
+		fmt.Fprintln(stderr, "usage: imapfront -config FILE | -check-config FILE | demo [-listen ADDR] | passwd USER < password")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -129,4 +140,31 @@ func serveUntilDone(ctx context.Context, srv *frontend.Server, plain, implicitTL
 		err = nil
 	}
 	return err
+}
+
+// runPasswd prints a line for the passwd authenticator's file: the user
+// and a bcrypt hash of the password read from the first line of stdin (so
+// it stays out of the process list and the shell history).
+func runPasswd(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) != 1 {
+		fmt.Fprintln(stderr, "usage: imapfront passwd USER < password-file")
+		return 2
+	}
+	line, err := bufio.NewReader(stdin).ReadString('\n')
+	if err != nil && line == "" {
+		fmt.Fprintln(stderr, "imapfront passwd: no password on standard input")
+		return 1
+	}
+	pw := strings.TrimRight(line, "\r\n")
+	if pw == "" {
+		fmt.Fprintln(stderr, "imapfront passwd: empty password")
+		return 1
+	}
+	out, err := auth.HashLine(args[0], pw, bcrypt.DefaultCost)
+	if err != nil {
+		fmt.Fprintln(stderr, "imapfront passwd:", err)
+		return 1
+	}
+	fmt.Fprintln(stdout, out)
+	return 0
 }
