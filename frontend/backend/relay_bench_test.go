@@ -40,14 +40,11 @@ func loopback(b *testing.B) (net.Conn, net.Conn) {
 	return c1, <-acc
 }
 
-// BenchmarkRelayFetch measures Conn.Relay of a 2,000-message FETCH answer
-// (10 KB each) from a loopback "backend" to a discarding client, against a
-// plain io.Copy of the same bytes over loopback (BenchmarkPlainCopy).
-func BenchmarkRelayFetch(b *testing.B) {
-	data := cannedFetch(2000, 10<<10)
+// cannedServer returns the client end of a loopback connection whose
+// server answers every line it reads with data.
+func cannedServer(b *testing.B, data []byte) net.Conn {
 	server, client := loopback(b)
-	defer server.Close()
-	defer client.Close()
+	b.Cleanup(func() { server.Close(); client.Close() })
 	go func() {
 		br := bufio.NewReader(server)
 		for {
@@ -59,6 +56,15 @@ func BenchmarkRelayFetch(b *testing.B) {
 			}
 		}
 	}()
+	return client
+}
+
+// BenchmarkRelayFetch measures Conn.Relay of a 2,000-message FETCH answer
+// (10 KB each) from a loopback "backend" to a discarding client, against a
+// plain io.Copy of the same bytes over loopback (BenchmarkPlainCopy).
+func BenchmarkRelayFetch(b *testing.B) {
+	data := cannedFetch(2000, 10<<10)
+	client := cannedServer(b, data)
 	c := &Conn{opts: Options{MaxLine: 1 << 20}}
 	c.setConn(client)
 	dst := bufio.NewWriterSize(io.Discard, 32<<10)
@@ -84,20 +90,7 @@ func BenchmarkRelayFetch(b *testing.B) {
 // io.Copy and no parsing.
 func BenchmarkPlainCopy(b *testing.B) {
 	data := cannedFetch(2000, 10<<10)
-	server, client := loopback(b)
-	defer server.Close()
-	defer client.Close()
-	go func() {
-		br := bufio.NewReader(server)
-		for {
-			if _, err := br.ReadString('\n'); err != nil {
-				return
-			}
-			if _, err := server.Write(data); err != nil {
-				return
-			}
-		}
-	}()
+	client := cannedServer(b, data)
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
 	b.ResetTimer()
