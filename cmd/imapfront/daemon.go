@@ -396,6 +396,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("imapfront demo", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	listen := fs.String("listen", "127.0.0.1:1143", "address of the demo front end")
+	metricsListen := fs.String("metrics", "127.0.0.1:1180", "address of /metrics, /healthz and /readyz (\"\" turns them off)")
 	verbose := fs.Bool("v", false, "log every component at debug level")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -407,7 +408,7 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	logger := newLogger(stderr, level)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m, err := demo.Start(demo.Options{Listen: *listen, Logger: logger, Seed: true})
+	m, err := demo.Start(demo.Options{Listen: *listen, Logger: logger, Seed: true, MetricsListen: *metricsListen})
 	if err != nil {
 		fmt.Fprintln(stderr, "imapfront demo:", err)
 		return 1
@@ -426,6 +427,9 @@ For example with netcat or telnet (nc %s %s), type:
     a5 LOGOUT
 Press Ctrl-C to stop.
 `, m.Addr, m.BE1, m.BE2, host, port, host, port)
+	if m.MetricsAddr != "" {
+		fmt.Fprintf(stdout, "Metrics: http://%s/metrics (health: /healthz, /readyz)\n", m.MetricsAddr)
+	}
 	<-ctx.Done()
 	fmt.Fprintln(stdout, "stopping")
 	if err := m.Close(); err != nil && !errors.Is(err, context.DeadlineExceeded) {

@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -17,9 +18,11 @@ import (
 	"github.com/imapfront/imapfront/frontend"
 	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/frontend/memback"
+	"github.com/imapfront/imapfront/frontend/metrics"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/mupdatec/mupdatetest"
 	"github.com/imapfront/imapfront/router"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Options configure a demo Murder.
@@ -32,6 +35,8 @@ type Options struct {
 	Referrals frontend.ReferralPolicy
 	// Seed, if true, creates the demo users and their mail.
 	Seed bool
+	// MetricsListen, if set, serves /metrics, /healthz and /readyz there.
+	MetricsListen string
 }
 
 // Murder is a running demo.
@@ -50,6 +55,9 @@ type Murder struct {
 	Follower *mupdatec.Follower
 	// Server is the front end.
 	Server *frontend.Server
+	// MetricsAddr is where /metrics is served ("" when off).
+	MetricsAddr string
+	metricsSrv  *http.Server
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -147,7 +155,26 @@ func Start(opts Options) (m *Murder, err error) {
 		return nil, fmt.Errorf("demo: MUPDATE follower not ready: %w", err)
 	}
 
+	var mets *metrics.Metrics
+	if opts.MetricsListen != "" {
+		reg := prometheus.NewRegistry()
+		mets = metrics.New(reg)
+		metrics.RegisterFollower(reg, func() metrics.FollowerInfo {
+			st := m.Follower.Status()
+			return metrics.FollowerInfo{State: st.State.String(), Reconnects: st.Reconnects, Entries: m.Replica.Len(), CurrentAt: st.CurrentAt}
+		})
+		ml, err := net.Listen("tcp", opts.MetricsListen)
+		if err != nil {
+			cancel()
+			<-followerDone
+			return nil, err
+		}
+		m.MetricsAddr = ml.Addr().String()
+		m.metricsSrv = &http.Server{Handler: metrics.Handler(reg, func() error { return nil }), ReadHeaderTimeout: 10 * time.Second}
+		go m.metricsSrv.Serve(ml)
+	}
 	m.Server = frontend.New(frontend.Options{
+		Metrics:        mets,
 		Hostname:       "imapfront-demo",
 		Logger:         logger.With("component", "frontend"),
 		AllowPlaintext: true, // loopback demo
@@ -252,6 +279,9 @@ func (m *Murder) Close() error {
 			errs = append(errs, err)
 		}
 		cancel()
+	}
+	if m.metricsSrv != nil {
+		m.metricsSrv.Close()
 	}
 	if m.cancel != nil {
 		m.cancel()

@@ -1,6 +1,8 @@
 package demo
 
 import (
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -202,5 +204,33 @@ func TestDemoNewUserPlacement(t *testing.T) {
 	e, ok := m.Master.Lookup("user.carol.Notes")
 	if !ok || e.Location != m.BE1+"!default" || e.ACL != "carol\tlrswipkxtean\t" {
 		t.Fatalf("master entry: %+v %v (want on the default backend %s, owned by carol)", e, ok, m.BE1)
+	}
+}
+
+// The demo serves metrics that follow its sessions.
+func TestDemoMetrics(t *testing.T) {
+	m, err := Start(Options{Seed: true, MetricsListen: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c := login(t, m, "alice", "alicepw")
+	if err := c.Noop().Wait(); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + m.MetricsAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`imapfront_authentications_total{mechanism="LOGIN",result="ok"} 1`,
+		`imapfront_replica_mailboxes 7`,
+		`imapfront_mupdate_state{state="streaming"} 1`,
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("demo metrics lack %s", want)
+		}
 	}
 }
