@@ -50,6 +50,9 @@ func (sess *session) postAuthCaps() string {
 	if sess.s.live().LoginReferrals {
 		caps = append(caps, "LOGIN-REFERRALS")
 	}
+	if !sess.compressed {
+		caps = append(caps, "COMPRESS=DEFLATE")
+	}
 	caps = append(caps, "APPENDLIMIT="+strconv.FormatInt(sess.s.opts.AppendLimit, 10))
 	return strings.Join(caps, " ")
 }

@@ -145,6 +145,7 @@ var commands = map[string]struct {
 	"COPY":         {selected, (*session).cmdCopy},
 	"MOVE":         {selected, (*session).cmdCopy},
 	"IDLE":         {selected, (*session).cmdIdle},
+	"COMPRESS":     {authed, (*session).cmdCompress},
 }
 
 var (

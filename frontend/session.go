@@ -67,6 +67,9 @@ type session struct {
 	authMech string
 	counted  *countingConn
 
+	// compressed is set once COMPRESS DEFLATE is active.
+	compressed bool
+
 	busy     atomic.Bool // a command is being processed
 	idling   atomic.Bool // in IDLE: waiting for the client's DONE
 	stopOnce sync.Once

@@ -69,7 +69,7 @@ var known = map[string]bool{
 	"GETACL": true, "SETACL": true, "DELETEACL": true, "MYRIGHTS": true, "LISTRIGHTS": true,
 	"GETQUOTAROOT": true, "GETQUOTA": true, "GETMETADATA": true, "SETMETADATA": true, "CHECK": true,
 	"CLOSE": true, "UNSELECT": true, "EXPUNGE": true, "SEARCH": true, "FETCH": true, "STORE": true,
-	"SORT": true, "THREAD": true, "COPY": true, "MOVE": true, "IDLE": true,
+	"SORT": true, "THREAD": true, "COPY": true, "MOVE": true, "IDLE": true, "COMPRESS": true,
 }
 
 // Command records one client command.

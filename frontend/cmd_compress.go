@@ -1,0 +1,51 @@
+package frontend
+
+import (
+	"compress/flate"
+	"io"
+	"net"
+	"strings"
+)
+
+// cmdCompress turns on COMPRESS=DEFLATE (RFC 4978) toward the client,
+// independently of the backends: raw DEFLATE both ways, each write flushed
+// so that responses are never held back.
+func (sess *session) cmdCompress(cmd *command) error {
+	if !strings.EqualFold(string(cmd.args), "DEFLATE") {
+		return bad("Unknown compression mechanism")
+	}
+	if sess.compressed {
+		return no("COMPRESSIONACTIVE", "Compression is already active")
+	}
+	if sess.br.Buffered() > 0 {
+		// Data pipelined after COMPRESS was sent uncompressed: refuse.
+		return bad("No pipelining after COMPRESS")
+	}
+	if err := sess.writeLine(cmd.tag + " OK DEFLATE active"); err != nil {
+		return err
+	}
+	fw, err := flate.NewWriter(sess.nc, flate.DefaultCompression)
+	if err != nil {
+		return err
+	}
+	sess.setConn(&deflateConn{Conn: sess.nc, r: flate.NewReader(sess.nc), w: fw})
+	sess.compressed = true
+	return errRelayed
+}
+
+// deflateConn compresses what is written and decompresses what is read.
+type deflateConn struct {
+	net.Conn
+	r io.ReadCloser
+	w *flate.Writer
+}
+
+func (c *deflateConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func (c *deflateConn) Write(p []byte) (int, error) {
+	n, err := c.w.Write(p)
+	if err != nil {
+		return n, err
+	}
+	return n, c.w.Flush()
+}
