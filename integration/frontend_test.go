@@ -889,3 +889,78 @@ func TestFrontendForwardsClientAddressToDovecot(t *testing.T) {
 		<-tick.C
 	}
 }
+
+// TestFrontendSubscriptionsStatusEnable: SUBSCRIBE/LSUB go to the user's
+// INBOX backend, LIST-STATUS asks each mailbox's backend, and ENABLE
+// CONDSTORE reaches the backend connections opened later.
+func TestFrontendSubscriptionsStatusEnable(t *testing.T) {
+	env := itenv.Load(t)
+	f := startFront(t, env, feOptions{})
+	alice := env.MustUser(t, "alice")
+	conn, err := net.DialTimeout("tcp", f.addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(time.Minute))
+	br := bufio.NewReader(conn)
+	br.ReadString('\n')
+	exchange := func(tag, cmd string) []string {
+		t.Helper()
+		fmt.Fprintf(conn, "%s %s\r\n", tag, cmd)
+		var lines []string
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatalf("%s: %v", cmd, err)
+			}
+			lines = append(lines, strings.TrimRight(l, "\r\n"))
+			if strings.HasPrefix(l, tag+" ") {
+				if !strings.HasPrefix(l, tag+" OK") {
+					t.Fatalf("%s: %q", cmd, lines)
+				}
+				return lines
+			}
+		}
+	}
+	exchange("s1", "LOGIN alice "+alice.Password)
+	exchange("s2", `SUBSCRIBE "Other Users/bob/Team"`)
+	lsub := exchange("s3", `LSUB "" "*"`)
+	if !slices.Contains(lsub, `* LSUB () "/" "Other Users/bob/Team"`) && !slices.ContainsFunc(lsub, func(l string) bool {
+		return strings.HasPrefix(l, "* LSUB") && strings.HasSuffix(l, `"Other Users/bob/Team"`)
+	}) {
+		t.Fatalf("LSUB after SUBSCRIBE: %q", lsub)
+	}
+	// The subscription is kept by alice's INBOX backend (be1).
+	direct := dialIMAP(t, env, env.CyrusBE1, plain)
+	if err := direct.Login("alice", alice.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	subs, err := direct.List("", "*", &imap.ListOptions{SelectSubscribed: true}).Collect()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(subs, func(d *imap.ListData) bool { return d.Mailbox == "Other Users/bob/Team" }) {
+		t.Fatalf("be1 does not hold the subscription: %v", subs)
+	}
+	st := exchange("s4", `LIST "" "*" RETURN (STATUS (MESSAGES))`)
+	for _, want := range []string{"* STATUS INBOX (MESSAGES ", `* STATUS "Other Users/bob/Team" (MESSAGES `} {
+		if !slices.ContainsFunc(st, func(l string) bool { return strings.HasPrefix(l, want) }) {
+			t.Errorf("LIST-STATUS lacks %q (mailboxes on be1 and be2): %q", want, st)
+		}
+	}
+	en := exchange("s5", "ENABLE CONDSTORE")
+	if !slices.Contains(en, "* ENABLED CONDSTORE") {
+		t.Fatalf("ENABLE CONDSTORE: %q", en)
+	}
+	// A mailbox on be2 opens on a connection made after ENABLE: CONDSTORE
+	// is on there (HIGHESTMODSEQ in SELECT, MODSEQ in FETCH).
+	sel := exchange("s6", `SELECT "Other Users/bob/Team"`)
+	if !slices.ContainsFunc(sel, func(l string) bool { return strings.Contains(l, "HIGHESTMODSEQ") }) {
+		t.Fatalf("SELECT after ENABLE CONDSTORE: %q", sel)
+	}
+	exchange("s9", `UNSUBSCRIBE "Other Users/bob/Team"`)
+	if lsub := exchange("s10", `LSUB "" "Other Users/*"`); len(lsub) != 1 {
+		t.Fatalf("LSUB after UNSUBSCRIBE: %q", lsub)
+	}
+}
