@@ -75,7 +75,6 @@ allow_plaintext = true
 shutdown_grace = "2s"
 [auth]
 method = "backend"
-failure_delay = "0s"
 admins = ["$IMAPFRONT_IT_CYRUS_ADMIN_USER"]
 [mupdate]
 server = "$IMAPFRONT_IT_MUPDATE"

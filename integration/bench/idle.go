@@ -90,8 +90,6 @@ log_level = "warn"
 imap = %q
 allow_plaintext = true
 shutdown_grace = "1s"
-[auth]
-failure_delay = "0s"
 [mupdate]
 server = %q
 user = %q
