@@ -159,12 +159,19 @@ func profileRun(ctx context.Context, env itenv.Env, dir string, p profileParams)
 		}
 	}
 	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	fmt.Fprintf(os.Stderr, "profile: whole bench process with %d idle sessions: HeapInuse %d MiB, StackInuse %d MiB, %d goroutines (front end, memback and clients; see goroutine.txt)\n",
+		p.idle, ms.HeapInuse>>20, ms.StackInuse>>20, runtime.NumGoroutine())
+	if gf, err := os.Create(filepath.Join(dir, "goroutine.txt")); err == nil {
+		pprof.Lookup("goroutine").WriteTo(gf, 1)
+		gf.Close()
+	}
 	hf, err := os.Create(filepath.Join(dir, "heap.pprof"))
 	if err != nil {
 		return err
 	}
 	defer hf.Close()
-	fmt.Fprintf(os.Stderr, "profile: %d idle sessions, %d goroutines in the bench process (front end, memback, clients)\n", p.idle, runtime.NumGoroutine())
 	return pprof.Lookup("heap").WriteTo(hf, 0)
 }
 
