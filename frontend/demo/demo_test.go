@@ -234,3 +234,17 @@ func TestDemoMetrics(t *testing.T) {
 		}
 	}
 }
+
+// With the MUPDATE master gone, sessions go on with the last replica.
+func TestDemoMasterDownKeepsServing(t *testing.T) {
+	m := start(t)
+	m.Master.RefuseLogins(true)
+	m.Master.DropAll()
+	alice := login(t, m, "alice", "alicepw")
+	if _, err := alice.Select("Projects/Murder", nil).Wait(); err != nil {
+		t.Fatalf("SELECT with the master down: %v", err)
+	}
+	if names := listNames(t, alice); !contains(names, "Sent") {
+		t.Fatalf("LIST with the master down: %q", names)
+	}
+}
