@@ -405,26 +405,8 @@ func TestFrontendReferralFollowed(t *testing.T) {
 	env := itenv.Load(t)
 	f := startFront(t, env, feOptions{})
 	alice := env.MustUser(t, "alice")
-	conn, err := net.DialTimeout("tcp", f.addr, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(time.Minute))
-	br := bufio.NewReader(conn)
-	br.ReadString('\n')
-	exchange := func(tag, cmd string) string {
-		fmt.Fprintf(conn, "%s %s\r\n", tag, cmd)
-		for {
-			l, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatal(err)
-			}
-			if strings.HasPrefix(l, tag+" ") {
-				return strings.TrimSpace(l)
-			}
-		}
-	}
+	rc := rawDial(t, f.addr)
+	exchange := func(tag, cmd string) string { return last(rc.exchange(tag, cmd)) }
 	exchange("r1", "LOGIN alice "+alice.Password)
 	if l := exchange("r2", `SELECT INBOX`); !strings.HasPrefix(l, "r2 OK") {
 		t.Fatalf("SELECT before RLIST must be proxied: %s", l)
@@ -733,28 +715,8 @@ func TestFrontendBackendKilled(t *testing.T) {
 	f := startFront(t, env, feOptions{be1Addr: fw.addr})
 	alice := env.MustUser(t, "alice")
 	bob := env.MustUser(t, "bob")
-	conn, err := net.DialTimeout("tcp", f.addr, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(time.Minute))
-	br := bufio.NewReader(conn)
-	br.ReadString('\n')
-	exchange := func(tag, cmd string) []string {
-		fmt.Fprintf(conn, "%s %s\r\n", tag, cmd)
-		var lines []string
-		for {
-			l, err := br.ReadString('\n')
-			if err != nil {
-				return append(lines, "EOF")
-			}
-			lines = append(lines, strings.TrimSpace(l))
-			if strings.HasPrefix(l, tag+" ") {
-				return lines
-			}
-		}
-	}
+	rc := rawDial(t, f.addr)
+	exchange := rc.exchange
 	exchange("k1", "LOGIN alice "+alice.Password)
 	exchange("k2", "SELECT INBOX")
 	other := f.login(t, "bob", bob.Password)
@@ -897,32 +859,8 @@ func TestFrontendSubscriptionsStatusEnable(t *testing.T) {
 	env := itenv.Load(t)
 	f := startFront(t, env, feOptions{})
 	alice := env.MustUser(t, "alice")
-	conn, err := net.DialTimeout("tcp", f.addr, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	conn.SetDeadline(time.Now().Add(time.Minute))
-	br := bufio.NewReader(conn)
-	br.ReadString('\n')
-	exchange := func(tag, cmd string) []string {
-		t.Helper()
-		fmt.Fprintf(conn, "%s %s\r\n", tag, cmd)
-		var lines []string
-		for {
-			l, err := br.ReadString('\n')
-			if err != nil {
-				t.Fatalf("%s: %v", cmd, err)
-			}
-			lines = append(lines, strings.TrimRight(l, "\r\n"))
-			if strings.HasPrefix(l, tag+" ") {
-				if !strings.HasPrefix(l, tag+" OK") {
-					t.Fatalf("%s: %q", cmd, lines)
-				}
-				return lines
-			}
-		}
-	}
+	rc := rawDial(t, f.addr)
+	exchange := rc.ok
 	exchange("s1", "LOGIN alice "+alice.Password)
 	exchange("s2", `SUBSCRIBE "Other Users/bob/Team"`)
 	lsub := exchange("s3", `LSUB "" "*"`)
@@ -964,3 +902,62 @@ func TestFrontendSubscriptionsStatusEnable(t *testing.T) {
 		t.Fatalf("LSUB after UNSUBSCRIBE: %q", lsub)
 	}
 }
+
+// rawClient is a line-level IMAP client for tests that need the exact
+// bytes (referral codes, BYE, untagged lines).
+type rawClient struct {
+	t    *testing.T
+	conn net.Conn
+	br   *bufio.Reader
+}
+
+// rawDial connects to addr and reads the greeting.
+func rawDial(t *testing.T, addr string) *rawClient {
+	t.Helper()
+	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	conn.SetDeadline(time.Now().Add(2 * time.Minute))
+	c := &rawClient{t: t, conn: conn, br: bufio.NewReader(conn)}
+	c.br.ReadString('\n')
+	return c
+}
+
+// exchange sends a command and returns every response line up to and
+// including the tagged one, CRLF stripped; on a read error the last line
+// is "EOF" (the server closed the connection).
+func (c *rawClient) exchange(tag, cmd string) []string {
+	c.t.Helper()
+	fmt.Fprintf(c.conn, "%s %s\r\n", tag, cmd)
+	return c.until(tag)
+}
+
+// until reads response lines up to and including the one tagged tag.
+func (c *rawClient) until(tag string) []string {
+	var lines []string
+	for {
+		l, err := c.br.ReadString('\n')
+		if err != nil {
+			return append(lines, "EOF")
+		}
+		lines = append(lines, strings.TrimRight(l, "\r\n"))
+		if strings.HasPrefix(l, tag+" ") {
+			return lines
+		}
+	}
+}
+
+// ok is exchange that fails the test unless the answer is OK.
+func (c *rawClient) ok(tag, cmd string) []string {
+	c.t.Helper()
+	lines := c.exchange(tag, cmd)
+	if !strings.HasPrefix(lines[len(lines)-1], tag+" OK") {
+		c.t.Fatalf("%s: %q", cmd, lines)
+	}
+	return lines
+}
+
+// last returns the tagged line of an exchange.
+func last(lines []string) string { return lines[len(lines)-1] }

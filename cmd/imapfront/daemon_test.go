@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -114,19 +113,7 @@ mupdate_mode = "front"
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan []string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runDaemon(ctx, cfg, newLogger(testWriter{t}, "debug"), func(a []string) { addrs <- a })
-	}()
-	var addr string
-	select {
-	case a := <-addrs:
-		addr = a[0]
-	case err := <-done:
-		t.Fatalf("daemon stopped: %v", err)
-	}
+	addr := startDaemon(t, cfg).addr
 
 	// Without TLS, LOGIN is refused.
 	plain, err := imapclient.DialInsecure(addr, nil)
@@ -151,10 +138,6 @@ mupdate_mode = "front"
 	}
 	if _, err := c.Select("Sent", nil).Wait(); err != nil {
 		t.Fatalf("SELECT Sent: %v", err)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("daemon: %v", err)
 	}
 }
 

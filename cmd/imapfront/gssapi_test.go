@@ -138,19 +138,7 @@ mupdate_mode = "front"
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	addrs := make(chan []string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runDaemon(ctx, cfg, newLogger(testWriter{t}, "debug"), func(a []string) { addrs <- a })
-	}()
-	var addr string
-	select {
-	case a := <-addrs:
-		addr = a[0]
-	case err := <-done:
-		t.Fatalf("daemon stopped: %v", err)
-	}
+	addr := startDaemon(t, cfg).addr
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -167,9 +155,5 @@ mupdate_mode = "front"
 	}
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatalf("SELECT INBOX: %v", err)
-	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("daemon: %v", err)
 	}
 }

@@ -102,25 +102,7 @@ proxy_password = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	dctx, dcancel := context.WithCancel(ctx)
-	addrs := make(chan []string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- runDaemon(dctx, cfg, newLogger(testWriter{t}, "info"), func(a []string) { addrs <- a })
-	}()
-	var addr string
-	select {
-	case a := <-addrs:
-		addr = a[0]
-	case err := <-done:
-		t.Fatalf("daemon stopped: %v", err)
-	}
-	defer func() {
-		dcancel()
-		if err := <-done; err != nil {
-			t.Errorf("daemon: %v", err)
-		}
-	}()
+	addr := startDaemon(t, cfg).addr
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
 		t.Fatal(err)

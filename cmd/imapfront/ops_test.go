@@ -140,7 +140,7 @@ func startDaemon(t *testing.T, cfg *Config) *runningDaemon {
 	d := &runningDaemon{reloads: make(chan *Config), logs: &logWatch{}}
 	ctx, cancel := context.WithCancel(context.Background())
 	addrs := make(chan []string, 1)
-	maddr := make(chan string, 1)
+	maddr := make(chan string, 1) // buffered: the daemon never waits on it
 	done := make(chan error, 1)
 	logger := slog.New(slog.NewTextHandler(d.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	go func() {
@@ -156,11 +156,14 @@ func startDaemon(t *testing.T, cfg *Config) *runningDaemon {
 		}
 	})
 	select {
-	case d.metrics = <-maddr:
+	case a := <-addrs:
+		d.addr = a[0]
 	case err := <-done:
 		t.Fatalf("daemon stopped: %v", err)
 	}
-	d.addr = (<-addrs)[0]
+	if cfg.Metrics.Listen != "" {
+		d.metrics = <-maddr // reported before the IMAP listeners
+	}
 	return d
 }
 
