@@ -18,7 +18,7 @@ var relayCaps = map[string]bool{
 	"THREAD=ORDEREDSUBJECT": true, "THREAD=REFS": true, "WITHIN": true, "BINARY": true,
 	"ACL": true, "RIGHTS=KXTE": true, "RIGHTS=TEKX": true, "QUOTA": true, "METADATA": true,
 	"SPECIAL-USE": true, "STATUS=SIZE": true, "ESORT": true, "PREVIEW": true, "SAVEDATE": true,
-	"UTF8=ACCEPT": true, "OBJECTID": true,
+	"UTF8=ACCEPT": true, "OBJECTID": true, "MULTIAPPEND": true, "CATENATE": true,
 }
 
 // preAuthCaps returns the capabilities shown before login.

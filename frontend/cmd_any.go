@@ -5,11 +5,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/imapfront/imapfront/imapwire"
 )
 
 func (sess *session) cmdCapability(cmd *command) error {
-	if len(cmd.args) != 0 {
-		return bad("CAPABILITY takes no arguments")
+	if err := sess.noArgs(cmd); err != nil {
+		return err
 	}
 	caps := sess.preAuthCaps()
 	if sess.state != stateNotAuth {
@@ -19,19 +21,19 @@ func (sess *session) cmdCapability(cmd *command) error {
 }
 
 func (sess *session) cmdNoop(cmd *command) error {
-	if len(cmd.args) != 0 {
-		return bad("NOOP takes no arguments")
+	if err := sess.noArgs(cmd); err != nil {
+		return err
 	}
 	if sess.state == stateSelected {
 		// Let the backend report mailbox changes.
-		return sess.cmdRelay(cmd)
+		return sess.sendArgs(sess.selected, cmd.tag, cmd.name, nil)
 	}
 	return nil
 }
 
 func (sess *session) cmdLogout(cmd *command) error {
-	if len(cmd.args) != 0 {
-		return bad("LOGOUT takes no arguments")
+	if err := sess.noArgs(cmd); err != nil {
+		return err
 	}
 	sess.writeLine("* BYE Logging out")
 	sess.setState(stateLogout)
@@ -41,33 +43,30 @@ func (sess *session) cmdLogout(cmd *command) error {
 // cmdID answers ID (RFC 2971) and remembers the client's list to pass on
 // to backends.
 func (sess *session) cmdID(cmd *command) error {
-	args, err := sess.readFull(cmd, 8<<10)
+	const usage = "Usage: ID NIL or ID (field value ...)"
+	vs, err := sess.args(usage)
 	if err != nil {
 		return err
 	}
-	p := &argParser{b: args}
-	if strings.EqualFold(string(args), "NIL") {
-		sess.pool.id = "NIL"
-	} else {
-		if _, err := p.list(); err != nil || p.end() != nil {
-			return bad("Invalid ID arguments")
+	id, ok := encodeID(vs)
+	if !ok {
+		return bad("Invalid ID arguments")
+	}
+	sess.pool.id = id
+	if ttl, ok := proxyTTL(id); ok {
+		// A proxy in front of us: count this hop, and refuse a loop.
+		if ttl <= 1 {
+			sess.writeLine("* BYE Proxy loop detected (x-proxy-ttl exhausted)")
+			return errFatal
 		}
-		sess.pool.id = string(args)
-		if ttl, ok := proxyTTL(sess.pool.id); ok {
-			// A proxy in front of us: count this hop, and refuse a loop.
-			if ttl <= 1 {
-				sess.writeLine("* BYE Proxy loop detected (x-proxy-ttl exhausted)")
-				return errFatal
-			}
-			sess.pool.ttl = min(ttl-1, defaultProxyTTL)
-		}
+		sess.pool.ttl = min(ttl-1, defaultProxyTTL)
 	}
 	return sess.writeLine(`* ID ("name" "imapfront")`)
 }
 
 func (sess *session) cmdStartTLS(cmd *command) error {
-	if len(cmd.args) != 0 {
-		return bad("STARTTLS takes no arguments")
+	if err := sess.noArgs(cmd); err != nil {
+		return err
 	}
 	if sess.s.opts.TLSConfig == nil || sess.tls {
 		return bad("STARTTLS not available")
@@ -75,7 +74,7 @@ func (sess *session) cmdStartTLS(cmd *command) error {
 	if err := sess.writeLine(cmd.tag + " OK Begin TLS negotiation now"); err != nil {
 		return err
 	}
-	if sess.br.Buffered() > 0 {
+	if sess.rd.Buffered() > 0 {
 		// RFC 3501: data sent before the handshake is an attack.
 		return errFatal
 	}
@@ -93,8 +92,7 @@ func (sess *session) cmdStartTLS(cmd *command) error {
 
 // proxyTTL returns the x-proxy-ttl a client (another proxy) sent in ID.
 func proxyTTL(id string) (int, bool) {
-	p := &argParser{b: []byte(id)}
-	items, err := p.list()
+	items, err := imapwire.NewScanner([]byte(id)).List()
 	if err != nil {
 		return 0, false
 	}

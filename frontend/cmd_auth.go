@@ -10,6 +10,7 @@ import (
 	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/frontend/gssapi"
+	"github.com/imapfront/imapfront/imapwire"
 )
 
 // Authenticator checks a password and returns the canonical user name;
@@ -19,19 +20,13 @@ type Authenticator = auth.Authenticator
 func (sess *session) cmdLogin(cmd *command) error {
 	sess.authMech = ""
 	if !sess.canAuthPlain() {
-		sess.skipTrailingLiteral(cmd)
 		return no("PRIVACYREQUIRED", "LOGIN is disabled without TLS; use STARTTLS")
 	}
-	args, err := sess.readFull(cmd, 8<<10)
-	if err != nil {
-		return err
-	}
-	p := &argParser{b: args}
-	user, err1 := p.astring()
-	err2 := p.sp()
-	pass, err3 := p.astring()
-	if err1 != nil || err2 != nil || err3 != nil || p.end() != nil {
-		return bad("Usage: LOGIN user password")
+	const usage = "Usage: LOGIN user password"
+	var user, pass string
+	if !sess.rd.ExpectSP() || !sess.rd.ExpectAString(&user) || !sess.rd.ExpectSP() ||
+		!sess.rd.ExpectAString(&pass) || !sess.rd.ExpectCRLF() {
+		return sess.parseError(usage)
 	}
 	if err := sess.login(user, "", pass); err != nil {
 		return err
@@ -148,10 +143,10 @@ func (sess *session) loginFailedText(ctx context.Context, err error, text string
 }
 
 func (sess *session) cmdAuthenticate(cmd *command) error {
-	p := &argParser{b: cmd.args}
-	mech, err := p.atom()
-	if err != nil {
-		return bad("Usage: AUTHENTICATE mechanism [initial-response]")
+	const usage = "Usage: AUTHENTICATE mechanism [initial-response]"
+	var mech string
+	if !sess.rd.ExpectSP() || !sess.rd.ExpectAtom(&mech) {
+		return sess.parseError(usage)
 	}
 	mech = strings.ToUpper(mech)
 	switch mech {
@@ -162,20 +157,19 @@ func (sess *session) cmdAuthenticate(cmd *command) error {
 	}
 	var ir []byte
 	hasIR := false
-	if p.more() {
-		if p.sp() != nil {
-			return bad("Usage: AUTHENTICATE mechanism [initial-response]")
-		}
-		s, err := p.atom()
-		if err != nil || p.end() != nil {
-			return bad("Invalid initial response")
+	if sess.rd.SP() {
+		// SASL-IR (RFC 4959): base64, or "=" for an empty response.
+		var s string
+		if !sess.rd.ExpectAtom(&s) || !sess.rd.ExpectCRLF() {
+			return sess.parseError("Invalid initial response")
 		}
 		hasIR = true
-		if s != "=" {
-			if ir, err = base64.StdEncoding.DecodeString(s); err != nil {
-				return bad("Invalid base64 in initial response")
-			}
+		var err error
+		if ir, err = decodeSASL(s); err != nil {
+			return bad("Invalid base64 in initial response")
 		}
+	} else if !sess.rd.ExpectCRLF() {
+		return sess.parseError(usage)
 	}
 	if mech == gssapi.Mechanism {
 		return sess.authenticateGSSAPI(cmd, ir, hasIR)
@@ -191,37 +185,12 @@ func (sess *session) cmdAuthenticate(cmd *command) error {
 	if !sess.canAuthPlain() {
 		return no("PRIVACYREQUIRED", "Plaintext authentication is disabled without TLS; use STARTTLS")
 	}
-	resp := ir
-	first := true
-	for {
-		var chal []byte
-		var done bool
-		var err error
-		if first && !hasIR {
-			chal, done, err = srv.Next(nil)
-		} else {
-			chal, done, err = srv.Next(resp)
-		}
-		first = false
-		if err != nil {
+	if err := sess.saslExchange(srv, ir, hasIR); err != nil {
+		var ex *saslFailure
+		if errors.As(err, &ex) {
 			return bad("Invalid authentication exchange")
 		}
-		if done {
-			break
-		}
-		if err := sess.writeLine("+ " + base64.StdEncoding.EncodeToString(chal)); err != nil {
-			return err
-		}
-		line, err := readLine(sess.br, 16<<10)
-		if err != nil {
-			return err
-		}
-		if string(line) == "*" {
-			return bad("Authentication cancelled")
-		}
-		if resp, err = base64.StdEncoding.DecodeString(string(line)); err != nil {
-			return bad("Invalid base64 in authentication response")
-		}
+		return err
 	}
 	if err := sess.login(creds.Authcid, creds.Authzid, creds.Password); err != nil {
 		return err
@@ -297,4 +266,81 @@ func (sess *session) clientIP() string {
 		return sess.pool.client.IP.String()
 	}
 	return ""
+}
+
+// saslMaxSteps bounds the challenge/response rounds of one AUTHENTICATE,
+// whatever the mechanism: PLAIN needs one, LOGIN two, GSSAPI (RFC 4752)
+// at most four.
+const saslMaxSteps = 6
+
+// saslMaxResponse bounds one client response line (a Kerberos AP-REQ with
+// a large PAC stays well below it).
+const saslMaxResponse = 64 << 10
+
+// errSASLSteps is the failure of an exchange that did not finish within
+// saslMaxSteps rounds.
+var errSASLSteps = errors.New("sasl: exchange did not finish")
+
+// saslFailure is the mechanism's own refusal during an exchange (as
+// opposed to a cancelled or malformed exchange, answered with BAD).
+type saslFailure struct{ err error }
+
+func (e *saslFailure) Error() string { return e.err.Error() }
+func (e *saslFailure) Unwrap() error { return e.err }
+
+// saslServer is one side of a SASL mechanism (go-sasl's sasl.Server, the
+// GSSAPI acceptor).
+type saslServer interface {
+	Next(response []byte) (challenge []byte, done bool, err error)
+}
+
+// saslExchange runs the challenge/response rounds of AUTHENTICATE (RFC 3501
+// section 6.2.2) for any mechanism: the one loop with one step limit and
+// one response size limit. ir is the initial response (RFC 4959) when hasIR
+// is set. A mechanism's refusal is a *saslFailure; "*" cancels (BAD); a
+// response that is too long or not base64 is BAD.
+func (sess *session) saslExchange(srv saslServer, ir []byte, hasIR bool) error {
+	var resp []byte
+	if hasIR {
+		resp = ir
+	}
+	for step := 0; ; step++ {
+		if step == saslMaxSteps {
+			return &saslFailure{errSASLSteps}
+		}
+		chal, done, err := srv.Next(resp)
+		if err != nil {
+			return &saslFailure{err}
+		}
+		if done {
+			return nil
+		}
+		if err := sess.writeLine("+ " + base64.StdEncoding.EncodeToString(chal)); err != nil {
+			return err
+		}
+		_ = sess.nc.SetReadDeadline(time.Now().Add(sess.timeout()))
+		line, err := sess.rd.ReadLine(saslMaxResponse)
+		if err != nil {
+			var le *imapwire.LineTooLongError
+			if errors.As(err, &le) {
+				return &statusErr{status: "BAD", code: "TOOBIG", text: "Authentication response too long"}
+			}
+			return sess.readFailed(err)
+		}
+		if string(line) == "*" {
+			return bad("Authentication cancelled")
+		}
+		if resp, err = decodeSASL(string(line)); err != nil {
+			return bad("Invalid base64 in authentication response")
+		}
+	}
+}
+
+// decodeSASL decodes a base64 SASL response; "=" is the empty response
+// (RFC 4959, and some clients send it in continuations too).
+func decodeSASL(s string) ([]byte, error) {
+	if s == "=" {
+		return []byte{}, nil
+	}
+	return base64.StdEncoding.DecodeString(s)
 }

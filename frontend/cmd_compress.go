@@ -11,13 +11,17 @@ import (
 // independently of the backends: raw DEFLATE both ways, each write flushed
 // so that responses are never held back.
 func (sess *session) cmdCompress(cmd *command) error {
-	if !strings.EqualFold(string(cmd.args), "DEFLATE") {
+	var mech string
+	if !sess.rd.ExpectSP() || !sess.rd.ExpectAtom(&mech) || !sess.rd.ExpectCRLF() {
+		return sess.parseError("Usage: COMPRESS DEFLATE")
+	}
+	if !strings.EqualFold(mech, "DEFLATE") {
 		return bad("Unknown compression mechanism")
 	}
 	if sess.compressed {
 		return no("COMPRESSIONACTIVE", "Compression is already active")
 	}
-	if sess.br.Buffered() > 0 {
+	if sess.rd.Buffered() > 0 {
 		// Data pipelined after COMPRESS was sent uncompressed: refuse.
 		return bad("No pipelining after COMPRESS")
 	}

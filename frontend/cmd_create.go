@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/imapfront/imapfront/frontend/backend"
+	"github.com/imapfront/imapfront/imapwire"
 	"github.com/imapfront/imapfront/router"
 )
 
@@ -63,12 +64,12 @@ func (sess *session) syncDirectory() {
 }
 
 func (sess *session) cmdCreate(cmd *command) error {
-	name, rest, err := firstMailbox(cmd)
+	name, err := sess.mailboxArg(cmd, "Usage: CREATE mailbox")
 	if err != nil {
 		return err
 	}
-	if len(rest) != 0 {
-		return bad("CREATE takes only a mailbox name here")
+	if !sess.rd.ExpectCRLF() {
+		return sess.parseError("CREATE takes only a mailbox name here")
 	}
 	dir := sess.s.opts.Directory
 	name = strings.TrimSuffix(name, string(dir.Separator()))
@@ -90,7 +91,7 @@ func (sess *session) cmdCreate(cmd *command) error {
 		return err
 	}
 	if !b.FrontMode {
-		return sess.relayChange(cmd, b, cmd.tag+" CREATE "+astring(name))
+		return sess.relayChange(cmd, b, name)
 	}
 	return sess.createFront(cmd, b, parent, name, internal)
 }
@@ -149,7 +150,7 @@ func (sess *session) createFront(cmd *command, b *Backend, parent *Mailbox, name
 		sess.log.Warn("backend unavailable", "server", b.Server, "err", err)
 		return no("UNAVAILABLE", "Backend server unavailable; try again later")
 	}
-	if _, err := pc.c.Exec(ctx, "CREATE "+astring(native)); err != nil {
+	if _, err := pc.c.Exec(ctx, "CREATE "+imapwire.AString(native)); err != nil {
 		undo()
 		var be *backend.Error
 		if errors.As(err, &be) {
@@ -159,7 +160,7 @@ func (sess *session) createFront(cmd *command, b *Backend, parent *Mailbox, name
 	}
 	if err := db.Activate(ctx, internal, location, acl); err != nil {
 		sess.log.Error("MUPDATE activate failed after CREATE; undoing", "mailbox", internal, "err", err)
-		pc.c.Exec(ctx, "DELETE "+astring(native))
+		pc.c.Exec(ctx, "DELETE "+imapwire.AString(native))
 		undo()
 		return no("UNAVAILABLE", "Mailbox database unavailable; nothing was created")
 	}
@@ -168,12 +169,12 @@ func (sess *session) createFront(cmd *command, b *Backend, parent *Mailbox, name
 }
 
 func (sess *session) cmdDelete(cmd *command) error {
-	name, rest, err := firstMailbox(cmd)
+	name, err := sess.mailboxArg(cmd, "Usage: DELETE mailbox")
 	if err != nil {
 		return err
 	}
-	if len(rest) != 0 {
-		return bad("Usage: DELETE mailbox")
+	if !sess.rd.ExpectCRLF() {
+		return sess.parseError("Usage: DELETE mailbox")
 	}
 	if strings.EqualFold(name, "INBOX") {
 		return no("CANNOT", "INBOX cannot be deleted")
@@ -186,7 +187,7 @@ func (sess *session) cmdDelete(cmd *command) error {
 		return err
 	}
 	if !r.b.FrontMode {
-		return sess.relayChange(cmd, r.b, cmd.tag+" DELETE "+astring(r.native))
+		return sess.relayChange(cmd, r.b, r.native)
 	}
 	db := sess.s.opts.MailboxDB
 	if db == nil {
@@ -201,7 +202,7 @@ func (sess *session) cmdDelete(cmd *command) error {
 	}
 	ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
 	defer cancel()
-	if _, err := pc.c.Exec(ctx, "DELETE "+astring(r.native)); err != nil {
+	if _, err := pc.c.Exec(ctx, "DELETE "+imapwire.AString(r.native)); err != nil {
 		var be *backend.Error
 		if errors.As(err, &be) {
 			return &statusErr{status: string(be.Status), text: be.Text}
@@ -217,16 +218,11 @@ func (sess *session) cmdDelete(cmd *command) error {
 }
 
 func (sess *session) cmdRename(cmd *command) error {
-	args, err := sess.readFull(cmd, 8<<10)
-	if err != nil {
-		return err
-	}
-	p := &argParser{b: args}
-	from, err1 := p.astring()
-	err2 := p.sp()
-	to, err3 := p.astring()
-	if err1 != nil || err2 != nil || err3 != nil || p.end() != nil {
-		return bad("Usage: RENAME from to")
+	const usage = "Usage: RENAME from to"
+	var from, to string
+	if !sess.rd.ExpectSP() || !sess.rd.ExpectMailbox(&from) || !sess.rd.ExpectSP() ||
+		!sess.rd.ExpectMailbox(&to) || !sess.rd.ExpectCRLF() {
+		return sess.parseError(usage)
 	}
 	dir := sess.s.opts.Directory
 	r, err := sess.resolve(from)
@@ -248,7 +244,7 @@ func (sess *session) cmdRename(cmd *command) error {
 		return no("CANNOT", "Cannot rename a mailbox to another server")
 	}
 	if !r.b.FrontMode {
-		return sess.relayChange(cmd, r.b, cmd.tag+" RENAME "+astring(r.native)+" "+astring(to))
+		return sess.relayChange(cmd, r.b, r.native, to)
 	}
 	return sess.renameFront(r, to, toInternal)
 }
@@ -283,7 +279,7 @@ func (sess *session) renameFront(r *resolved, to, toInternal string) error {
 	}
 	ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
 	defer cancel()
-	if _, err := pc.c.Exec(ctx, "RENAME "+astring(r.native)+" "+astring(toNative)); err != nil {
+	if _, err := pc.c.Exec(ctx, "RENAME "+imapwire.AString(r.native)+" "+imapwire.AString(toNative)); err != nil {
 		var be *backend.Error
 		if errors.As(err, &be) {
 			return &statusErr{status: string(be.Status), text: be.Text}
@@ -320,9 +316,10 @@ func (sess *session) renameFront(r *resolved, to, toInternal string) error {
 	return nil
 }
 
-// relayChange sends a namespace-changing command to a backend that updates
-// MUPDATE itself, relays its answer, and syncs the directory.
-func (sess *session) relayChange(cmd *command, b *Backend, line string) error {
+// relayChange sends a namespace-changing command with its mailbox names
+// to a backend that updates MUPDATE itself, relays its answer, and syncs
+// the directory.
+func (sess *session) relayChange(cmd *command, b *Backend, names ...string) error {
 	ctx, cancel := context.WithTimeout(sess.ctx, 30*time.Second)
 	pc, err := sess.pool.get(ctx, b.Server)
 	cancel()
@@ -330,7 +327,11 @@ func (sess *session) relayChange(cmd *command, b *Backend, line string) error {
 		sess.log.Warn("backend unavailable", "server", b.Server, "err", err)
 		return no("UNAVAILABLE", "Backend server unavailable; try again later")
 	}
-	if err := sendLine(pc, line); err != nil {
+	cw := sess.commandTo(pc, cmd.tag, cmd.name)
+	for _, n := range names {
+		cw.SP().AString(n)
+	}
+	if err := cw.End(); err != nil {
 		return sess.backendFailed(pc, err)
 	}
 	// Hold the tagged answer until the directory has the change, so a LIST

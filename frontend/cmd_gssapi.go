@@ -2,22 +2,12 @@ package frontend
 
 import (
 	"context"
-	"encoding/base64"
 	"errors"
 	"strings"
 	"time"
 
 	"github.com/imapfront/imapfront/frontend/gssapi"
 )
-
-// gssapiMaxSteps bounds the challenge/response rounds of one AUTHENTICATE
-// GSSAPI; RFC 4752 needs at most four (AP-REQ asked for, AP-REP, offer,
-// answer).
-const gssapiMaxSteps = 6
-
-// errGSSAPIExchange is returned when a client does not finish the exchange
-// within gssapiMaxSteps rounds.
-var errGSSAPIExchange = errors.New("gssapi: exchange did not finish")
 
 // authenticateGSSAPI runs AUTHENTICATE GSSAPI (RFC 3501 6.2.2, RFC 4752;
 // SASL-IR per RFC 4959) with the configured acceptor. ir is the decoded
@@ -38,40 +28,12 @@ func (sess *session) authenticateGSSAPI(cmd *command, ir []byte, hasIR bool) err
 	ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
 	defer cancel()
 	srv := a.NewServer(nil)
-	var resp []byte
-	if hasIR {
-		resp = ir
-	}
-	for step := 0; ; step++ {
-		if step == gssapiMaxSteps {
-			return sess.gssapiFailed(ctx, errGSSAPIExchange)
+	if err := sess.saslExchange(srv, ir, hasIR); err != nil {
+		var ex *saslFailure
+		if errors.As(err, &ex) {
+			return sess.gssapiFailed(ctx, ex.err)
 		}
-		chal, done, err := srv.Next(resp)
-		if err != nil {
-			return sess.gssapiFailed(ctx, err)
-		}
-		if done {
-			break
-		}
-		if err := sess.writeLine("+ " + base64.StdEncoding.EncodeToString(chal)); err != nil {
-			return err
-		}
-		line, err := readLine(sess.br, 64<<10)
-		if err != nil {
-			return err
-		}
-		if string(line) == "*" {
-			return bad("Authentication cancelled")
-		}
-		if string(line) == "=" {
-			// An empty response the way RFC 4959 writes an empty initial
-			// response; some clients (go-imap) send it in continuations too.
-			resp = nil
-			continue
-		}
-		if resp, err = base64.StdEncoding.DecodeString(string(line)); err != nil {
-			return bad("Invalid base64 in authentication response")
-		}
+		return err
 	}
 	r, ok := srv.Result()
 	if !ok || !validUserName(r.User) || strings.ContainsAny(r.Authzid, "\x00\r\n") {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"strings"
 	"time"
+
+	"github.com/imapfront/imapfront/imapwire"
 )
 
 // cmdList answers LIST, LSUB, RLIST and RLSUB from the directory, filtered
@@ -11,63 +13,78 @@ import (
 // REMOTE selection option (RFC 5258), show that the client follows
 // referrals.
 func (sess *session) cmdList(cmd *command) error {
-	args, err := sess.readFull(cmd, 16<<10)
-	if err != nil {
-		return err
-	}
-	p := &argParser{b: args}
+	usage := "Usage: " + cmd.name + " reference mailbox-pattern"
 	lsub := cmd.name == "LSUB" || cmd.name == "RLSUB"
 	if cmd.name == "RLIST" || cmd.name == "RLSUB" {
 		sess.rlist = true
 	}
+	args, err := sess.args(usage)
+	if err != nil {
+		return err
+	}
 	var selSubscribed, retSubscribed bool
-	var statusItems string
-	if p.peek() == '(' && !lsub {
-		opts, err := p.list()
-		if err != nil || p.sp() != nil {
-			return bad("Invalid LIST selection options")
-		}
-		for _, o := range opts {
-			switch strings.ToUpper(o) {
+	var statusItems []imapwire.Value
+	if len(args) > 0 && args[0].Kind == imapwire.KindList && !lsub {
+		recursive, other := false, false
+		for _, o := range args[0].List {
+			if o.Kind != imapwire.KindAtom {
+				return bad("Invalid LIST selection options")
+			}
+			switch strings.ToUpper(o.Str) {
 			case "SUBSCRIBED":
-				selSubscribed = true
+				selSubscribed, other = true, true
 			case "REMOTE":
 				sess.rlist = true
 			case "RECURSIVEMATCH":
+				recursive = true
 			default:
-				return bad("Unknown LIST selection option %s", o)
+				return bad("Unknown LIST selection option %s", o.Str)
 			}
 		}
+		if recursive && !other {
+			// RFC 5258 section 3: RECURSIVEMATCH needs another selection
+			// option that it can act on.
+			return bad("RECURSIVEMATCH needs another selection option")
+		}
+		args = args[1:]
 	}
-	ref, err := p.astring()
-	if err != nil || p.sp() != nil {
-		return bad("Usage: %s reference mailbox-pattern", cmd.name)
+	if len(args) < 2 {
+		return bad("%s", usage)
+	}
+	ref, ok := mailboxArgString(args[0])
+	if !ok {
+		return bad("%s", usage)
 	}
 	var patterns []string
-	if p.peek() == '(' && !lsub {
-		if patterns, err = p.list(); err != nil {
+	if args[1].Kind == imapwire.KindList && !lsub {
+		for _, v := range args[1].List {
+			pat, ok := mailboxArgString(v)
+			if !ok {
+				return bad("Invalid pattern list")
+			}
+			patterns = append(patterns, pat)
+		}
+		if len(patterns) == 0 {
 			return bad("Invalid pattern list")
 		}
 	} else {
-		pat, err := p.astring()
-		if err != nil {
-			return bad("Usage: %s reference mailbox-pattern", cmd.name)
+		pat, ok := mailboxArgString(args[1])
+		if !ok {
+			return bad("%s", usage)
 		}
 		patterns = []string{pat}
 	}
-	if p.more() && !lsub {
-		if p.sp() != nil {
+	args = args[2:]
+	if len(args) > 0 && !lsub {
+		if len(args) != 2 || args[0].Kind != imapwire.KindAtom || !strings.EqualFold(args[0].Str, "RETURN") {
 			return bad("Invalid LIST arguments")
 		}
-		kw, err := p.atom()
-		if err != nil || !strings.EqualFold(kw, "RETURN") || p.sp() != nil {
-			return bad("Invalid LIST arguments")
-		}
-		if retSubscribed, statusItems, err = parseListReturn(p); err != nil {
+		if retSubscribed, statusItems, err = parseListReturn(args[1]); err != nil {
 			return err
 		}
+		args = nil
 	}
-	if p.end() != nil {
+	if len(args) != 0 {
 		return bad("Invalid %s arguments", cmd.name)
 	}
 
@@ -100,8 +117,8 @@ func (sess *session) cmdList(cmd *command) error {
 			if !lsub && (retSubscribed || selSubscribed) && subs[it.Name] {
 				attrs = append(attrs[:len(attrs):len(attrs)], `\Subscribed`)
 			}
-			sess.bw.WriteString("* " + word + " (" + strings.Join(attrs, " ") + `) "` + sep + `" ` + astring(it.Name) + "\r\n")
-			if statusItems != "" && !hasAttr(attrs, `\Noselect`) && !hasAttr(attrs, `\NonExistent`) {
+			sess.bw.WriteString("* " + word + " (" + strings.Join(attrs, " ") + `) "` + sep + `" ` + imapwire.AString(it.Name) + "\r\n")
+			if statusItems != nil && !hasAttr(attrs, `\Noselect`) && !hasAttr(attrs, `\NonExistent`) {
 				if err := sess.listStatus(it.Name, statusItems); err != nil {
 					return err
 				}
@@ -137,17 +154,17 @@ func (sess *session) subscriptions() (map[string]bool, error) {
 	}
 	subs := make(map[string]bool)
 	for _, l := range resp.Untagged {
-		p := &argParser{b: l}
-		if w, err := p.atom(); err != nil || w != "*" || p.sp() != nil {
+		p := imapwire.NewScanner(l)
+		if w, err := p.Atom(); err != nil || w != "*" || p.SP() != nil {
 			continue
 		}
-		if w, err := p.atom(); err != nil || !strings.EqualFold(w, "LSUB") || p.sp() != nil {
+		if w, err := p.Atom(); err != nil || !strings.EqualFold(w, "LSUB") || p.SP() != nil {
 			continue
 		}
-		if p.skipValue() != nil || p.sp() != nil || p.skipValue() != nil || p.sp() != nil {
+		if p.SkipValue() != nil || p.SP() != nil || p.SkipValue() != nil || p.SP() != nil {
 			continue
 		}
-		name, err := p.astring()
+		name, err := p.AString()
 		if err != nil {
 			continue
 		}
@@ -177,23 +194,24 @@ func (sess *session) nativeFromClient(b *Backend, client string) string {
 }
 
 func (sess *session) cmdNamespace(cmd *command) error {
-	if len(cmd.args) != 0 {
-		return bad("NAMESPACE takes no arguments")
+	if err := sess.noArgs(cmd); err != nil {
+		return err
 	}
 	sep := string(sess.s.opts.Directory.Separator())
 	other, shared := sess.s.opts.Directory.Namespace()
-	return sess.writeLine(`* NAMESPACE (("" "` + sep + `")) ((` + quote(other) + ` "` + sep + `")) ((` + quote(shared) + ` "` + sep + `"))`)
+	return sess.writeLine(`* NAMESPACE (("" "` + sep + `")) ((` + imapwire.Quote(other) + ` "` + sep + `")) ((` + imapwire.Quote(shared) + ` "` + sep + `"))`)
 }
 
 // cmdSubscribe writes SUBSCRIBE and UNSUBSCRIBE to the home backend, which
 // keeps the user's subscriptions.
 func (sess *session) cmdSubscribe(cmd *command) error {
-	name, rest, err := firstMailbox(cmd)
+	usage := "Usage: " + cmd.name + " mailbox"
+	name, err := sess.mailboxArg(cmd, usage)
 	if err != nil {
 		return err
 	}
-	if len(rest) != 0 {
-		return bad("Usage: %s mailbox", cmd.name)
+	if !sess.rd.ExpectCRLF() {
+		return sess.parseError(usage)
 	}
 	server, ok := sess.s.opts.Directory.Home(sess.user)
 	if !ok {
@@ -205,7 +223,7 @@ func (sess *session) cmdSubscribe(cmd *command) error {
 	if err != nil {
 		return no("UNAVAILABLE", "Backend server unavailable; try again later")
 	}
-	if err := sendLine(pc, cmd.tag+" "+cmd.name+" "+astring(sess.nativeFromClient(pc.b, name))); err != nil {
+	if err := sess.commandTo(pc, cmd.tag, cmd.name).SP().AString(sess.nativeFromClient(pc.b, name)).End(); err != nil {
 		return sess.backendFailed(pc, err)
 	}
 	if _, _, err := sess.relayFrom(pc, cmd.tag, nil, nil); err != nil {
@@ -217,32 +235,27 @@ func (sess *session) cmdSubscribe(cmd *command) error {
 // cmdEnable remembers extensions (RFC 5161) and turns them on at every
 // backend connection, now and later.
 func (sess *session) cmdEnable(cmd *command) error {
-	p := &argParser{b: cmd.args}
+	const usage = "ENABLE needs at least one extension"
+	args, err := sess.args(usage)
+	if err != nil {
+		return err
+	}
 	var enabled []string
 	common := map[string]bool{}
 	for _, c := range sess.s.commonBackendCaps() {
 		common[c] = true
 	}
-	for p.more() {
-		if len(enabled) > 0 || p.i > 0 {
-			if p.sp() != nil {
-				return bad("Invalid ENABLE arguments")
-			}
-		}
-		ext, err := p.atom()
-		if err != nil {
+	for _, a := range args {
+		if a.Kind != imapwire.KindAtom {
 			return bad("Invalid ENABLE arguments")
 		}
-		ext = strings.ToUpper(ext)
+		ext := strings.ToUpper(a.Str)
 		switch ext {
 		case "CONDSTORE", "QRESYNC", "UTF8=ACCEPT":
-			if common[ext] {
+			if common[ext] && !containsString(enabled, ext) {
 				enabled = append(enabled, ext)
 			}
 		}
-	}
-	if len(cmd.args) == 0 {
-		return bad("ENABLE needs at least one extension")
 	}
 	for _, e := range enabled {
 		if !containsString(sess.pool.enable, e) {
@@ -269,46 +282,41 @@ func containsString(list []string, s string) bool {
 }
 
 // parseListReturn reads the RETURN options of LIST-EXTENDED (RFC 5258):
-// CHILDREN, SUBSCRIBED and LIST-STATUS's STATUS (RFC 5819).
-func parseListReturn(p *argParser) (subscribed bool, statusItems string, err error) {
-	if p.peek() != '(' {
-		return false, "", bad("Invalid LIST return options")
+// CHILDREN, SUBSCRIBED and LIST-STATUS's STATUS (RFC 5819), whose items
+// are returned to be re-encoded toward backends.
+func parseListReturn(opts imapwire.Value) (subscribed bool, statusItems []imapwire.Value, err error) {
+	if opts.Kind != imapwire.KindList {
+		return false, nil, bad("Invalid LIST return options")
 	}
-	p.i++
-	for first := true; p.peek() != ')'; first = false {
-		if !first && p.sp() != nil {
-			return false, "", bad("Invalid LIST return options")
+	for i := 0; i < len(opts.List); i++ {
+		o := opts.List[i]
+		if o.Kind != imapwire.KindAtom {
+			return false, nil, bad("Invalid LIST return options")
 		}
-		o, err := p.atom()
-		if err != nil {
-			return false, "", bad("Invalid LIST return options")
-		}
-		switch strings.ToUpper(o) {
+		switch strings.ToUpper(o.Str) {
 		case "SUBSCRIBED":
 			subscribed = true
 		case "CHILDREN":
 		case "STATUS":
-			start := p.i + 1
-			if p.sp() != nil {
-				return false, "", bad("STATUS needs a list of items")
+			i++
+			if i >= len(opts.List) || opts.List[i].Kind != imapwire.KindList || len(opts.List[i].List) == 0 {
+				return false, nil, bad("STATUS needs a list of items")
 			}
-			items, err := p.list()
-			if err != nil || len(items) == 0 {
-				return false, "", bad("STATUS needs a list of items")
-			}
-			for _, it := range items {
-				switch strings.ToUpper(it) {
+			for _, it := range opts.List[i].List {
+				switch strings.ToUpper(it.Str) {
 				case "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE", "HIGHESTMODSEQ", "DELETED":
+					if it.Kind != imapwire.KindAtom {
+						return false, nil, bad("Unknown STATUS item")
+					}
 				default:
-					return false, "", bad("Unknown STATUS item %s", it)
+					return false, nil, bad("Unknown STATUS item %s", it.Str)
 				}
 			}
-			statusItems = string(p.b[start:p.i])
+			statusItems = opts.List[i : i+1]
 		default:
-			return false, "", bad("Unsupported LIST return option %s", o)
+			return false, nil, bad("Unsupported LIST return option %s", o.Str)
 		}
 	}
-	p.i++
 	return subscribed, statusItems, nil
 }
 
@@ -324,7 +332,7 @@ func hasAttr(attrs []string, a string) bool {
 // listStatus sends STATUS for one listed mailbox to its backend and passes
 // the answer on under the client's name (RFC 5819). A mailbox whose
 // backend is down is listed without STATUS, as the RFC allows.
-func (sess *session) listStatus(name, items string) error {
+func (sess *session) listStatus(name string, items []imapwire.Value) error {
 	r, err := sess.resolve(name)
 	if err != nil {
 		return nil
@@ -335,7 +343,7 @@ func (sess *session) listStatus(name, items string) error {
 	}
 	ctx, cancel := context.WithTimeout(sess.ctx, 30*time.Second)
 	defer cancel()
-	resp, err := pc.c.Exec(ctx, "STATUS "+astring(r.native)+" "+items)
+	resp, err := pc.c.Exec(ctx, "STATUS "+imapwire.AString(r.native)+" "+statusItemsText(items))
 	if err != nil {
 		if !isNo(err) {
 			sess.pool.drop(pc.b.Server)
@@ -351,4 +359,25 @@ func (sess *session) listStatus(name, items string) error {
 		sess.bw.WriteString("\r\n")
 	}
 	return nil
+}
+
+// statusItemsText renders validated STATUS items (atoms) as "(A B)".
+func statusItemsText(items []imapwire.Value) string {
+	var names []string
+	for _, it := range items[0].List {
+		names = append(names, strings.ToUpper(it.Str))
+	}
+	return "(" + strings.Join(names, " ") + ")"
+}
+
+// mailboxArgString returns an astring argument (a reference, a pattern or
+// a mailbox name), taking the atom NIL as the name "NIL".
+func mailboxArgString(v imapwire.Value) (string, bool) {
+	if v.Kind == imapwire.KindNIL {
+		return "NIL", true
+	}
+	if !v.IsString() {
+		return "", false
+	}
+	return v.Str, true
 }

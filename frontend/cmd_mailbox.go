@@ -6,22 +6,8 @@ import (
 	"time"
 
 	"github.com/imapfront/imapfront/frontend/backend"
+	"github.com/imapfront/imapfront/imapwire"
 )
-
-// firstMailbox parses the mailbox name that starts cmd's arguments on the
-// first line (a literal is not accepted there: mailbox names are ASCII in
-// modified UTF-7 and clients quote them) and returns the remainder.
-func firstMailbox(cmd *command) (string, []byte, error) {
-	if len(cmd.args) > 0 && (cmd.args[0] == '{' || cmd.args[0] == '~') {
-		return "", nil, bad("Send the mailbox name as a quoted string")
-	}
-	p := &argParser{b: cmd.args}
-	name, err := p.astring()
-	if err != nil {
-		return "", nil, bad("Missing or invalid mailbox name")
-	}
-	return name, p.rest(), nil
-}
 
 // nameRewriter returns a Rewriter that shows the client's mailbox name in
 // untagged responses that echo the backend's name (STATUS, ACL, MYRIGHTS,
@@ -30,7 +16,7 @@ func nameRewriter(r *resolved) backend.Rewriter {
 	if r.native == r.client {
 		return nil
 	}
-	client := []byte(astring(r.client))
+	client := []byte(imapwire.AString(r.client))
 	return func(l []byte) []byte {
 		if len(l) < 3 || l[0] != '*' {
 			return l
@@ -45,37 +31,29 @@ func nameRewriter(r *resolved) backend.Rewriter {
 			return l
 		}
 		start := 2 + sp + 1
-		p := &argParser{b: l, i: start}
-		if p.peek() == '{' {
+		p := imapwire.NewScanner(l[start:])
+		if p.Peek() == '{' {
 			return l
 		}
-		name, err := p.astring()
+		name, err := p.AString()
 		if err != nil || name != r.native {
 			return l
 		}
 		out := make([]byte, 0, len(l)+len(client))
 		out = append(out, l[:start]...)
 		out = append(out, client...)
-		return append(out, l[p.i:]...)
+		return append(out, l[start+p.Pos():]...)
 	}
 }
 
-// relayNamed sends "tag NAME native rest" to r's backend and relays the
-// answer, streaming any literals in the rest of the command.
-func (sess *session) relayNamed(cmd *command, r *resolved, rest []byte, limit int64) error {
+// relayNamed sends "tag NAME native args" to r's backend and relays the
+// answer with the backend's name shown as the client's.
+func (sess *session) relayNamed(cmd *command, r *resolved, args []imapwire.Value) error {
 	pc, err := sess.backendConn(r)
 	if err != nil {
-		sess.skipTrailingLiteral(cmd)
 		return err
 	}
-	line := make([]byte, 0, len(cmd.tag)+len(cmd.name)+len(r.native)+len(rest)+4)
-	line = append(line, cmd.tag...)
-	line = append(line, ' ')
-	line = append(line, cmd.name...)
-	line = append(line, ' ')
-	line = append(line, astring(r.native)...)
-	line = append(line, rest...)
-	if err := sess.relayCommand(pc, cmd.tag, line, limit); err != nil {
+	if err := sess.commandTo(pc, cmd.tag, cmd.name).SP().AString(r.native).Values(args).End(); err != nil {
 		return sess.backendFailed(pc, err)
 	}
 	if _, _, err := sess.relayFrom(pc, cmd.tag, nameRewriter(r), nil); err != nil {
@@ -85,9 +63,17 @@ func (sess *session) relayNamed(cmd *command, r *resolved, rest []byte, limit in
 }
 
 func (sess *session) cmdStatus(cmd *command) error {
-	name, rest, err := firstMailbox(cmd)
+	const usage = "Usage: STATUS mailbox (items)"
+	name, err := sess.mailboxArg(cmd, usage)
 	if err != nil {
 		return err
+	}
+	args, err := sess.args(usage)
+	if err != nil {
+		return err
+	}
+	if len(args) != 1 || args[0].Kind != imapwire.KindList {
+		return bad(usage)
 	}
 	r, err := sess.resolve(name)
 	if err != nil {
@@ -98,96 +84,87 @@ func (sess *session) cmdStatus(cmd *command) error {
 			return err
 		}
 	}
-	return sess.relayNamed(cmd, r, rest, 0)
-}
-
-// cmdAppend streams the message to the mailbox's backend (RFC 3501 6.3.11);
-// the literal is never held whole.
-func (sess *session) cmdAppend(cmd *command) error {
-	name, rest, err := firstMailbox(cmd)
-	if err != nil {
-		sess.skipTrailingLiteral(cmd)
-		return err
-	}
-	r, err := sess.resolve(name)
-	if err == nil {
-		err = sess.refer(r)
-	}
-	if err != nil {
-		sess.skipTrailingLiteral(cmd)
-		if se, ok := err.(*statusErr); ok && se.code == "NONEXISTENT" {
-			se.code = "TRYCREATE"
-		}
-		return err
-	}
-	if n, _, _, ok := literalAt(cmd.line); ok && n > sess.s.opts.AppendLimit {
-		sess.skipTrailingLiteral(cmd)
-		return no("TOOBIG", "Message exceeds APPENDLIMIT")
-	}
-	return sess.relayNamed(cmd, r, rest, sess.s.opts.AppendLimit)
+	return sess.relayNamed(cmd, r, args)
 }
 
 // cmdNamed relays a command whose first argument is a mailbox (ACL,
-// quota root, metadata) to that mailbox's backend.
+// quota root, metadata) to that mailbox's backend. GETMETADATA may have
+// its options before the mailbox (RFC 5464).
 func (sess *session) cmdNamed(cmd *command) error {
-	name, rest, err := firstMailbox(cmd)
+	usage := "Usage: " + cmd.name + " mailbox ..."
+	args, err := sess.args(usage)
 	if err != nil {
-		sess.skipTrailingLiteral(cmd)
 		return err
 	}
+	var opts []imapwire.Value
+	if cmd.name == "GETMETADATA" && len(args) > 0 && args[0].Kind == imapwire.KindList {
+		opts, args = args[:1], args[1:]
+	}
+	if len(args) == 0 {
+		return bad("%s", usage)
+	}
+	name, ok := mailboxName(args[0])
+	if !ok {
+		return bad("%s", usage)
+	}
+	rest := args[1:]
 	if name == "" && (cmd.name == "GETMETADATA" || cmd.name == "SETMETADATA") {
 		// Server metadata: ask the user's home backend.
-		return sess.relayHome(cmd)
+		return sess.relayHome(cmd, append(opts, args...))
 	}
 	r, err := sess.resolve(name)
 	if err != nil {
-		sess.skipTrailingLiteral(cmd)
 		return err
 	}
-	return sess.relayNamed(cmd, r, rest, 1<<20)
+	if len(opts) > 0 {
+		// GETMETADATA (options) mailbox entries
+		pc, err := sess.backendConn(r)
+		if err != nil {
+			return err
+		}
+		if err := sess.commandTo(pc, cmd.tag, cmd.name).Values(opts).SP().AString(r.native).Values(rest).End(); err != nil {
+			return sess.backendFailed(pc, err)
+		}
+		if _, _, err := sess.relayFrom(pc, cmd.tag, nameRewriter(r), nil); err != nil {
+			return sess.backendFailed(pc, err)
+		}
+		return errRelayed
+	}
+	return sess.relayNamed(cmd, r, rest)
 }
 
 // cmdHome relays a command to the user's home backend (GETQUOTA).
-func (sess *session) cmdHome(cmd *command) error { return sess.relayHome(cmd) }
+func (sess *session) cmdHome(cmd *command) error {
+	args, err := sess.args("Invalid " + cmd.name + " arguments")
+	if err != nil {
+		return err
+	}
+	return sess.relayHome(cmd, args)
+}
 
-func (sess *session) relayHome(cmd *command) error {
+func (sess *session) relayHome(cmd *command, args []imapwire.Value) error {
 	server, ok := sess.s.opts.Directory.Home(sess.user)
 	if !ok {
-		sess.skipTrailingLiteral(cmd)
 		return no("NONEXISTENT", "You have no INBOX")
 	}
 	ctx, cancel := context.WithTimeout(sess.ctx, 30*time.Second)
 	defer cancel()
 	pc, err := sess.pool.get(ctx, server)
 	if err != nil {
-		sess.skipTrailingLiteral(cmd)
 		sess.log.Warn("backend unavailable", "server", server, "err", err)
 		return no("UNAVAILABLE", "Backend server unavailable; try again later")
 	}
-	if err := sess.relayCommand(pc, cmd.tag, cmd.line, 1<<20); err != nil {
-		return sess.backendFailed(pc, err)
-	}
-	if _, _, err := sess.relayFrom(pc, cmd.tag, nil, nil); err != nil {
-		return sess.backendFailed(pc, err)
-	}
-	return errRelayed
+	return sess.sendArgs(pc, cmd.tag, cmd.name, args)
 }
 
 // cmdCopy relays COPY and MOVE when the target is on the selected
 // mailbox's backend, and does them itself across backends (crossCopy).
 func (sess *session) cmdCopy(cmd *command) error {
-	p := &argParser{b: cmd.args}
-	set, err := p.atom()
-	if err != nil || p.sp() != nil {
-		return bad("Usage: %s sequence-set mailbox", cmd.name)
-	}
-	c2 := &command{args: p.rest()}
-	name, rest, err := firstMailbox(c2)
-	if err != nil {
-		return err
-	}
-	if len(rest) != 0 {
-		return bad("Usage: %s sequence-set mailbox", cmd.name)
+	usage := "Usage: " + cmd.name + " sequence-set mailbox"
+	var set, name string
+	if !sess.rd.ExpectSP() || !sess.rd.ExpectSequenceSet(&set) || !sess.rd.ExpectSP() ||
+		!sess.rd.ExpectMailbox(&name) || !sess.rd.ExpectCRLF() {
+		return sess.parseError(usage)
 	}
 	r, err := sess.resolve(name)
 	if err != nil {
@@ -200,12 +177,7 @@ func (sess *session) cmdCopy(cmd *command) error {
 	if r.b != pc.b {
 		return sess.crossCopy(cmd, set, r)
 	}
-	line := cmd.tag + " "
-	if cmd.uid {
-		line += "UID "
-	}
-	line += cmd.name + " " + set + " " + astring(r.native)
-	if err := sendLine(pc, line); err != nil {
+	if err := sess.commandTo(pc, cmd.tag, cmd.wireName()).SP().Atom(set).SP().AString(r.native).End(); err != nil {
 		return sess.backendFailed(pc, err)
 	}
 	if _, _, err := sess.relayFrom(pc, cmd.tag, nil, nil); err != nil {

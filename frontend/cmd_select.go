@@ -81,16 +81,15 @@ func (sess *session) backendConn(r *resolved) (*pooledConn, error) {
 }
 
 func (sess *session) cmdSelect(cmd *command) error {
-	args, err := sess.readFull(cmd, 8<<10)
+	usage := "Usage: " + cmd.name + " mailbox [(parameters)]"
+	name, err := sess.mailboxArg(cmd, usage)
 	if err != nil {
 		return err
 	}
-	p := &argParser{b: args}
-	name, err := p.astring()
+	params, err := sess.args(usage) // e.g. (CONDSTORE), passed on re-encoded
 	if err != nil {
-		return bad("Usage: %s mailbox [(parameters)]", cmd.name)
+		return err
 	}
-	params := p.rest() // e.g. " (CONDSTORE)", passed on as is
 	r, err := sess.resolve(name)
 	if err != nil {
 		sess.deselect()
@@ -108,8 +107,7 @@ func (sess *session) cmdSelect(cmd *command) error {
 	if sess.selected != nil && sess.selected != pc {
 		sess.deselect()
 	}
-	line := cmd.tag + " " + cmd.name + " " + astring(r.native) + string(params)
-	if err := sendLine(pc, line); err != nil {
+	if err := sess.commandTo(pc, cmd.tag, cmd.name).SP().AString(r.native).Values(params).End(); err != nil {
 		return sess.backendFailed(pc, err)
 	}
 	st, _, err := sess.relayFrom(pc, cmd.tag, nil, nil)
@@ -153,11 +151,11 @@ func (sess *session) deselect() {
 }
 
 func (sess *session) cmdClose(cmd *command) error {
-	if len(cmd.args) != 0 {
-		return bad("%s takes no arguments", cmd.name)
+	if err := sess.noArgs(cmd); err != nil {
+		return err
 	}
 	pc := sess.selected
-	err := sess.cmdRelay(cmd)
+	err := sess.sendArgs(pc, cmd.tag, cmd.name, nil)
 	if sess.selected == pc {
 		sess.selected = nil
 		sess.selectedName = ""
@@ -166,27 +164,25 @@ func (sess *session) cmdClose(cmd *command) error {
 	return err
 }
 
-// cmdRelay passes a selected-state command to the selected mailbox's
-// backend and streams the answer back.
+// cmdRelay passes a selected-state command (FETCH, STORE, SEARCH, ...) to
+// the selected mailbox's backend, re-encoded from its parsed arguments,
+// and streams the answer back.
 func (sess *session) cmdRelay(cmd *command) error {
-	pc := sess.selected
-	if err := sess.relayCommand(pc, cmd.tag, cmd.line, sess.s.opts.AppendLimit); err != nil {
-		return sess.backendFailed(pc, err)
+	args, err := sess.args("Invalid " + cmd.name + " arguments")
+	if err != nil {
+		return err
 	}
-	if _, _, err := sess.relayFrom(pc, cmd.tag, nil, nil); err != nil {
-		return sess.backendFailed(pc, err)
-	}
-	return errRelayed
+	return sess.sendArgs(sess.selected, cmd.tag, cmd.wireName(), args)
 }
 
 // cmdIdle relays IDLE (RFC 2177): the backend's updates stream to the
 // client as they come until the client says DONE.
 func (sess *session) cmdIdle(cmd *command) error {
-	if len(cmd.args) != 0 {
-		return bad("IDLE takes no arguments")
+	if err := sess.noArgs(cmd); err != nil {
+		return err
 	}
 	pc := sess.selected
-	if err := sess.relayCommand(pc, cmd.tag, cmd.line, 0); err != nil {
+	if err := sess.commandTo(pc, cmd.tag, cmd.name).End(); err != nil {
 		return sess.backendFailed(pc, err)
 	}
 	doneRead := make(chan error, 1)
@@ -210,7 +206,7 @@ func (sess *session) cmdIdle(cmd *command) error {
 			if !sess.stopping.Load() {
 				_ = sess.nc.SetReadDeadline(time.Now().Add(sess.timeout()))
 			}
-			line, err := readLine(sess.br, 1024)
+			line, err := sess.rd.ReadLine(1024)
 			sess.idling.Store(false)
 			if err != nil && sess.stopping.Load() {
 				// Shutdown: end the IDLE on the backend; the session
@@ -310,12 +306,4 @@ func (sess *session) backendFailed(pc *pooledConn, err error) error {
 		return no("UNAVAILABLE", "Backend server closed the connection")
 	}
 	return no("UNAVAILABLE", "Backend server unavailable")
-}
-
-// sendLine writes one command line the front end built to a backend.
-func sendLine(pc *pooledConn, line string) error {
-	w := pc.c.Writer()
-	w.WriteString(line)
-	w.WriteString("\r\n")
-	return pc.c.Flush()
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/imapfront/imapfront/frontend/backend"
+	"github.com/imapfront/imapfront/imapwire"
 )
 
 // fetchedMsg is one message read from the source backend for a copy.
@@ -74,7 +75,7 @@ func (sess *session) crossCopy(cmd *command, set string, r *resolved) error {
 	var uidValidity string
 	allUIDs := true
 	for _, m := range msgs {
-		prefix := "APPEND " + astring(r.native) + " (" + strings.Join(withoutRecent(m.flags), " ") + ")"
+		prefix := "APPEND " + imapwire.AString(r.native) + " (" + strings.Join(withoutRecent(m.flags), " ") + ")"
 		if m.date != "" {
 			prefix += ` "` + m.date + `"`
 		}
@@ -128,7 +129,7 @@ func (sess *session) crossCopy(cmd *command, set string, r *resolved) error {
 		sess.bw.WriteString("* OK [" + copyUID + "] Moved\r\n")
 	}
 	tag := src.c.Tag()
-	if err := sendLine(src, tag+" UID EXPUNGE "+uidSet); err != nil {
+	if err := sess.commandTo(src, tag, "UID EXPUNGE").SP().Atom(uidSet).End(); err != nil {
 		return sess.backendFailed(src, err)
 	}
 	// The EXPUNGE responses change the client's sequence numbers: relay
@@ -154,7 +155,7 @@ func (sess *session) undoAppends(ctx context.Context, dst *pooledConn, r *resolv
 	for i, u := range uids {
 		set[i] = strconv.FormatUint(uint64(u), 10)
 	}
-	if _, err := dst.c.Exec(ctx, "SELECT "+astring(r.native)); err != nil {
+	if _, err := dst.c.Exec(ctx, "SELECT "+imapwire.AString(r.native)); err != nil {
 		return
 	}
 	dst.c.Exec(ctx, "UID STORE "+strings.Join(set, ",")+` +FLAGS.SILENT (\Deleted)`)
@@ -180,54 +181,54 @@ func withoutRecent(flags []string) []string {
 // BODY[] {n}CRLF...)" in any item order.
 func parseFetchedMsg(l []byte) (fetchedMsg, bool) {
 	var m fetchedMsg
-	p := &argParser{b: l}
-	if w, err := p.atom(); err != nil || w != "*" || p.sp() != nil {
+	p := imapwire.NewScanner(l)
+	if w, err := p.Atom(); err != nil || w != "*" || p.SP() != nil {
 		return m, false
 	}
-	if _, err := p.atom(); err != nil || p.sp() != nil {
+	if _, err := p.Atom(); err != nil || p.SP() != nil {
 		return m, false
 	}
-	if w, err := p.atom(); err != nil || !strings.EqualFold(w, "FETCH") || p.sp() != nil || p.peek() != '(' {
+	if w, err := p.Atom(); err != nil || !strings.EqualFold(w, "FETCH") || p.SP() != nil || !p.Special('(') {
 		return m, false
 	}
-	p.i++
 	haveBody := false
-	for p.peek() != ')' {
-		if p.i > 0 && p.peek() == ' ' {
-			p.i++
+	for !p.Special(')') {
+		if !p.More() {
+			return m, false
 		}
-		key, err := p.atom()
+		p.Special(' ')
+		key, err := p.Atom()
 		if err != nil {
 			return m, false
 		}
-		if p.sp() != nil {
+		if p.SP() != nil {
 			return m, false
 		}
 		switch strings.ToUpper(key) {
 		case "UID":
-			v, err := p.atom()
+			v, err := p.Atom()
 			n, perr := strconv.ParseUint(v, 10, 32)
 			if err != nil || perr != nil {
 				return m, false
 			}
 			m.uid = uint32(n)
 		case "FLAGS":
-			if m.flags, err = p.list(); err != nil {
+			if m.flags, err = p.List(); err != nil {
 				return m, false
 			}
 		case "INTERNALDATE":
-			if m.date, err = p.str(); err != nil {
+			if m.date, err = p.String(); err != nil {
 				return m, false
 			}
 		case "BODY[]":
-			s, err := p.str()
+			s, err := p.String()
 			if err != nil {
 				return m, false
 			}
 			m.body = []byte(s)
 			haveBody = true
 		default:
-			if p.skipValue() != nil {
+			if p.SkipValue() != nil {
 				return m, false
 			}
 		}

@@ -5,26 +5,16 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/imapfront/imapfront/imapwire"
 )
 
 // handleNext reads one command and answers it.
 func (sess *session) handleNext() error {
 	_ = sess.nc.SetReadDeadline(time.Now().Add(sess.timeout()))
-	line, err := readLine(sess.br, sess.s.opts.MaxLine)
+	wc, err := sess.rd.ReadCommand()
 	if err != nil {
-		if errors.Is(err, errLineTooLong) {
-			return sess.writeLine("* BAD [TOOBIG] Command line too long")
-		}
-		var ne net.Error
-		if errors.As(err, &ne) && ne.Timeout() {
-			if sess.stopping.Load() {
-				sess.writeLine("* BYE Server shutting down")
-			} else {
-				sess.writeLine("* BYE Autologout; idle for too long")
-			}
-			return errFatal
-		}
-		return err
+		return sess.readFailed(err)
 	}
 	sess.busy.Store(true)
 	defer sess.busy.Store(false)
@@ -37,32 +27,87 @@ func (sess *session) handleNext() error {
 	}
 	_ = sess.nc.SetReadDeadline(time.Now().Add(sess.timeout()))
 
-	if sess.state == stateNotAuth && len(line) > 6 && string(line[:6]) == "PROXY " {
+	if sess.state == stateNotAuth && wc.Tag == "PROXY" {
 		// A PROXY protocol header that the listener did not take: it
 		// comes from an address that is not a trusted proxy.
 		sess.log.Warn("PROXY header from an untrusted address refused")
 		sess.writeLine("* BYE PROXY protocol header not accepted from this address")
 		return errFatal
 	}
-	cmd, err := parseCommandLine(line)
-	switch {
-	case errors.Is(err, errEmptyLine):
-		return sess.writeLine("* BAD Empty command line")
-	case errors.Is(err, errBadTag):
-		sess.skipTrailingLiteral(cmd)
-		return sess.writeLine("* BAD Invalid tag")
-	case errors.Is(err, errMissingCommand):
-		return sess.writeLine(cmd.tag + " BAD Missing command")
-	}
+	cmd := &command{tag: wc.Tag, name: wc.Name}
 	start := time.Now()
 	sess.relayed, sess.lastBackend = "", ""
-	err = sess.dispatch(cmd)
+	if cmd.name == "UID" {
+		var sub string
+		if !sess.rd.ExpectSP() || !sess.rd.ExpectAtom(&sub) {
+			err = sess.parseError("Usage: UID command arguments")
+		}
+		cmd.uid, cmd.name = true, strings.ToUpper(sub)
+	}
+	if err == nil {
+		if sess.s.onDispatch != nil {
+			sess.s.onDispatch(cmd.tag, cmd.wireName())
+		}
+		err = sess.dispatch(cmd)
+	}
+	if !errors.Is(err, errFatal) {
+		// Whatever the handler left of the command (it answered before
+		// reading it all) is skipped now, within bounds.
+		if derr := sess.rd.Discard(); derr != nil {
+			if werr := sess.wireError(derr, ""); errors.Is(werr, errFatal) {
+				err = werr
+			} else {
+				return werr
+			}
+		}
+	}
 	werr := sess.reply(cmd.tag, cmd.name, err)
 	if m := sess.s.opts.Metrics; m != nil {
 		m.Command(cmd.name, sess.result(err), sess.lastBackend, time.Since(start))
 		sess.flushCounts()
 	}
 	return werr
+}
+
+// readFailed answers a command that could not be read: BAD, tagged when
+// its tag was read, for syntax errors and overlong lines; BYE for an idle
+// timeout or a client that cannot be resynchronised.
+func (sess *session) readFailed(err error) error {
+	var se *imapwire.SyntaxError
+	var le *imapwire.LineTooLongError
+	var ne net.Error
+	switch {
+	case errors.As(err, &le):
+		return sess.writeLine(tagOrStar(le.Tag) + " BAD [TOOBIG] Command line too long")
+	case errors.As(err, &se):
+		return sess.writeLine(tagOrStar(se.Tag) + " BAD " + upperFirst(se.Msg))
+	case errors.As(err, &ne) && ne.Timeout():
+		if sess.stopping.Load() {
+			sess.writeLine("* BYE Server shutting down")
+		} else {
+			sess.writeLine("* BYE Autologout; idle for too long")
+		}
+		return errFatal
+	case errors.Is(err, imapwire.ErrDiscardLimit):
+		sess.writeLine("* BYE [TOOBIG] Literal too large to skip")
+		return errFatal
+	}
+	return &clientGone{err}
+}
+
+// upperFirst capitalises an imapwire message for the client.
+func upperFirst(s string) string {
+	if s != "" && 'a' <= s[0] && s[0] <= 'z' {
+		return string(s[0]-'a'+'A') + s[1:]
+	}
+	return s
+}
+
+func tagOrStar(tag string) string {
+	if tag == "" {
+		return "*"
+	}
+	return tag
 }
 
 // result names a command's outcome for the metrics: ok, no or bad, from
@@ -81,15 +126,6 @@ func (sess *session) result(err error) string {
 		return strings.ToLower(se.status)
 	}
 	return "error"
-}
-
-// skipTrailingLiteral drops the non-synchronising literal (and what
-// follows) of a command that is answered without reading its arguments.
-func (sess *session) skipTrailingLiteral(cmd *command) error {
-	if n, nonSync, _, ok := literalAt(cmd.line); ok && nonSync {
-		return sess.skipCommand(n)
-	}
-	return nil
 }
 
 // handler runs one command; it returns nil for OK, a *statusErr for NO or
@@ -161,7 +197,6 @@ var uidCommands = map[string]bool{"FETCH": true, "STORE": true, "SEARCH": true, 
 func (sess *session) dispatch(cmd *command) error {
 	c, ok := commands[cmd.name]
 	if !ok || (cmd.uid && !uidCommands[cmd.name]) {
-		sess.skipTrailingLiteral(cmd)
 		return bad("Unknown command")
 	}
 	for _, st := range c.states {
@@ -169,7 +204,6 @@ func (sess *session) dispatch(cmd *command) error {
 			return c.h(sess, cmd)
 		}
 	}
-	sess.skipTrailingLiteral(cmd)
 	switch sess.state {
 	case stateNotAuth:
 		return bad("Please log in first")

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/imapfront/imapfront/frontend/backend"
+	"github.com/imapfront/imapfront/imapwire"
 )
 
 // errNoBackend is returned for a mailbox whose server is not configured.
@@ -127,7 +128,7 @@ func (p *pool) idFor(b *Backend) string {
 		return p.id
 	}
 	fields := clientIDFields(p.id)
-	add := func(k, v string) { fields = append(fields, quote(k), quote(v)) }
+	add := func(k, v string) { fields = append(fields, imapwire.Quote(k), imapwire.Quote(v)) }
 	add("x-originating-ip", p.client.IP.String())
 	add("x-originating-port", strconv.Itoa(p.client.Port))
 	if p.local != nil {
@@ -144,8 +145,7 @@ func clientIDFields(id string) []string {
 	if id == "" || strings.EqualFold(id, "NIL") {
 		return nil
 	}
-	p := &argParser{b: []byte(id)}
-	items, err := p.list()
+	items, err := imapwire.NewScanner([]byte(id)).List()
 	if err != nil {
 		return nil
 	}
@@ -154,7 +154,7 @@ func clientIDFields(id string) []string {
 		if strings.HasPrefix(strings.ToLower(items[i]), "x-") {
 			continue
 		}
-		out = append(out, quote(items[i]), quote(items[i+1]))
+		out = append(out, imapwire.Quote(items[i]), imapwire.Quote(items[i+1]))
 	}
 	return out
 }

@@ -139,6 +139,9 @@ type Server struct {
 	opts   Options
 	log    *slog.Logger
 	nextID atomic.Uint64
+	// onDispatch, if set (by tests), sees each parsed command before its
+	// handler runs: the commands imapfront acted on.
+	onDispatch func(tag, name string)
 
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}

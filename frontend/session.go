@@ -11,12 +11,12 @@ import (
 	"net"
 	"runtime/debug"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/imapfront/imapfront/frontend/backend"
+	"github.com/imapfront/imapfront/imapwire"
 )
 
 // state is an IMAP connection state (RFC 3501 section 3).
@@ -39,9 +39,11 @@ type session struct {
 	id  string
 	log *slog.Logger
 
-	nc  net.Conn
-	br  *bufio.Reader
-	bw  *bufio.Writer
+	nc net.Conn
+	br *bufio.Reader
+	bw *bufio.Writer
+	// rd reads client commands from br, by the grammar.
+	rd  *imapwire.Reader
 	tls bool
 
 	ctx    context.Context
@@ -104,6 +106,7 @@ func (sess *session) setConn(nc net.Conn) {
 	sess.nc = nc
 	sess.br = bufio.NewReaderSize(nc, 16<<10)
 	sess.bw = bufio.NewWriterSize(nc, 32<<10)
+	sess.rd = sess.newReader()
 }
 
 // shutdown asks the session to end: at once if it is waiting for a
@@ -245,35 +248,6 @@ func (sess *session) canAuthPlain() bool {
 
 func isClosed(err error) bool {
 	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, errFatal)
-}
-
-// quote returns s as an IMAP quoted string, or a literal when it cannot be
-// quoted.
-func quote(s string) string {
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c == '\r' || c == '\n' || c == 0 || c >= 0x80 {
-			return "{" + strconv.Itoa(len(s)) + "}\r\n" + s
-		}
-	}
-	if s == "" {
-		return `""`
-	}
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`)
-	return `"` + r.Replace(s) + `"`
-}
-
-// astring returns s as an atom when it can be one, else quoted.
-func astring(s string) string {
-	if s == "" {
-		return `""`
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`(){%*"\]`, c) >= 0 {
-			return quote(s)
-		}
-	}
-	return s
 }
 
 // setState moves the session to st, keeping the sessions gauge true.

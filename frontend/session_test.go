@@ -216,17 +216,18 @@ func TestCommandErrors(t *testing.T) {
 		t.Fatalf("empty line: %q", l)
 	}
 	c.send("b3")
-	if l := c.line(); l != "b3 BAD Missing command" {
+	if l := c.line(); l != "b3 BAD Missing command name" {
 		t.Fatalf("no command: %q", l)
 	}
 	c.send("b4 LOGIN " + strings.Repeat("x", 70000))
-	if l := c.line(); !strings.HasPrefix(l, "* BAD [TOOBIG]") {
+	if l := c.line(); !strings.HasPrefix(l, "b4 BAD [TOOBIG]") {
 		t.Fatalf("long line: %q", l)
 	}
 	c.ok("b5", "LOGIN alice alicepw")
 	c.expect("b6", "FETCH 1 (FLAGS)", "BAD No mailbox selected")
 	c.expect("b7", "SELECT Nosuch", "NO [NONEXISTENT]")
-	c.expect("b8", "SELECT *", "NO [CANNOT]")
+	c.expect("b8", "SELECT *", "BAD") // "*" is not an ASTRING-CHAR
+	c.expect("b8a", `SELECT "*"`, "NO [CANNOT]")
 	c.expect("b9", `LOGIN alice alicepw`, "BAD")
 }
 

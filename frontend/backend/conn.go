@@ -527,9 +527,17 @@ func (c *Conn) Flush() error {
 func (c *Conn) SetDeadline(t time.Time) error { return c.nc.SetDeadline(t) }
 
 // WaitContinuation reads responses until a continuation request ("+ ...")
-// arrives, relaying untagged responses to dst. It returns an *Error if the
+// arrives, relaying untagged responses to dst; each read is bounded by
+// Options.ReadTimeout. It returns an *Error if the
 // backend answers the command with tag instead.
 func (c *Conn) WaitContinuation(dst *bufio.Writer, tag string) error {
+	if c.opts.ReadTimeout > 0 {
+		c.armed.Store(true)
+		defer func() {
+			c.armed.Store(false)
+			_ = c.nc.SetReadDeadline(time.Time{})
+		}()
+	}
 	for {
 		l, err := c.readSlice()
 		if err != nil {

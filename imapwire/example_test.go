@@ -9,12 +9,12 @@ import (
 	"os"
 	"strings"
 
-	"github.com/imapfront/imapfront/frontend/imapwire"
+	"github.com/imapfront/imapfront/imapwire"
 )
 
 // A session loop: LOGIN is parsed by the front end, other commands are
-// relayed to a backend byte for byte, and errors map to BAD, NO [TOOBIG] or
-// the end of the session.
+// parsed and re-encoded toward a backend (never copied byte for byte), and
+// errors map to BAD, NO [TOOBIG] or the end of the session.
 func Example() {
 	client := "a1 LOGIN alice \"secret pw\"\r\n" +
 		"a2 APPEND INBOX {5+}\r\nhello\r\n" +
@@ -28,6 +28,7 @@ func Example() {
 		OnSyncLiteral: func(int64) error { return w.Continue("Ready") }, // "+ Ready"
 	})
 	var backend bytes.Buffer
+	bw := bufio.NewWriter(&backend)
 	for {
 		cmd, err := r.ReadCommand()
 		if err == nil {
@@ -39,8 +40,27 @@ func Example() {
 					continue
 				}
 				err = r.Err()
+			case "APPEND":
+				var mbox string
+				if r.ExpectSP() && r.ExpectMailbox(&mbox) && r.ExpectSP() {
+					var lit imapwire.Literal
+					var data io.Reader
+					if lit, data, err = r.LiteralReader(); err == nil {
+						cw := imapwire.NewCommandWriter(bw, cmd.Tag, cmd.Name).SP().AString(mbox).SP()
+						cw.LiteralPlus = true // the backend has LITERAL+
+						if cw.Announce(lit.Size, lit.Binary) == nil && cw.LiteralData(data, lit.Size) == nil && r.ExpectCRLF() && cw.End() == nil {
+							w.StatusResponse(cmd.Tag, imapwire.OK, "", "relayed")
+							continue
+						}
+					}
+				}
+				if err == nil {
+					err = r.Err()
+				}
 			default:
-				if err = r.RelayCommand(&backend, nil); err == nil {
+				var args []imapwire.Value
+				if args, err = r.Args(); err == nil {
+					imapwire.NewCommandWriter(bw, cmd.Tag, cmd.Name).Values(args).End()
 					w.StatusResponse(cmd.Tag, imapwire.OK, "", "relayed")
 					continue
 				}

@@ -21,6 +21,8 @@ type Value struct {
 	Kind Kind
 	Str  string  // the atom or the string's contents; "" for NIL and lists
 	List []Value // the elements of a list
+	// Binary is set for a literal8 (~{n}, RFC 3516).
+	Binary bool
 }
 
 // IsString reports whether v is a string or an atom usable as an astring.
@@ -92,8 +94,8 @@ func (r *Reader) value(depth int) (Value, bool) {
 		ok := r.Quoted(&s)
 		return Value{Kind: KindQuoted, Str: s}, ok
 	case r.isLiteralNext():
-		buf, ok := r.bufferedLiteral()
-		return Value{Kind: KindLiteral, Str: string(buf)}, ok
+		lit, buf, ok := r.bufferedLiteralHeader()
+		return Value{Kind: KindLiteral, Str: string(buf), Binary: lit.Binary}, ok
 	}
 	s := r.bareToken()
 	if s == "" {

@@ -213,8 +213,8 @@ func (r *Reader) Quoted(s *string) bool {
 				return r.fail("invalid escape in quoted string")
 			}
 			sb.WriteByte(r.line[i])
-		case 0:
-			return r.fail("NUL in quoted string")
+		case 0, '\r':
+			return r.fail("NUL or CR in quoted string")
 		default:
 			sb.WriteByte(c)
 		}
@@ -316,15 +316,22 @@ func (r *Reader) syncLiteral(lit Literal) bool {
 // bufferedLiteral reads a literal's data into memory, within
 // MaxBufferedLiteral for the whole command.
 func (r *Reader) bufferedLiteral() ([]byte, bool) {
+	_, b, ok := r.bufferedLiteralHeader()
+	return b, ok
+}
+
+// bufferedLiteralHeader is bufferedLiteral that also returns the
+// announcement.
+func (r *Reader) bufferedLiteralHeader() (Literal, []byte, bool) {
 	lit, ok := r.literalHeader()
 	if !ok {
-		return nil, false
+		return lit, nil, false
 	}
 	if lit.Size > r.opts.MaxBufferedLiteral-r.buffered {
-		return nil, r.refuse(lit, r.opts.MaxBufferedLiteral, true)
+		return lit, nil, r.refuse(lit, r.opts.MaxBufferedLiteral, true)
 	}
 	if !r.syncLiteral(lit) {
-		return nil, false
+		return lit, nil, false
 	}
 	r.buffered += lit.Size
 	buf := make([]byte, lit.Size)
@@ -333,10 +340,10 @@ func (r *Reader) bufferedLiteral() ([]byte, bool) {
 			err = io.ErrUnexpectedEOF
 		}
 		r.err = err
-		return nil, false
+		return lit, nil, false
 	}
 	r.needLine = true
-	return buf, true
+	return lit, buf, true
 }
 
 // String reads a string (quoted or literal) if one is next. A literal is
@@ -512,13 +519,30 @@ func (r *Reader) Rest() string {
 }
 
 // LiteralReader reads a literal announcement and returns a reader for
-// exactly its data, streamed from the client (an APPEND message). The
-// literal must be at most Options.MaxLiteral bytes; otherwise the error is
-// a *TooBigError (answer NO [TOOBIG]) and the command has been skipped. For
-// a synchronising literal OnSyncLiteral is called first. The data must be
-// read to its end (io.EOF) before parsing goes on; ReadCommand and Discard
-// skip what is left.
+// exactly its data, streamed from the client (an APPEND message). It is
+// OpenLiteral with nothing to do before the data comes.
 func (r *Reader) LiteralReader() (Literal, io.Reader, error) {
+	return r.OpenLiteral(nil)
+}
+
+// OpenLiteral reads a literal announcement and returns a reader for
+// exactly its data, streamed from the client. The literal must be at most
+// Options.MaxLiteral bytes; otherwise the error is a *TooBigError (answer
+// NO [TOOBIG]) and the command has been skipped, nothing of it having
+// been accepted.
+//
+// accept, if not nil, is called with the announcement before the client
+// is told to send the data: it is where the caller gets the destination
+// ready (announces the literal to a backend and waits for the backend's
+// own continuation). If accept fails, the literal is refused: a
+// synchronising one is never sent by the client, a non-synchronising one
+// is read and thrown away, the rest of the command is skipped, and the
+// error is an *AbortedError wrapping accept's. Then, for a synchronising
+// literal, Options.OnSyncLiteral is called (it sends "+").
+//
+// The data must be read to its end (io.EOF) before parsing goes on;
+// ReadCommand and Discard skip what is left.
+func (r *Reader) OpenLiteral(accept func(Literal) error) (Literal, io.Reader, error) {
 	if !r.ready() {
 		return Literal{}, nil, r.err
 	}
@@ -534,6 +558,12 @@ func (r *Reader) LiteralReader() (Literal, io.Reader, error) {
 		r.refuse(lit, r.opts.MaxLiteral, false)
 		return lit, nil, r.err
 	}
+	if accept != nil {
+		if err := accept(lit); err != nil {
+			r.err = r.abort(literalUnread(lit), true, err)
+			return lit, nil, r.err
+		}
+	}
 	if !r.syncLiteral(lit) {
 		return lit, nil, r.err
 	}
@@ -541,6 +571,59 @@ func (r *Reader) LiteralReader() (Literal, io.Reader, error) {
 	r.needLine = true
 	return lit, &literalReader{r: r}, nil
 }
+
+// literalUnread is how much of a literal the client sends when it is
+// refused: all of a non-synchronising one, none of a synchronising one.
+func literalUnread(lit Literal) int64 {
+	if lit.NonSync {
+		return lit.Size
+	}
+	return 0
+}
+
+// IsLiteralNext reports whether a literal announcement ({n}, {n+}, ~{n})
+// is the next token.
+func (r *Reader) IsLiteralNext() bool {
+	return r.ready() && r.isLiteralNext()
+}
+
+// Peek returns the next byte of the command's current line without
+// consuming it, or 0 at the end of the line.
+func (r *Reader) Peek() byte {
+	if !r.ready() {
+		return 0
+	}
+	b, _ := r.peek()
+	return b
+}
+
+// ReadLine reads one line that is not a command, such as a SASL response
+// (RFC 3501 section 6.2.2) or IDLE's DONE (RFC 2177), at most max bytes
+// without CRLF. A longer line is discarded to its end and reported as a
+// *LineTooLongError. The result is valid until the next read.
+func (r *Reader) ReadLine(max int) ([]byte, error) {
+	if r.inCmd {
+		if err := r.skipCommand(); err != nil {
+			return nil, err
+		}
+	}
+	saved := r.opts.MaxLine
+	r.opts.MaxLine = max
+	err := r.readLine()
+	r.opts.MaxLine = saved
+	r.pos = len(r.line)
+	if err == errOverlong {
+		return nil, &LineTooLongError{Tag: r.tag, Limit: max}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return r.line, nil
+}
+
+// Buffered reports how many bytes the client has sent that were not read
+// yet (data pipelined after STARTTLS or COMPRESS is an error).
+func (r *Reader) Buffered() int { return r.br.Buffered() }
 
 type literalReader struct{ r *Reader }
 

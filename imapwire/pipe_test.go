@@ -48,8 +48,24 @@ func TestSyncLiteralOverConnection(t *testing.T) {
 				}
 			case "APPEND":
 				var one bytes.Buffer
-				one.WriteString(cmd.Tag + " " + cmd.Name)
-				err := r.Relay(&one, nil)
+				bw := bufio.NewWriter(&one)
+				var mbox string
+				var err error
+				if r.ExpectSP() && r.ExpectMailbox(&mbox) && r.ExpectSP() {
+					cw := NewCommandWriter(bw, cmd.Tag, cmd.Name).SP().AString(mbox).SP()
+					cw.Continue = func() error { return nil } // the backend says "+" at once
+					var lit Literal
+					var data io.Reader
+					if lit, data, err = r.OpenLiteral(func(l Literal) error { return cw.Announce(l.Size, l.Binary) }); err == nil {
+						err = cw.LiteralData(data, lit.Size)
+						if err == nil && r.ExpectCRLF() {
+							err = cw.End()
+						}
+					}
+				}
+				if err == nil {
+					err = r.Err()
+				}
 				if _, ok := err.(*TooBigError); ok {
 					w.StatusResponse(cmd.Tag, NO, "TOOBIG", "Message too big")
 				} else if err != nil {
