@@ -48,6 +48,9 @@ func (sess *session) newReader() *imapwire.Reader {
 		MaxLine:            sess.s.opts.MaxLine,
 		MaxBufferedLiteral: maxBufferedArgs,
 		MaxLiteral:         sess.s.opts.AppendLimit,
+		// A refused non-synchronising literal is skipped up to twice the
+		// APPENDLIMIT; a larger one ends the session.
+		MaxDiscard: 2 * sess.s.opts.AppendLimit,
 		OnSyncLiteral: func(int64) error {
 			return sess.writeLine("+ Ready for literal data")
 		},
