@@ -18,7 +18,7 @@ import (
 // command. It logs anyone in, answers OK, streams APPEND literals and keeps
 // only messages whose command completed.
 type recordingBackend struct {
-	addr       string
+	addr        string
 	literalPlus bool
 
 	mu       sync.Mutex
