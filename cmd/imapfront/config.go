@@ -91,8 +91,10 @@ type LimitsConfig struct {
 	// long (IDLE excepted).
 	BackendTimeout Duration `toml:"backend_timeout"`
 	// LoginFailuresPerIP and LoginFailuresPerUser are the failed logins
-	// allowed at once from one address and for one user; after that one
-	// more is allowed every LoginFailureRefill. 0 disables the limit.
+	// allowed at once from one address, and for one user from one
+	// address; after that one more is allowed every LoginFailureRefill.
+	// Past LoginFailuresPerUser from all addresses together, the user's
+	// logins are slowed, never refused. 0 disables the limit.
 	LoginFailuresPerIP   int      `toml:"login_failures_per_ip"`
 	LoginFailuresPerUser int      `toml:"login_failures_per_user"`
 	LoginFailureRefill   Duration `toml:"login_failure_refill"`
