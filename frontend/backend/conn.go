@@ -120,6 +120,8 @@ type Conn struct {
 	seq   atomic.Uint64
 	dead  atomic.Bool
 	greet string
+	// user is the user the connection acts as (Login.User).
+	user string
 	// armed is set while relaying, when ReadTimeout applies (Exec and
 	// Dial use their contexts' deadlines instead); idling turns it off
 	// while the backend may rightly stay silent (IDLE).
@@ -164,7 +166,7 @@ func Dial(ctx context.Context, opts Options, login Login) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", opts.Addr, err)
 	}
-	c := &Conn{opts: opts}
+	c := &Conn{opts: opts, user: login.User}
 	if dl, ok := dctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
@@ -331,6 +333,10 @@ func (c *Conn) authenticate(ctx context.Context, client sasl.Client) error {
 		}
 	}
 }
+
+// User returns the user the connection logged in as (Login.User: the
+// authorization identity of a proxy login).
+func (c *Conn) User() string { return c.user }
 
 // Greeting returns the backend's greeting line.
 func (c *Conn) Greeting() string { return c.greet }
