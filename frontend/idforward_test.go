@@ -10,58 +10,63 @@ import (
 	"github.com/imapfront/imapfront/frontend/backend"
 )
 
-// recordingBackend is a minimal IMAP server that accepts any login and
-// records every command line it receives.
-type recordingBackend struct {
-	ln    net.Listener
-	mu    sync.Mutex
-	lines []string
-	conns map[net.Conn]struct{}
-	wg    sync.WaitGroup
+// fakeBackend is a minimal scripted IMAP server on loopback: it greets
+// with caps, logs in anyone (AUTHENTICATE), answers LOGOUT, and hands
+// every other command line to handle, which writes the answer (the
+// connection's reader is there for literals). A handle that returns false
+// ends the connection.
+type fakeBackend struct {
+	ln     net.Listener
+	caps   string
+	handle func(br *bufio.Reader, w *bufio.Writer, tag, verb, line string) bool
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	wg     sync.WaitGroup
 }
 
-func startRecordingBackend(t *testing.T) *recordingBackend {
+func startFakeBackend(t *testing.T, caps string, handle func(br *bufio.Reader, w *bufio.Writer, tag, verb, line string) bool) *fakeBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &recordingBackend{ln: ln, conns: map[net.Conn]struct{}{}}
-	r.wg.Add(1)
+	fb := &fakeBackend{ln: ln, caps: caps, handle: handle, conns: map[net.Conn]struct{}{}}
+	fb.wg.Add(1)
 	go func() {
-		defer r.wg.Done()
+		defer fb.wg.Done()
 		for {
 			nc, err := ln.Accept()
 			if err != nil {
 				return
 			}
-			r.mu.Lock()
-			r.conns[nc] = struct{}{}
-			r.mu.Unlock()
-			r.wg.Add(1)
+			fb.mu.Lock()
+			fb.conns[nc] = struct{}{}
+			fb.mu.Unlock()
+			fb.wg.Add(1)
 			go func() {
-				defer r.wg.Done()
-				r.serve(nc)
+				defer fb.wg.Done()
+				fb.serve(nc)
 			}()
 		}
 	}()
 	t.Cleanup(func() {
 		ln.Close()
-		r.mu.Lock()
-		for nc := range r.conns {
+		fb.mu.Lock()
+		for nc := range fb.conns {
 			nc.Close()
 		}
-		r.mu.Unlock()
-		r.wg.Wait()
+		fb.mu.Unlock()
+		fb.wg.Wait()
 	})
-	return r
+	return fb
 }
 
-func (r *recordingBackend) serve(nc net.Conn) {
+func (fb *fakeBackend) addr() string { return fb.ln.Addr().String() }
+
+func (fb *fakeBackend) serve(nc net.Conn) {
 	defer nc.Close()
-	const caps = "IMAP4rev1 ID AUTH=PLAIN SASL-IR LITERAL+"
 	w := bufio.NewWriter(nc)
-	w.WriteString("* OK [CAPABILITY " + caps + "] recorder ready\r\n")
+	w.WriteString("* OK [CAPABILITY " + fb.caps + "] fake backend ready\r\n")
 	w.Flush()
 	br := bufio.NewReader(nc)
 	for {
@@ -70,25 +75,48 @@ func (r *recordingBackend) serve(nc net.Conn) {
 			return
 		}
 		l = strings.TrimRight(l, "\r\n")
-		r.mu.Lock()
-		r.lines = append(r.lines, l)
-		r.mu.Unlock()
 		tag, rest, _ := strings.Cut(l, " ")
 		verb, _, _ := strings.Cut(strings.ToUpper(rest), " ")
 		switch verb {
-		case "ID":
-			w.WriteString("* ID NIL\r\n" + tag + " OK ID completed\r\n")
 		case "AUTHENTICATE":
-			w.WriteString(tag + " OK [CAPABILITY " + caps + "] Logged in\r\n")
+			w.WriteString(tag + " OK [CAPABILITY " + fb.caps + "] Logged in\r\n")
 		case "LOGOUT":
 			w.WriteString("* BYE bye\r\n" + tag + " OK LOGOUT completed\r\n")
 			w.Flush()
 			return
 		default:
-			w.WriteString(tag + " OK done\r\n")
+			if !fb.handle(br, w, tag, verb, l) {
+				w.Flush()
+				return
+			}
 		}
-		w.Flush()
+		if w.Flush() != nil {
+			return
+		}
 	}
+}
+
+// recordingBackend is a fake backend that records every command line.
+type recordingBackend struct {
+	*fakeBackend
+	mu    sync.Mutex
+	lines []string
+}
+
+func startRecordingBackend(t *testing.T) *recordingBackend {
+	t.Helper()
+	r := &recordingBackend{}
+	r.fakeBackend = startFakeBackend(t, "IMAP4rev1 ID AUTH=PLAIN SASL-IR LITERAL+", func(_ *bufio.Reader, w *bufio.Writer, tag, verb, line string) bool {
+		r.mu.Lock()
+		r.lines = append(r.lines, line)
+		r.mu.Unlock()
+		if verb == "ID" {
+			w.WriteString("* ID NIL\r\n")
+		}
+		w.WriteString(tag + " OK done\r\n")
+		return true
+	})
+	return r
 }
 
 // ids returns the arguments of the ID commands received.
@@ -114,7 +142,7 @@ func TestClientIDNotForwarded(t *testing.T) {
 	for _, forward := range []bool{false, true} {
 		rec := startRecordingBackend(t)
 		f := newFixture(t, func(o *Options) {
-			o.Backends["be-a"] = &Backend{Server: "be-a", Dial: backend.Options{Addr: rec.ln.Addr().String()}, Separator: '/', ForwardClient: forward}
+			o.Backends["be-a"] = &Backend{Server: "be-a", Dial: backend.Options{Addr: rec.addr()}, Separator: '/', ForwardClient: forward}
 		})
 		c := f.dial(t)
 		c.ok("i1", "ID "+clientID)
