@@ -3,6 +3,7 @@ package frontend
 import (
 	"context"
 	"errors"
+	"io"
 	"strconv"
 	"strings"
 	"time"
@@ -11,21 +12,24 @@ import (
 	"github.com/imapfront/imapfront/imapwire"
 )
 
-// fetchedMsg is one message read from the source backend for a copy.
+// fetchedMsg is what a copy keeps of one source message: its UID, flags
+// and internal date. The body is streamed, never held.
 type fetchedMsg struct {
 	uid   uint32
 	flags []string
 	date  string
-	body  []byte
 }
 
 // crossCopy does COPY or MOVE (UID or not) to a mailbox on another backend
-// (DESIGN.md): FETCH flags, internal date and body from the source, APPEND
-// each to the target, then for MOVE mark the sources \Deleted and UID
-// EXPUNGE them. Nothing is removed from the source unless every APPEND
-// succeeded; copies made before a failure are removed from the target
-// when the target reports their UIDs. COPYUID is sent only when the
-// target gave an APPENDUID for every message.
+// (DESIGN.md), one message at a time so that memory stays bounded
+// whatever the mailbox holds: it lists the UIDs of the set, then for each
+// FETCHes its flags and internal date, and streams its body from the
+// source's FETCH literal into the target's APPEND literal through fixed
+// buffers. For MOVE it then marks the sources \Deleted and UID EXPUNGEs
+// them. Nothing is removed from the source unless every APPEND succeeded;
+// copies made before a failure are removed from the target when the
+// target reports their UIDs. COPYUID is sent only when the target gave an
+// APPENDUID for every message.
 func (sess *session) crossCopy(cmd *command, set string, r *resolved) error {
 	src := sess.selected
 	move := cmd.name == "MOVE"
@@ -39,73 +43,57 @@ func (sess *session) crossCopy(cmd *command, set string, r *resolved) error {
 		return err
 	}
 
-	fetch := "FETCH " + set + " (UID FLAGS INTERNALDATE BODY.PEEK[])"
-	if cmd.uid {
-		fetch = "UID " + fetch
-	}
-	resp, err := src.c.ExecMax(ctx, fetch, sess.s.opts.AppendLimit)
+	uids, err := sess.copySourceUIDs(ctx, src, cmd.uid, set)
 	if err != nil {
-		if isNo(err) {
-			var be *backend.Error
-			errors.As(err, &be)
-			return &statusErr{status: string(be.Status), text: be.Text}
-		}
-		return sess.backendFailed(src, err)
+		return err
 	}
-	var msgs []fetchedMsg
-	for _, l := range resp.Untagged {
-		m, ok := parseFetchedMsg(l)
-		if !ok {
-			// Not ours (EXISTS, EXPUNGE, a flag update): the client
-			// must see it.
-			sess.bw.Write(l)
-			sess.bw.WriteString("\r\n")
-			continue
-		}
-		msgs = append(msgs, m)
-	}
-	if len(msgs) == 0 {
+	if len(uids) == 0 {
 		if cmd.uid {
 			return nil // RFC 9051: UID COPY of no existing message is OK
 		}
 		return no("", "No messages matched")
 	}
 
-	var appended []uint32
+	var copied, appended []uint32
 	var uidValidity string
 	allUIDs := true
-	for _, m := range msgs {
-		prefix := "APPEND " + imapwire.AString(r.native) + " (" + strings.Join(withoutRecent(m.flags), " ") + ")"
-		if m.date != "" {
-			prefix += ` "` + m.date + `"`
+	for _, uid := range uids {
+		aresp, err := sess.copyOne(ctx, src, dst, r, uid)
+		if errors.Is(err, errGone) {
+			continue // expunged meanwhile: nothing to copy
 		}
-		aresp, err := dst.c.ExecLiteral(ctx, prefix, m.body)
 		if err != nil {
 			sess.undoAppends(ctx, dst, r, uidValidity, appended)
-			if isNo(err) {
+			switch {
+			case src.c.Dead():
+				return sess.backendFailed(src, err)
+			case dst.c.Dead():
+				return sess.backendFailed(dst, err)
+			case isNo(err):
 				var be *backend.Error
 				errors.As(err, &be)
 				return &statusErr{status: string(be.Status), text: "Copy failed, nothing copied: " + be.Text}
 			}
-			return sess.backendFailed(dst, err)
+			return sess.backendFailed(src, err)
 		}
-		uv, uid, ok := parseAppendUID(aresp.Text)
+		copied = append(copied, uid)
+		uv, duid, ok := parseAppendUID(aresp.Text)
 		if !ok || (uidValidity != "" && uv != uidValidity) {
 			allUIDs = false
 			continue
 		}
 		uidValidity = uv
-		appended = append(appended, uid)
+		appended = append(appended, duid)
+	}
+	if len(copied) == 0 {
+		if cmd.uid {
+			return nil
+		}
+		return no("", "No messages matched")
 	}
 	copyUID := ""
-	if allUIDs && len(appended) == len(msgs) {
-		srcUIDs := make([]string, len(msgs))
-		dstUIDs := make([]string, len(msgs))
-		for i, m := range msgs {
-			srcUIDs[i] = strconv.FormatUint(uint64(m.uid), 10)
-			dstUIDs[i] = strconv.FormatUint(uint64(appended[i]), 10)
-		}
-		copyUID = "COPYUID " + uidValidity + " " + strings.Join(srcUIDs, ",") + " " + strings.Join(dstUIDs, ",")
+	if allUIDs && len(appended) == len(copied) {
+		copyUID = "COPYUID " + uidValidity + " " + uidSetString(copied) + " " + uidSetString(appended)
 	}
 	if !move {
 		if copyUID == "" {
@@ -117,11 +105,7 @@ func (sess *session) crossCopy(cmd *command, set string, r *resolved) error {
 		return errRelayed
 	}
 
-	uids := make([]string, len(msgs))
-	for i, m := range msgs {
-		uids[i] = strconv.FormatUint(uint64(m.uid), 10)
-	}
-	uidSet := strings.Join(uids, ",")
+	uidSet := uidSetString(copied)
 	if _, err := src.c.Exec(ctx, "UID STORE "+uidSet+` +FLAGS.SILENT (\Deleted)`); err != nil {
 		return sess.backendFailed(src, err)
 	}
@@ -143,6 +127,101 @@ func (sess *session) crossCopy(cmd *command, set string, r *resolved) error {
 		return no("", "Messages were copied but could not be removed from the source: %s", text)
 	}
 	return nil
+}
+
+// errGone means a message of the set was expunged before it was copied.
+var errGone = errors.New("message expunged during the copy")
+
+// copySourceUIDs returns the UIDs of the set (sequence numbers or UIDs) in
+// the selected mailbox, in order. Other untagged responses (EXISTS,
+// EXPUNGE, flag updates) go to the client, which must see them.
+func (sess *session) copySourceUIDs(ctx context.Context, src *pooledConn, uid bool, set string) ([]uint32, error) {
+	fetch := "FETCH " + set + " (UID)"
+	if uid {
+		fetch = "UID " + fetch
+	}
+	var uids []uint32
+	_, err := src.c.ExecEach(ctx, fetch, 1<<20, func(l []byte) {
+		if m, ok := parseFetchedMsg(l); ok && m.uid != 0 {
+			uids = append(uids, m.uid)
+			return
+		}
+		sess.relayUntagged(l)
+	})
+	if err != nil {
+		if isNo(err) {
+			var be *backend.Error
+			errors.As(err, &be)
+			return nil, &statusErr{status: string(be.Status), text: be.Text}
+		}
+		return nil, sess.backendFailed(src, err)
+	}
+	return uids, nil
+}
+
+// copyOne copies the message uid from src to the target mailbox r on dst:
+// its flags and internal date first, then its body streamed from the
+// source's FETCH into the target's APPEND. It returns the APPEND's answer,
+// or errGone when the message no longer exists.
+func (sess *session) copyOne(ctx context.Context, src, dst *pooledConn, r *resolved, uid uint32) (*backend.Response, error) {
+	u := strconv.FormatUint(uint64(uid), 10)
+	var meta fetchedMsg
+	_, err := src.c.ExecEach(ctx, "UID FETCH "+u+" (UID FLAGS INTERNALDATE)", 1<<20, func(l []byte) {
+		if m, ok := parseFetchedMsg(l); ok && m.uid == uid {
+			meta = m
+			return
+		}
+		sess.relayUntagged(l)
+	})
+	if err != nil {
+		return nil, err
+	}
+	if meta.uid == 0 {
+		return nil, errGone
+	}
+	prefix := "APPEND " + imapwire.AString(r.native) + " (" + strings.Join(withoutRecent(meta.flags), " ") + ")"
+	if meta.date != "" {
+		prefix += ` "` + meta.date + `"`
+	}
+	var aresp *backend.Response
+	err = src.c.FetchBody(ctx, "UID FETCH "+u+" BODY.PEEK[]", func(size int64, body io.Reader) error {
+		var err error
+		aresp, err = dst.c.ExecLiteralFrom(ctx, prefix, size, body)
+		return err
+	}, sess.relayUntagged)
+	if errors.Is(err, backend.ErrNoBody) {
+		return nil, errGone
+	}
+	return aresp, err
+}
+
+// relayUntagged passes an untagged response from the selected backend,
+// not one imapfront asked for, on to the client.
+func (sess *session) relayUntagged(l []byte) {
+	sess.bw.Write(l)
+	sess.bw.WriteString("\r\n")
+}
+
+// uidSetString writes UIDs in ascending order as an IMAP sequence set,
+// runs as ranges ("1:3,7").
+func uidSetString(uids []uint32) string {
+	var b strings.Builder
+	for i := 0; i < len(uids); {
+		j := i
+		for j+1 < len(uids) && uids[j+1] == uids[j]+1 {
+			j++
+		}
+		if b.Len() > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(strconv.FormatUint(uint64(uids[i]), 10))
+		if j > i {
+			b.WriteByte(':')
+			b.WriteString(strconv.FormatUint(uint64(uids[j]), 10))
+		}
+		i = j + 1
+	}
+	return b.String()
 }
 
 // undoAppends removes copies already appended to the target after a
@@ -177,8 +256,9 @@ func withoutRecent(flags []string) []string {
 	return out
 }
 
-// parseFetchedMsg parses "* n FETCH (UID u FLAGS (...) INTERNALDATE "..."
-// BODY[] {n}CRLF...)" in any item order.
+// parseFetchedMsg parses "* n FETCH (UID u FLAGS (...) INTERNALDATE
+// "...")" in any item order, skipping other items; ok is false for a
+// response that is not a FETCH.
 func parseFetchedMsg(l []byte) (fetchedMsg, bool) {
 	var m fetchedMsg
 	p := imapwire.NewScanner(l)
@@ -191,7 +271,6 @@ func parseFetchedMsg(l []byte) (fetchedMsg, bool) {
 	if w, err := p.Atom(); err != nil || !strings.EqualFold(w, "FETCH") || p.SP() != nil || !p.Special('(') {
 		return m, false
 	}
-	haveBody := false
 	for !p.Special(')') {
 		if !p.More() {
 			return m, false
@@ -220,20 +299,13 @@ func parseFetchedMsg(l []byte) (fetchedMsg, bool) {
 			if m.date, err = p.String(); err != nil {
 				return m, false
 			}
-		case "BODY[]":
-			s, err := p.String()
-			if err != nil {
-				return m, false
-			}
-			m.body = []byte(s)
-			haveBody = true
 		default:
 			if p.SkipValue() != nil {
 				return m, false
 			}
 		}
 	}
-	return m, haveBody && m.uid != 0
+	return m, true
 }
 
 // parseAppendUID reads "[APPENDUID uidvalidity uid] ..." from a tagged OK.

@@ -62,9 +62,13 @@ func (sess *session) handleNext() error {
 		}
 	}
 	werr := sess.reply(cmd.tag, cmd.name, err)
+	result := sess.result(err)
 	if m := sess.s.opts.Metrics; m != nil {
-		m.Command(cmd.name, sess.result(err), sess.lastBackend, time.Since(start))
+		m.Command(cmd.name, result, sess.lastBackend, time.Since(start))
 		sess.flushCounts()
+	}
+	if werr == nil && sess.noteResult(result == "bad") {
+		return errFatal
 	}
 	return werr
 }
@@ -78,9 +82,9 @@ func (sess *session) readFailed(err error) error {
 	var ne net.Error
 	switch {
 	case errors.As(err, &le):
-		return sess.writeLine(tagOrStar(le.Tag) + " BAD [TOOBIG] Command line too long")
+		return sess.badLine(tagOrStar(le.Tag) + " BAD [TOOBIG] Command line too long")
 	case errors.As(err, &se):
-		return sess.writeLine(tagOrStar(se.Tag) + " BAD " + upperFirst(se.Msg))
+		return sess.badLine(tagOrStar(se.Tag) + " BAD " + upperFirst(se.Msg))
 	case errors.As(err, &ne) && ne.Timeout():
 		if sess.stopping.Load() {
 			sess.writeLine("* BYE Server shutting down")
@@ -93,6 +97,18 @@ func (sess *session) readFailed(err error) error {
 		return errFatal
 	}
 	return &clientGone{err}
+}
+
+// badLine answers a command that could not be read and counts it toward
+// the limit on consecutive bad commands.
+func (sess *session) badLine(line string) error {
+	if err := sess.writeLine(line); err != nil {
+		return err
+	}
+	if sess.noteResult(true) {
+		return errFatal
+	}
+	return nil
 }
 
 // upperFirst capitalises an imapwire message for the client.

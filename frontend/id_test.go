@@ -11,16 +11,17 @@ func TestForwardedID(t *testing.T) {
 		client: &net.TCPAddr{IP: net.ParseIP("192.0.2.7"), Port: 50123},
 		local:  &net.TCPAddr{IP: net.ParseIP("127.0.0.1"), Port: 143},
 		ttl:    4,
-		id:     `("name" "Thunderbird" "x-originating-ip" "10.9.9.9")`,
+		id: `("name" "Thunderbird" "x-originating-ip" "10.9.9.9" "X-Session-ID" "forged" ` +
+			`"x-connected-ip" "10.0.0.1" "version" "128.0" "x-anything" "y")`,
 	}
 	got := p.idFor(&Backend{ForwardClient: true})
-	want := `("name" "Thunderbird" "x-originating-ip" "192.0.2.7" "x-originating-port" "50123" ` +
+	want := `("name" "Thunderbird" "version" "128.0" "x-originating-ip" "192.0.2.7" "x-originating-port" "50123" ` +
 		`"x-connected-ip" "127.0.0.1" "x-connected-port" "143" "x-proxy-ttl" "4")`
 	if got != want {
 		t.Fatalf("ID for a forwarding backend:\n got %s\nwant %s", got, want)
 	}
-	if got := p.idFor(&Backend{}); got != p.id {
-		t.Fatalf("ID for a plain backend: %s", got)
+	if got := p.idFor(&Backend{}); got != "" {
+		t.Fatalf("ID for a backend without forward_client: %s, want none", got)
 	}
 }
 

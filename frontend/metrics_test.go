@@ -72,16 +72,24 @@ func TestMetricsFollowSessions(t *testing.T) {
 	}
 	c.ok("m7", "LOGOUT")
 
-	resp, err := http.Get(hs.URL + "/readyz")
-	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("/readyz before the replica loaded: %v %v", resp.StatusCode, err)
+	// get returns a status code, closing the body so that no connection
+	// (and its goroutines) outlives the test.
+	get := func(path string) int {
+		resp, err := http.Get(hs.URL + path)
+		if err != nil {
+			t.Fatalf("GET %s: %v", path, err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get("/readyz"); code != http.StatusServiceUnavailable {
+		t.Fatalf("/readyz before the replica loaded: %v", code)
 	}
 	ready = nil
-	resp, err = http.Get(hs.URL + "/readyz")
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("/readyz when ready: %v %v", resp.StatusCode, err)
+	if code := get("/readyz"); code != http.StatusOK {
+		t.Fatalf("/readyz when ready: %v", code)
 	}
-	if resp, err := http.Get(hs.URL + "/healthz"); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("/healthz: %v", err)
+	if code := get("/healthz"); code != http.StatusOK {
+		t.Fatalf("/healthz: %v", code)
 	}
 }

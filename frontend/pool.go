@@ -18,8 +18,11 @@ var errNoBackend = errors.New("no configured backend for this mailbox")
 
 // pooledConn is one of a session's backend connections.
 type pooledConn struct {
-	b        *Backend
-	c        *backend.Conn
+	b *Backend
+	c *backend.Conn
+	// user is who c is logged in as: it serves the session only while
+	// that is the session's user (see get).
+	user     string
 	lastUsed time.Time
 	// enabled lists the ENABLE extensions already sent on c.
 	enabled map[string]bool
@@ -63,10 +66,12 @@ func (p *pool) forget(server string) {
 // get returns the session's connection to server, dialing it if needed.
 func (p *pool) get(ctx context.Context, server string) (*pooledConn, error) {
 	if pc := p.conns[server]; pc != nil {
-		if !pc.c.Dead() {
+		if !pc.c.Dead() && pc.user == p.user {
 			pc.lastUsed = time.Now()
 			return pc, nil
 		}
+		// Gone, or logged in for someone the session is not (a login
+		// whose authorization identity was refused): never reused.
 		pc.c.Close()
 		p.forget(server)
 	}
@@ -91,7 +96,7 @@ func (p *pool) get(ctx context.Context, server string) (*pooledConn, error) {
 	}
 	p.s.opts.Metrics.BackendDial(server, "ok")
 	p.track(c)
-	pc := &pooledConn{b: b, c: c, lastUsed: time.Now(), enabled: map[string]bool{}}
+	pc := &pooledConn{b: b, c: c, user: p.user, lastUsed: time.Now(), enabled: map[string]bool{}}
 	if err := p.prepare(ctx, pc); err != nil {
 		c.Close()
 		return nil, err
@@ -110,7 +115,21 @@ func (p *pool) adopt(server string, c *backend.Conn) {
 	}
 	p.s.opts.Metrics.BackendDial(server, "ok")
 	p.track(c)
-	p.conns[server] = &pooledConn{b: b, c: c, lastUsed: time.Now(), enabled: map[string]bool{}}
+	p.conns[server] = &pooledConn{b: b, c: c, user: c.User(), lastUsed: time.Now(), enabled: map[string]bool{}}
+}
+
+// dropForeign closes every connection logged in for a user other than the
+// session's (p.user, "" before login): after a login whose authorization
+// identity was refused, the connection the password check opened for the
+// authentication identity must not wait in the pool. get never hands such
+// a connection out; this closes it at once.
+func (p *pool) dropForeign() {
+	for server, pc := range p.conns {
+		if pc.user != p.user {
+			pc.c.Close()
+			p.forget(server)
+		}
+	}
 }
 
 // prepare replays the session-wide ENABLE state on a new connection (the
@@ -119,18 +138,22 @@ func (p *pool) prepare(ctx context.Context, pc *pooledConn) error {
 	return p.enableOn(ctx, pc)
 }
 
-// idFor returns the ID arguments to send to b: the client's own ID, and
-// for a backend that is told the client's address, the Dovecot-style
-// forwarding fields. The client's own x- fields are dropped so that it
-// cannot claim another address.
+// idFor returns the ID arguments to send to b, or "" for none. What a
+// backend is told about the client comes from imapfront: a backend
+// without ForwardClient is told nothing; one with it gets the client's own
+// ID fields except any "x-" field (a client must not claim another address
+// or session), followed by the Dovecot-style forwarding fields with the
+// client's address as imapfront sees it.
 func (p *pool) idFor(b *Backend) string {
-	if !b.ForwardClient || p.client == nil {
-		return p.id
+	if !b.ForwardClient {
+		return ""
 	}
 	fields := clientIDFields(p.id)
 	add := func(k, v string) { fields = append(fields, imapwire.Quote(k), imapwire.Quote(v)) }
-	add("x-originating-ip", p.client.IP.String())
-	add("x-originating-port", strconv.Itoa(p.client.Port))
+	if p.client != nil {
+		add("x-originating-ip", p.client.IP.String())
+		add("x-originating-port", strconv.Itoa(p.client.Port))
+	}
 	if p.local != nil {
 		add("x-connected-ip", p.local.IP.String())
 		add("x-connected-port", strconv.Itoa(p.local.Port))

@@ -46,3 +46,31 @@ func TestLoginRateLimitPerAddress(t *testing.T) {
 	c2 := f.dialFrom(t, "127.0.0.2")
 	c2.ok("b1", "LOGIN alice alicepw")
 }
+
+// TestLoginLockOutFromElsewhereFails: an attacker spending alice's failure
+// budget from one address (and more) is refused there, but alice logs in
+// from another address with her password.
+func TestLoginLockOutFromElsewhereFails(t *testing.T) {
+	rl := auth.NewRateLimiter(auth.RateOptions{PerIP: 0.001, BurstIP: 100, PerUser: 0.001, BurstUser: 3})
+	f := newFixture(t, func(o *Options) { o.RateLimiter = rl })
+	n := 0
+	for s := 0; s < 3; s++ {
+		c := f.dialFrom(t, "127.0.0.1")
+		for i := 0; i < 4; i++ {
+			n++
+			c.send("f LOGIN alice wrong")
+			if l := c.line(); !strings.HasPrefix(l, "f NO [AUTHENTICATIONFAILED]") {
+				t.Fatalf("failure %d: %q", n, l)
+			}
+		}
+	}
+	// The attacker's address is refused for alice even with her password...
+	c := f.dialFrom(t, "127.0.0.1")
+	c.expect("a1", "LOGIN alice alicepw", "NO [AUTHENTICATIONFAILED] Authentication failed")
+	// ...but not for another user,
+	c.ok("a2", "LOGIN bob bobpw")
+	// and alice from her own address gets in.
+	c2 := f.dialFrom(t, "127.0.0.2")
+	c2.ok("v1", "LOGIN alice alicepw")
+	c2.ok("v2", "SELECT INBOX")
+}

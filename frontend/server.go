@@ -132,6 +132,23 @@ type Options struct {
 	// Sync, if set, waits until the directory holds every change the
 	// MUPDATE master committed (the Follower's NOOP barrier).
 	Sync func(ctx context.Context) error
+
+	// MaxConnections caps the open client connections; 0 means no cap.
+	// A connection over a cap gets BYE [UNAVAILABLE] (an implicit-TLS one
+	// is closed before the handshake).
+	MaxConnections int
+	// MaxConnectionsPerIP caps the open connections from one client
+	// address; 0 means no cap.
+	MaxConnectionsPerIP int
+	// MaxUnauthenticated caps the connections that have not logged in
+	// yet; 0 means no cap.
+	MaxUnauthenticated int
+	// LoginTimeout ends a connection that has not logged in this long
+	// after it connected (2 min when 0; negative disables it).
+	LoginTimeout time.Duration
+	// MaxBadCommands ends a session with BYE after this many BAD answers
+	// in a row (20 when 0; negative disables it).
+	MaxBadCommands int
 }
 
 // Server is the client-facing IMAP server.
@@ -146,8 +163,15 @@ type Server struct {
 	mu        sync.Mutex
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
+	counts    admissionCounts
 	closing   bool
-	wg        sync.WaitGroup
+	// done is closed by Shutdown: it ends accept retry pauses.
+	done chan struct{}
+	wg   sync.WaitGroup
+
+	// acceptSleep, if set, replaces the pause between accept retries
+	// (tests); it returns false when the server is closing.
+	acceptSleep func(d time.Duration) bool
 
 	capMu       sync.Mutex
 	backendCaps map[string]map[string]bool
@@ -214,6 +238,12 @@ func New(opts Options) *Server {
 	if opts.FailureDelay == 0 {
 		opts.FailureDelay = 2 * time.Second
 	}
+	if opts.LoginTimeout == 0 {
+		opts.LoginTimeout = defaultLoginTimeout
+	}
+	if opts.MaxBadCommands == 0 {
+		opts.MaxBadCommands = defaultMaxBadCommands
+	}
 	if opts.Referrals == "" {
 		opts.Referrals = ReferAfterRLIST
 	}
@@ -225,6 +255,8 @@ func New(opts Options) *Server {
 		log:       opts.Logger,
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
+		counts:    admissionCounts{perIP: make(map[string]int)},
+		done:      make(chan struct{}),
 	}
 	s.Reload(Live{
 		Backends: opts.Backends, DefaultBackend: opts.DefaultBackend, Referrals: opts.Referrals,
@@ -261,7 +293,8 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 		delete(s.listeners, l)
 		s.mu.Unlock()
 	}()
-	var backoff time.Duration
+	var backoff acceptBackoff
+	failures := rateLog{log: s.log, every: acceptLogEvery}
 	for {
 		nc, err := l.Accept()
 		if err != nil {
@@ -271,36 +304,46 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 			if closing {
 				return ErrServerClosed
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
-				s.log.Warn("accept failed; retrying", "err", err, "in", backoff)
-				t := time.NewTimer(backoff)
-				<-t.C
-				continue
+			kind := acceptRetryKind(err)
+			if kind == "" {
+				return err
 			}
-			return err
+			// Out of descriptors or buffers, or a connection gone before
+			// it was taken: wait and retry, as net/http does. Service
+			// resumes by itself once descriptors are free again.
+			s.opts.Metrics.AcceptError(kind)
+			d := backoff.next()
+			failures.warn(time.Now(), "accept failed; retrying", "err", err, "in", d)
+			if !s.sleepOrClose(d) {
+				return ErrServerClosed
+			}
+			continue
 		}
-		backoff = 0
+		backoff.reset()
 		if implicitTLS {
 			nc = tls.Server(nc, s.opts.TLSConfig)
 		}
-		sess := newSession(s, nc, implicitTLS)
+		ip := remoteIP(nc)
 		s.mu.Lock()
 		if s.closing {
 			s.mu.Unlock()
 			nc.Close()
 			return ErrServerClosed
 		}
-		s.sessions[sess] = struct{}{}
+		if reason := s.overLimit(ip); reason != "" {
+			s.mu.Unlock()
+			failures.warn(time.Now(), "connection refused", "reason", reason, "client", ip)
+			s.refuse(nc, reason)
+			continue
+		}
+		sess := newSession(s, nc, implicitTLS)
+		s.register(sess, ip)
 		s.wg.Add(1)
 		s.mu.Unlock()
 		go func() {
 			defer s.wg.Done()
 			sess.serve()
-			s.mu.Lock()
-			delete(s.sessions, sess)
-			s.mu.Unlock()
+			s.unregister(sess)
 		}()
 	}
 }
@@ -309,6 +352,9 @@ func (s *Server) serve(l net.Listener, implicitTLS bool) error {
 // finish until ctx is done, then closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
+	if !s.closing {
+		close(s.done)
+	}
 	s.closing = true
 	for l := range s.listeners {
 		l.Close()

@@ -72,6 +72,9 @@ type session struct {
 	// compressed is set once COMPRESS DEFLATE is active.
 	compressed bool
 
+	// adm is the session's part of the admission limits (admission.go).
+	adm admission
+
 	busy     atomic.Bool // a command is being processed
 	idling   atomic.Bool // in IDLE: waiting for the client's DONE
 	stopOnce sync.Once
@@ -170,7 +173,7 @@ func (sess *session) serve() {
 // login, RFC 3501's 30 minutes after.
 func (sess *session) timeout() time.Duration {
 	if sess.state == stateNotAuth {
-		return min(sess.s.opts.IdleTimeout, 60*time.Second)
+		return sess.preLoginTimeout()
 	}
 	return sess.s.opts.IdleTimeout
 }
@@ -253,6 +256,7 @@ func isClosed(err error) bool {
 // setState moves the session to st, keeping the sessions gauge true.
 func (sess *session) setState(st state) {
 	sess.s.opts.Metrics.SessionState(sess.state.String(), st.String())
+	sess.s.stateChanged(sess, st)
 	sess.state = st
 }
 

@@ -73,6 +73,11 @@ log_level = "warn"
 imap = "127.0.0.1:$port"
 allow_plaintext = true
 shutdown_grace = "2s"
+[limits]
+# Every bench client comes from 127.0.0.1, 10,000 of them at once.
+max_connections = 0
+max_connections_per_ip = 0
+max_unauthenticated = 0
 [auth]
 method = "backend"
 admins = ["$IMAPFRONT_IT_CYRUS_ADMIN_USER"]

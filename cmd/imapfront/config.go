@@ -91,11 +91,26 @@ type LimitsConfig struct {
 	// long (IDLE excepted).
 	BackendTimeout Duration `toml:"backend_timeout"`
 	// LoginFailuresPerIP and LoginFailuresPerUser are the failed logins
-	// allowed at once from one address and for one user; after that one
-	// more is allowed every LoginFailureRefill. 0 disables the limit.
+	// allowed at once from one address, and for one user from one
+	// address; after that one more is allowed every LoginFailureRefill.
+	// Past LoginFailuresPerUser from all addresses together, the user's
+	// logins are slowed, never refused. 0 disables the limit.
 	LoginFailuresPerIP   int      `toml:"login_failures_per_ip"`
 	LoginFailuresPerUser int      `toml:"login_failures_per_user"`
 	LoginFailureRefill   Duration `toml:"login_failure_refill"`
+	// MaxConnections caps the open client connections (0: no cap).
+	MaxConnections int `toml:"max_connections"`
+	// MaxConnectionsPerIP caps the open connections from one client
+	// address (0: no cap).
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
+	// MaxUnauthenticated caps the connections not logged in yet (0: no cap).
+	MaxUnauthenticated int `toml:"max_unauthenticated"`
+	// PreloginTimeout ends a connection that has not logged in this long
+	// after connecting.
+	PreloginTimeout Duration `toml:"prelogin_timeout"`
+	// MaxBadCommands ends a session after this many BAD answers in a row
+	// (0: no limit).
+	MaxBadCommands int `toml:"max_bad_commands"`
 }
 
 // AuthConfig selects how client credentials are checked.
@@ -254,6 +269,11 @@ func defaultConfig() Config {
 			LoginFailuresPerIP:   10,
 			LoginFailuresPerUser: 10,
 			LoginFailureRefill:   Duration{6 * time.Second},
+			MaxConnections:       10000,
+			MaxConnectionsPerIP:  100,
+			MaxUnauthenticated:   1000,
+			PreloginTimeout:      Duration{2 * time.Minute},
+			MaxBadCommands:       20,
 		},
 		Auth: AuthConfig{
 			Method: "backend", FailureDelay: Duration{2 * time.Second},
@@ -382,6 +402,20 @@ func (c *Config) validate() error {
 	}
 	if c.Limits.MaxLine < 1024 {
 		return bad("limits.max_line", "must be at least 1024")
+	}
+	for _, n := range []struct {
+		key string
+		v   int
+	}{
+		{"limits.max_connections", c.Limits.MaxConnections}, {"limits.max_connections_per_ip", c.Limits.MaxConnectionsPerIP},
+		{"limits.max_unauthenticated", c.Limits.MaxUnauthenticated}, {"limits.max_bad_commands", c.Limits.MaxBadCommands},
+	} {
+		if n.v < 0 {
+			return bad(n.key, "must not be negative (0 means no limit)")
+		}
+	}
+	if c.Limits.PreloginTimeout.Duration <= 0 {
+		return bad("limits.prelogin_timeout", "must be positive")
 	}
 	if len(c.Backends) == 0 {
 		return bad("backend", "at least one [[backend]] is required")

@@ -199,29 +199,34 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 	})
 
 	srv := frontend.New(frontend.Options{
-		Metrics:        mets,
-		RateLimiter:    limiter,
-		LoginReferrals: cfg.Referral.Login,
-		Hostname:       cfg.Hostname,
-		Logger:         logger,
-		TLSConfig:      tlsConfig,
-		AllowPlaintext: cfg.Listen.AllowPlaintext,
-		MaxLine:        cfg.Limits.MaxLine,
-		AppendLimit:    cfg.Limits.AppendLimit,
-		IdleTimeout:    cfg.Limits.IdleTimeout.Duration,
-		BackendIdle:    cfg.Limits.BackendIdle.Duration,
-		BackendTimeout: cfg.Limits.BackendTimeout.Duration,
-		Admins:         cfg.Auth.Admins,
-		Authenticator:  authenticator,
-		GSSAPI:         acceptor,
-		FailureDelay:   cfg.Auth.FailureDelay.Duration,
-		Directory:      frontend.ReplicaDirectory{R: replica},
-		Backends:       backends,
-		DefaultBackend: cfg.defaultBackend(),
-		Referrals:      frontend.ReferralPolicy(cfg.Referral.Policy),
-		ReferStatus:    cfg.Referral.Status,
-		MailboxDB:      &frontend.MUPDATEWriter{Dial: dialMaster},
-		Sync:           follower.Sync,
+		Metrics:             mets,
+		RateLimiter:         limiter,
+		LoginReferrals:      cfg.Referral.Login,
+		Hostname:            cfg.Hostname,
+		Logger:              logger,
+		TLSConfig:           tlsConfig,
+		AllowPlaintext:      cfg.Listen.AllowPlaintext,
+		MaxLine:             cfg.Limits.MaxLine,
+		AppendLimit:         cfg.Limits.AppendLimit,
+		IdleTimeout:         cfg.Limits.IdleTimeout.Duration,
+		BackendIdle:         cfg.Limits.BackendIdle.Duration,
+		BackendTimeout:      cfg.Limits.BackendTimeout.Duration,
+		MaxConnections:      cfg.Limits.MaxConnections,
+		MaxConnectionsPerIP: cfg.Limits.MaxConnectionsPerIP,
+		MaxUnauthenticated:  cfg.Limits.MaxUnauthenticated,
+		LoginTimeout:        cfg.Limits.PreloginTimeout.Duration,
+		MaxBadCommands:      noLimitIsNegative(cfg.Limits.MaxBadCommands),
+		Admins:              cfg.Auth.Admins,
+		Authenticator:       authenticator,
+		GSSAPI:              acceptor,
+		FailureDelay:        cfg.Auth.FailureDelay.Duration,
+		Directory:           frontend.ReplicaDirectory{R: replica},
+		Backends:            backends,
+		DefaultBackend:      cfg.defaultBackend(),
+		Referrals:           frontend.ReferralPolicy(cfg.Referral.Policy),
+		ReferStatus:         cfg.Referral.Status,
+		MailboxDB:           &frontend.MUPDATEWriter{Dial: dialMaster},
+		Sync:                follower.Sync,
 	})
 	var plain, implicit []net.Listener
 	var addrs []string
@@ -444,6 +449,15 @@ Press Ctrl-C to stop.
 // other addresses are served directly, without waiting for a header that
 // an IMAP client (the server speaks first) would never send, and a header
 // they send anyway is refused by the session (BYE).
+// noLimitIsNegative maps the configuration's "0 means no limit" to the
+// frontend's "negative disables" for limits whose frontend default is on.
+func noLimitIsNegative(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
 func listen(cfg *Config, addr string) (net.Listener, error) {
 	l, err := net.Listen("tcp", addr)
 	if err != nil || !cfg.Listen.ProxyProtocol {

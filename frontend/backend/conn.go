@@ -120,6 +120,8 @@ type Conn struct {
 	seq   atomic.Uint64
 	dead  atomic.Bool
 	greet string
+	// user is the user the connection acts as (Login.User).
+	user string
 	// armed is set while relaying, when ReadTimeout applies (Exec and
 	// Dial use their contexts' deadlines instead); idling turns it off
 	// while the backend may rightly stay silent (IDLE).
@@ -164,7 +166,7 @@ func Dial(ctx context.Context, opts Options, login Login) (*Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("backend %s: %w", opts.Addr, err)
 	}
-	c := &Conn{opts: opts}
+	c := &Conn{opts: opts, user: login.User}
 	if dl, ok := dctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
@@ -332,6 +334,10 @@ func (c *Conn) authenticate(ctx context.Context, client sasl.Client) error {
 	}
 }
 
+// User returns the user the connection logged in as (Login.User: the
+// authorization identity of a proxy login).
+func (c *Conn) User() string { return c.user }
+
 // Greeting returns the backend's greeting line.
 func (c *Conn) Greeting() string { return c.greet }
 
@@ -412,37 +418,63 @@ func (c *Conn) ExecMax(ctx context.Context, cmd string, maxLiteral int64) (*Resp
 // collect reads responses until the tagged completion of tag. A BYE ends
 // the connection (ErrBye) unless expected, as after LOGOUT.
 func (c *Conn) collect(tag string, maxLiteral int64, byeExpected bool) (*Response, error) {
-	resp := &Response{}
+	var untagged [][]byte
+	resp, err := c.collectEach(tag, maxLiteral, byeExpected, func(r []byte) { untagged = append(untagged, r) })
+	if resp != nil {
+		resp.Untagged = untagged
+	}
+	return resp, err
+}
+
+// collectEach is collect handing each untagged response to each instead
+// of keeping them (Response.Untagged stays empty).
+func (c *Conn) collectEach(tag string, maxLiteral int64, byeExpected bool, each func(r []byte)) (*Response, error) {
 	for {
 		r, err := c.readResponse(maxLiteral)
 		if err != nil {
 			return nil, err
 		}
-		if bytes.HasPrefix(r, []byte(tag+" ")) {
-			resp.Status, resp.Text = splitStatus(r[len(tag)+1:])
-			if resp.Status != OK {
-				return resp, &Error{Status: resp.Status, Text: resp.Text}
-			}
-			return resp, nil
-		}
-		if hasPrefixFold(r, "* BYE") && !byeExpected {
-			c.dead.Store(true)
-			return nil, ErrBye
+		if resp, done, err := c.tagged(r, tag, byeExpected); done {
+			return resp, err
 		}
 		if len(r) > 0 && r[0] == '*' {
-			resp.Untagged = append(resp.Untagged, r)
+			each(r)
 		}
 	}
 }
 
+// tagged handles r if it ends the command tagged tag (the completion, or an
+// unexpected BYE): done is true and resp, err are the command's result.
+func (c *Conn) tagged(r []byte, tag string, byeExpected bool) (resp *Response, done bool, err error) {
+	if bytes.HasPrefix(r, []byte(tag+" ")) {
+		resp := &Response{}
+		resp.Status, resp.Text = splitStatus(r[len(tag)+1:])
+		if resp.Status != OK {
+			return resp, true, &Error{Status: resp.Status, Text: resp.Text}
+		}
+		return resp, true, nil
+	}
+	if hasPrefixFold(r, "* BYE") && !byeExpected {
+		c.dead.Store(true)
+		return nil, true, ErrBye
+	}
+	return nil, false, nil
+}
+
 // readResponse reads one whole response with literals inlined.
 func (c *Conn) readResponse(maxLit int64) ([]byte, error) {
+	line, err := c.readLine()
+	if err != nil {
+		return nil, err
+	}
+	return c.finishResponse(line, maxLit)
+}
+
+// finishResponse reads the rest of the response whose first line is
+// line: the literals it announces, inlined, and the lines after them.
+func (c *Conn) finishResponse(line []byte, maxLit int64) ([]byte, error) {
 	var out []byte
 	for {
-		line, err := c.readLine()
-		if err != nil {
-			return nil, err
-		}
 		out = append(out, line...)
 		n, ok := literalSize(line)
 		if !ok {
@@ -457,6 +489,10 @@ func (c *Conn) readResponse(maxLit int64) ([]byte, error) {
 		out = append(out, make([]byte, n)...)
 		if _, err := io.ReadFull(c.br, out[start:]); err != nil {
 			c.dead.Store(true)
+			return nil, err
+		}
+		var err error
+		if line, err = c.readLine(); err != nil {
 			return nil, err
 		}
 	}
@@ -768,38 +804,5 @@ func truncate(b []byte) string {
 // argument (LITERAL+ when the backend has it, else after its "+") and
 // collects the responses like Exec.
 func (c *Conn) ExecLiteral(ctx context.Context, prefix string, lit []byte) (*Response, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.nc.SetDeadline(dl)
-		defer c.nc.SetDeadline(time.Time{})
-	}
-	tag := c.nextTag()
-	plus := ""
-	if c.caps["LITERAL+"] {
-		plus = "+"
-	}
-	c.bw.WriteString(tag + " " + prefix + " {" + strconv.Itoa(len(lit)) + plus + "}\r\n")
-	if plus == "" {
-		if err := c.Flush(); err != nil {
-			return nil, err
-		}
-		for {
-			r, err := c.readResponse(1 << 20)
-			if err != nil {
-				return nil, err
-			}
-			if len(r) > 0 && r[0] == '+' {
-				break
-			}
-			if bytes.HasPrefix(r, []byte(tag+" ")) {
-				st, text := splitStatus(r[len(tag)+1:])
-				return &Response{Status: st, Text: text}, &Error{Status: st, Text: text}
-			}
-		}
-	}
-	c.bw.Write(lit)
-	c.bw.WriteString("\r\n")
-	if err := c.Flush(); err != nil {
-		return nil, err
-	}
-	return c.collect(tag, 1<<20, false)
+	return c.ExecLiteralFrom(ctx, prefix, int64(len(lit)), bytes.NewReader(lit))
 }

@@ -25,6 +25,8 @@ type Metrics struct {
 	logins         *prometheus.CounterVec
 	referrals      *prometheus.CounterVec
 	bytes          *prometheus.CounterVec
+	acceptErrors   *prometheus.CounterVec
+	refusals       *prometheus.CounterVec
 }
 
 // New creates the metrics and registers them with reg.
@@ -55,8 +57,15 @@ func New(reg prometheus.Registerer) *Metrics {
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "imapfront_client_bytes_total", Help: "Bytes exchanged with clients, by direction (in, out).",
 		}, []string{"direction"}),
+		acceptErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imapfront_accept_errors_total", Help: "Accept errors retried after a pause, by kind (emfile, enfile, enobufs, enomem, econnaborted, timeout, temporary).",
+		}, []string{"error"}),
+		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imapfront_refusals_total", Help: "Connections refused or ended by an admission limit, by reason (max_connections, max_connections_per_ip, max_unauthenticated, bad_commands).",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.sessions, m.commands, m.commandSeconds, m.backendDials, m.backendConns, m.logins, m.referrals, m.bytes)
+	reg.MustRegister(m.sessions, m.commands, m.commandSeconds, m.backendDials, m.backendConns, m.logins, m.referrals, m.bytes,
+		m.acceptErrors, m.refusals)
 	return m
 }
 
@@ -143,6 +152,24 @@ func (m *Metrics) ClientBytes(in, out int64) {
 	if out > 0 {
 		m.bytes.WithLabelValues("out").Add(float64(out))
 	}
+}
+
+// AcceptError records an accept error that the listener retries after a
+// pause; kind is one of a fixed set (see the metric's help).
+func (m *Metrics) AcceptError(kind string) {
+	if m == nil {
+		return
+	}
+	m.acceptErrors.WithLabelValues(kind).Inc()
+}
+
+// Refused records a connection refused (or a session ended) by an
+// admission limit; reason is one of a fixed set (see the metric's help).
+func (m *Metrics) Refused(reason string) {
+	if m == nil {
+		return
+	}
+	m.refusals.WithLabelValues(reason).Inc()
 }
 
 // Handler serves /metrics from g, /healthz (the process is up) and

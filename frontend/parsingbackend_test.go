@@ -12,12 +12,12 @@ import (
 	"github.com/imapfront/imapfront/imapwire"
 )
 
-// recordingBackend is an IMAP server for tests that parses every command it
+// parsingBackend is an IMAP server for tests that parses every command it
 // receives by the grammar (with imapwire, as a real server would) and
 // records it: what a backend behind imapfront really got, command by
 // command. It logs anyone in, answers OK, streams APPEND literals and keeps
 // only messages whose command completed.
-type recordingBackend struct {
+type parsingBackend struct {
 	addr        string
 	literalPlus bool
 
@@ -32,18 +32,18 @@ type recordingBackend struct {
 	closed chan struct{}
 }
 
-// recorded is one command a recordingBackend received.
+// recorded is one command a parsingBackend received.
 type recorded struct {
 	tag, name string // name includes "UID " for UID commands
 }
 
-func startRecordingBackend(t testing.TB, literalPlus bool) *recordingBackend {
+func startParsingBackend(t testing.TB, literalPlus bool) *parsingBackend {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb := &recordingBackend{addr: ln.Addr().String(), literalPlus: literalPlus, closed: make(chan struct{}, 64)}
+	rb := &parsingBackend{addr: ln.Addr().String(), literalPlus: literalPlus, closed: make(chan struct{}, 64)}
 	var wg sync.WaitGroup
 	t.Cleanup(func() { ln.Close(); wg.Wait() })
 	wg.Add(1)
@@ -71,7 +71,7 @@ func startRecordingBackend(t testing.TB, literalPlus bool) *recordingBackend {
 	return rb
 }
 
-func (rb *recordingBackend) caps() string {
+func (rb *parsingBackend) caps() string {
 	c := "IMAP4rev1 SASL-IR AUTH=PLAIN ID ENABLE UNSELECT MULTIAPPEND CATENATE UIDPLUS"
 	if rb.literalPlus {
 		c += " LITERAL+"
@@ -79,20 +79,20 @@ func (rb *recordingBackend) caps() string {
 	return c
 }
 
-func (rb *recordingBackend) record(tag, name string) {
+func (rb *parsingBackend) record(tag, name string) {
 	rb.mu.Lock()
 	rb.commands = append(rb.commands, recorded{tag, name})
 	rb.mu.Unlock()
 }
 
 // Commands returns what the backend received so far.
-func (rb *recordingBackend) Commands() []recorded {
+func (rb *parsingBackend) Commands() []recorded {
 	rb.mu.Lock()
 	defer rb.mu.Unlock()
 	return append([]recorded(nil), rb.commands...)
 }
 
-func (rb *recordingBackend) serve(nc net.Conn) {
+func (rb *parsingBackend) serve(nc net.Conn) {
 	w := imapwire.NewWriter(nc)
 	r := imapwire.NewReader(bufio.NewReader(nc), imapwire.Options{
 		MaxLine: 1 << 20, MaxBufferedLiteral: 1 << 20, MaxLiteral: 64 << 20,
@@ -173,7 +173,7 @@ func (rb *recordingBackend) serve(nc net.Conn) {
 // readAppend parses the rest of an APPEND (MULTIAPPEND, CATENATE TEXT
 // parts) and returns its message bodies, or false if the command did not
 // complete, with what arrived of a literal cut short.
-func (rb *recordingBackend) readAppend(r *imapwire.Reader) (bodies [][]byte, cut []byte, ok bool) {
+func (rb *parsingBackend) readAppend(r *imapwire.Reader) (bodies [][]byte, cut []byte, ok bool) {
 	var mbox string
 	if !r.ExpectSP() || !r.ExpectMailbox(&mbox) {
 		return nil, nil, false
@@ -249,25 +249,25 @@ func (rb *recordingBackend) readAppend(r *imapwire.Reader) (bodies [][]byte, cut
 }
 
 // Partial returns what arrived of APPENDs cut short.
-func (rb *recordingBackend) Partial() [][]byte {
+func (rb *parsingBackend) Partial() [][]byte {
 	rb.mu.Lock()
 	defer rb.mu.Unlock()
 	return append([][]byte(nil), rb.partial...)
 }
 
 // Messages returns the bodies of the APPENDs that completed.
-func (rb *recordingBackend) Messages() [][]byte {
+func (rb *parsingBackend) Messages() [][]byte {
 	rb.mu.Lock()
 	defer rb.mu.Unlock()
 	return append([][]byte(nil), rb.messages...)
 }
 
 // recordingFixture is a front end whose mailboxes for alice are on a
-// recordingBackend: "INBOX", "Rec" and "Other" on be-r, "Away" on the
+// parsingBackend: "INBOX", "Rec" and "Other" on be-r, "Away" on the
 // fixture's memory backend be-b.
-func recordingFixture(t testing.TB, literalPlus bool, mutate func(*Options)) (*fixture, *recordingBackend, *dispatchLog) {
+func recordingFixture(t testing.TB, literalPlus bool, mutate func(*Options)) (*fixture, *parsingBackend, *dispatchLog) {
 	t.Helper()
-	rb := startRecordingBackend(t, literalPlus)
+	rb := startParsingBackend(t, literalPlus)
 	dl := &dispatchLog{}
 	f := newFixture(t, func(o *Options) {
 		o.Backends["be-r"] = &Backend{Server: "be-r", Dial: backend.Options{Addr: rb.addr}, ProxyUser: "proxy", ProxyPassword: "proxypw", Separator: '/'}
@@ -309,7 +309,7 @@ var internalCommands = map[string]bool{
 // the backend received is either one of the front end's own (an internal
 // command with an X<n> tag) or one that the front end parsed and
 // dispatched, at most as many times as it was dispatched.
-func checkOnlyParsedCommands(t testing.TB, input []byte, rb *recordingBackend, dl *dispatchLog) {
+func checkOnlyParsedCommands(t testing.TB, input []byte, rb *parsingBackend, dl *dispatchLog) {
 	t.Helper()
 	dl.mu.Lock()
 	budget := map[recorded]int{}
