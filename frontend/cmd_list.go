@@ -22,10 +22,14 @@ func (sess *session) cmdList(cmd *command) error {
 	if err != nil {
 		return err
 	}
-	var selSubscribed, retSubscribed bool
+	var selSubscribed, retSubscribed, recursive bool
 	var statusItems []imapwire.Value
+	// extended is the RFC 5258 syntax; options counts the selection and
+	// return options given.
+	extended, options := false, 0
 	if len(args) > 0 && args[0].Kind == imapwire.KindList && !lsub {
-		recursive, other := false, false
+		extended, options = true, len(args[0].List)
+		other := false
 		for _, o := range args[0].List {
 			if o.Kind != imapwire.KindAtom {
 				return bad("Invalid LIST selection options")
@@ -56,7 +60,9 @@ func (sess *session) cmdList(cmd *command) error {
 		return bad("%s", usage)
 	}
 	var patterns []string
-	if args[1].Kind == imapwire.KindList && !lsub {
+	patternList := args[1].Kind == imapwire.KindList && !lsub
+	if patternList {
+		extended = true
 		for _, v := range args[1].List {
 			pat, ok := mailboxArgString(v)
 			if !ok {
@@ -82,53 +88,55 @@ func (sess *session) cmdList(cmd *command) error {
 		if retSubscribed, statusItems, err = parseListReturn(args[1]); err != nil {
 			return err
 		}
+		extended, options = true, options+len(args[1].List)
 		args = nil
 	}
 	if len(args) != 0 {
 		return bad("Invalid %s arguments", cmd.name)
 	}
 
-	word := "LIST"
+	dir := sess.s.opts.Directory
+	sep := dir.Separator()
 	if lsub {
-		word = "LSUB"
+		return sess.lsub(ref, patterns[0], sep)
 	}
-	sep := string(sess.s.opts.Directory.Separator())
-	if len(patterns) == 1 && patterns[0] == "" && !lsub {
-		return sess.writeLine(`* LIST (\Noselect) "` + sep + `" ""`)
+	if len(patterns) == 1 && patterns[0] == "" && options == 0 && !patternList {
+		// RFC 3501 6.3.8: the hierarchy delimiter and the reference's root.
+		// An extended LIST ignores empty patterns instead (RFC 5258 3).
+		for _, it := range dir.List(sess.user, ref, "", nil) {
+			sess.bw.WriteString(listLine("LIST", sep, it))
+		}
+		return sess.flushOut()
 	}
-	var subs map[string]bool
-	if lsub || selSubscribed || retSubscribed {
-		if subs, err = sess.subscriptions(); err != nil {
+	q := ListQuery{Patterns: patterns, SelectSubscribed: selSubscribed, RecursiveMatch: recursive, ReturnSubscribed: retSubscribed, Extended: extended}
+	if selSubscribed || retSubscribed {
+		if q.Subscribed, err = sess.subscriptions(); err != nil {
 			return err
 		}
 	}
-	filter := subs
-	if !lsub && !selSubscribed {
-		filter = nil
-	}
-	seen := map[string]bool{}
-	for _, pat := range patterns {
-		for _, it := range sess.s.opts.Directory.List(sess.user, ref, pat, filter) {
-			if seen[it.Name] {
-				continue
-			}
-			seen[it.Name] = true
-			attrs := it.Attrs
-			if !lsub && (retSubscribed || selSubscribed) && subs[it.Name] {
-				attrs = append(attrs[:len(attrs):len(attrs)], `\Subscribed`)
-			}
-			sess.bw.WriteString("* " + word + " (" + strings.Join(attrs, " ") + `) "` + sep + `" ` + imapwire.AString(it.Name) + "\r\n")
-			if statusItems != nil && !hasAttr(attrs, `\Noselect`) && !hasAttr(attrs, `\NonExistent`) {
-				if err := sess.listStatus(it.Name, statusItems); err != nil {
-					return err
-				}
+	for _, it := range dir.ListExtended(sess.user, ref, q) {
+		sess.bw.WriteString(listLine("LIST", sep, it))
+		if statusItems != nil && !hasAttr(it.Attrs, `\Noselect`) && !hasAttr(it.Attrs, `\NonExistent`) {
+			if err := sess.listStatus(it.Name, statusItems); err != nil {
+				return err
 			}
 		}
 	}
-	if err := sess.bw.Flush(); err != nil {
-		return &clientGone{err}
+	return sess.flushOut()
+}
+
+// lsub answers LSUB (RFC 3501 6.3.9) from the directory and the
+// subscriptions: a level above subscribed names that "%" stops at comes
+// back \Noselect unless it is subscribed itself.
+func (sess *session) lsub(ref, pattern string, sep byte) error {
+	subs, err := sess.subscriptions()
+	if err != nil {
+		return err
 	}
-	return nil
+	for _, it := range sess.s.opts.Directory.List(sess.user, ref, pattern, subs) {
+		sess.bw.WriteString(listLine("LSUB", sep, it))
+	}
+	return sess.flushOut()
 }
 
 // subscriptions reads the user's subscribed client names from the home

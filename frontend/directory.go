@@ -44,6 +44,8 @@ type ListItem struct {
 	Name string
 	// Attrs are the name attributes (\HasChildren, \Noselect, ...).
 	Attrs []string
+	// ChildInfo holds the CHILDINFO selection criteria (RFC 5258).
+	ChildInfo []string
 }
 
 // Directory is the mailbox database as the session sees it: the router's
@@ -54,6 +56,8 @@ type Directory interface {
 	// List answers LIST reference pattern for user. subscribed, if not
 	// nil, restricts the answer to subscribed names (LSUB).
 	List(user, ref, pattern string, subscribed map[string]bool) []ListItem
+	// ListExtended answers an extended LIST (RFC 5258) for user.
+	ListExtended(user, ref string, q ListQuery) []ListItem
 	// Home returns the server that holds user's INBOX, if any.
 	Home(user string) (server string, ok bool)
 	// Separator is the client hierarchy separator.

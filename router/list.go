@@ -13,6 +13,8 @@ const (
 	AttrNoselect      ListAttr = 1 << iota // \Noselect: not a mailbox the user can see, but has visible children
 	AttrHasChildren                        // \HasChildren (RFC 3348)
 	AttrHasNoChildren                      // \HasNoChildren (RFC 3348)
+	AttrNonExistent                        // \NonExistent (RFC 5258): no mailbox the user can see has this name
+	AttrSubscribed                         // \Subscribed (RFC 5258)
 )
 
 // Strings returns the attributes as IMAP atoms (`\Noselect`, ...).
@@ -27,6 +29,12 @@ func (a ListAttr) Strings() []string {
 	if a&AttrHasNoChildren != 0 {
 		out = append(out, `\HasNoChildren`)
 	}
+	if a&AttrNonExistent != 0 {
+		out = append(out, `\NonExistent`)
+	}
+	if a&AttrSubscribed != 0 {
+		out = append(out, `\Subscribed`)
+	}
 	return out
 }
 
@@ -38,6 +46,10 @@ type ListItem struct {
 	Internal string
 	// Attrs are the name attributes.
 	Attrs ListAttr
+	// ChildInfoSubscribed is set by ListExtended with RecursiveMatch for a
+	// name with a subscribed descendant that the patterns do not match:
+	// the answer carries CHILDINFO ("SUBSCRIBED") (RFC 5258 section 3.5).
+	ChildInfoSubscribed bool
 }
 
 // ListOptions modify List.
@@ -208,7 +220,7 @@ type lister struct {
 	pol  *Policy
 	user string
 	ids  []string
-	lit  string
+	lits []string // the patterns' literal prefixes
 	vis  []visible
 	subs map[string]bool
 }
@@ -235,10 +247,12 @@ func (ls *lister) scanGroup(key string, g *group, admin bool) {
 	}
 	if !own {
 		cp, err := ls.ns.ToClient(ls.user, key)
-		if err != nil || !compatible(cp, ls.lit, ls.ns.sep) {
+		if err != nil || !slices.ContainsFunc(ls.lits, func(lit string) bool { return compatible(cp, lit, ls.ns.sep) }) {
 			return
 		}
-	} else if strings.HasPrefix(ls.lit, ls.ns.other+string(ls.ns.sep)) || strings.HasPrefix(ls.lit, ls.ns.shared+string(ls.ns.sep)) {
+	} else if !slices.ContainsFunc(ls.lits, func(lit string) bool {
+		return !strings.HasPrefix(lit, ls.ns.other+string(ls.ns.sep)) && !strings.HasPrefix(lit, ls.ns.shared+string(ls.ns.sep))
+	}) {
 		return
 	}
 	for i := range g.entries {
@@ -274,41 +288,98 @@ func (r *Replica) List(user, ref, pattern string, opts ListOptions) []ListItem {
 		return rootItem(ns, ref)
 	}
 	full := ns.canonicalPattern(ref, pattern)
+	if opts.Subscribed == nil {
+		return extendedList(ns, r.visible(user, []string{full}, nil), []string{full}, ExtendedListOptions{})
+	}
+	return buildList(ns, r.visible(user, []string{full}, opts.Subscribed), full, true)
+}
+
+// visible returns the mailboxes user may look up whose client names can
+// match one of the canonical patterns (and, if subs is not nil, are in it).
+func (r *Replica) visible(user string, patterns []string, subs map[string]bool) []visible {
+	ns := r.opts.Namespace
 	pol := &r.opts.Policy
-	ls := &lister{ns: ns, pol: pol, user: user, lit: literalPrefix(full), subs: opts.Subscribed}
+	ls := &lister{ns: ns, pol: pol, user: user, subs: subs}
+	for _, p := range patterns {
+		ls.lits = append(ls.lits, literalPrefix(p))
+	}
 	st := r.cur.Load()
 	if pol.IsAdmin(user) {
 		st.tab.Load().each(func(g *group) bool {
 			ls.scanGroup(g.key, g, true)
 			return true
 		})
-	} else {
-		ls.ids = pol.identities(user)
-		seen := make(map[string]bool)
-		if uc, err := ns.userComp(user); err == nil {
-			key := userPrefix + "." + uc
+		return ls.vis
+	}
+	ls.ids = pol.identities(user)
+	seen := make(map[string]bool)
+	if uc, err := ns.userComp(user); err == nil {
+		key := userPrefix + "." + uc
+		seen[key] = true
+		if g := st.loadGroup(key); g != nil {
+			ls.scanGroup(key, g, false)
+		}
+	}
+	for _, id := range ls.ids {
+		v, ok := st.byID.Load(id)
+		if !ok {
+			continue
+		}
+		v.(*idIndex).each(func(key string) {
+			if seen[key] {
+				return
+			}
 			seen[key] = true
 			if g := st.loadGroup(key); g != nil {
 				ls.scanGroup(key, g, false)
 			}
-		}
-		for _, id := range ls.ids {
-			v, ok := st.byID.Load(id)
-			if !ok {
-				continue
-			}
-			v.(*idIndex).each(func(key string) {
-				if seen[key] {
-					return
-				}
-				seen[key] = true
-				if g := st.loadGroup(key); g != nil {
-					ls.scanGroup(key, g, false)
-				}
-			})
+		})
+	}
+	return ls.vis
+}
+
+// ExtendedListOptions are the LIST-EXTENDED (RFC 5258) selection and
+// return options that change which names ListExtended returns and with
+// which attributes.
+type ExtendedListOptions struct {
+	// Subscribed holds the user's subscribed client names (nil: none).
+	Subscribed map[string]bool
+	// SelectSubscribed is the SUBSCRIBED selection option: the subscribed
+	// names that match, whether or not a mailbox exists under them
+	// (\NonExistent if none the user can see does).
+	SelectSubscribed bool
+	// RecursiveMatch is the RECURSIVEMATCH selection option: with
+	// SelectSubscribed, a matching name with a subscribed descendant that
+	// no pattern matches is returned too, with CHILDINFO ("SUBSCRIBED").
+	RecursiveMatch bool
+	// ReturnSubscribed is the SUBSCRIBED return option: \Subscribed on
+	// the subscribed names returned.
+	ReturnSubscribed bool
+	// Extended marks hierarchy levels without a visible mailbox
+	// \NonExistent, as an extended LIST answers (RFC 5258 section 3),
+	// rather than \Noselect, as RFC 3501 LIST does.
+	Extended bool
+}
+
+// ListExtended answers LIST (RFC 5258) reference (pattern ...) for user:
+// with List's rules for which mailboxes the user can see, and with every
+// name (visible mailbox, missing hierarchy level or subscribed name)
+// returned once, \HasChildren or \HasNoChildren counting only the
+// mailboxes user can see. A mailbox the user may not look up is, in every
+// answer, indistinguishable from one that does not exist. Empty patterns
+// are ignored, as an extended LIST must.
+func (r *Replica) ListExtended(user, ref string, patterns []string, opts ExtendedListOptions) []ListItem {
+	ns := r.opts.Namespace
+	var full []string
+	for _, p := range patterns {
+		if p != "" {
+			full = append(full, ns.canonicalPattern(ref, p))
 		}
 	}
-	return buildList(ns, ls.vis, full, opts.Subscribed != nil)
+	if len(full) == 0 {
+		return nil
+	}
+	return extendedList(ns, r.visible(user, full, nil), full, opts)
 }
 
 // rootItem answers LIST ref "": the hierarchy root of the reference.
@@ -379,4 +450,106 @@ func buildList(ns *Namespace, vis []visible, pattern string, lsub bool) []ListIt
 	}
 	slices.SortFunc(out, func(a, b ListItem) int { return ns.compareClient(a.Name, b.Name) })
 	return out
+}
+
+// canonicalName upper-cases the INBOX level of a client name.
+func (ns *Namespace) canonicalName(name string) string {
+	if ns.category(name) == 0 {
+		return "INBOX" + name[5:]
+	}
+	return name
+}
+
+// extendedList builds the answer of ListExtended from the visible
+// mailboxes and the canonical patterns.
+func extendedList(ns *Namespace, vis []visible, patterns []string, opts ExtendedListOptions) []ListItem {
+	match := func(name string) bool {
+		return slices.ContainsFunc(patterns, func(p string) bool { return ns.match(name, p) })
+	}
+	subs := make(map[string]bool, len(opts.Subscribed))
+	for s, ok := range opts.Subscribed {
+		if ok {
+			subs[ns.canonicalName(s)] = true
+		}
+	}
+	exists := make(map[string]string, len(vis))
+	parents := make(map[string]bool)
+	for _, v := range vis {
+		exists[v.name] = v.internal
+		for j := 0; j < len(v.name); j++ {
+			if v.name[j] == ns.sep {
+				parents[v.name[:j]] = true
+			}
+		}
+	}
+	out := make(map[string]*ListItem)
+	// add returns name's item, made on first use with the attributes that
+	// depend on the name only.
+	add := func(name string) *ListItem {
+		if it, ok := out[name]; ok {
+			return it
+		}
+		it := &ListItem{Name: name, Attrs: AttrHasNoChildren}
+		if parents[name] {
+			it.Attrs = AttrHasChildren
+		}
+		if internal, ok := exists[name]; ok {
+			it.Internal = internal
+		} else if opts.Extended {
+			it.Attrs |= AttrNonExistent
+		} else {
+			it.Attrs |= AttrNoselect
+		}
+		if subs[name] && (opts.ReturnSubscribed || opts.SelectSubscribed) {
+			it.Attrs |= AttrSubscribed
+		}
+		out[name] = it
+		return it
+	}
+	if opts.SelectSubscribed {
+		for s := range subs {
+			if match(s) {
+				add(s)
+			}
+		}
+		if opts.RecursiveMatch {
+			for s := range subs {
+				if match(s) {
+					continue
+				}
+				for j := 0; j < len(s); j++ {
+					if s[j] == ns.sep && match(s[:j]) {
+						add(s[:j]).ChildInfoSubscribed = true
+					}
+				}
+			}
+		}
+	} else {
+		for _, v := range vis {
+			if match(v.name) {
+				add(v.name)
+				continue
+			}
+			// Levels above a mailbox the patterns stop at (RFC 3501
+			// section 6.3.8, "%" returning "foo" for "foo/bar").
+			for j := 0; j < len(v.name); j++ {
+				if v.name[j] == ns.sep {
+					if anc := v.name[:j]; !hasKey(exists, anc) && match(anc) {
+						add(anc)
+					}
+				}
+			}
+		}
+	}
+	items := make([]ListItem, 0, len(out))
+	for _, it := range out {
+		items = append(items, *it)
+	}
+	slices.SortFunc(items, func(a, b ListItem) int { return ns.compareClient(a.Name, b.Name) })
+	return items
+}
+
+func hasKey(m map[string]string, k string) bool {
+	_, ok := m[k]
+	return ok
 }
