@@ -269,3 +269,20 @@ func TestAuthenticateEmptyInitialResponse(t *testing.T) {
 	}
 	c.ok("c", "LOGIN alice alicepw")
 }
+
+// Every wait on a backend is bounded: one that never sends "+" for a
+// literal's announcement fails the command with NO [UNAVAILABLE] after the
+// backend timeout (the client, waiting for its own "+", sent nothing), and
+// the session goes on.
+func TestBackendContinuationWaitIsBounded(t *testing.T) {
+	f, rb, _ := recordingFixture(t, false, func(o *Options) { o.BackendTimeout = 300 * time.Millisecond })
+	c := f.dial(t)
+	c.ok("l", "LOGIN alice alicepw")
+	rb.stallLiterals.Store(true)
+	c.send("a APPEND Rec {5}")
+	if l := c.line(); !strings.HasPrefix(l, "a NO [UNAVAILABLE]") {
+		t.Fatalf("APPEND to a backend that never answers the literal: %q", l)
+	}
+	rb.stallLiterals.Store(false)
+	c.ok("b", "APPEND Rec {5+}\r\nhello")
+}

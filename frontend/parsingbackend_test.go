@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/imapfront/imapfront/frontend/backend"
@@ -30,6 +31,10 @@ type parsingBackend struct {
 	partial [][]byte
 	// closed is signalled each time a connection ends.
 	closed chan struct{}
+	// stallLiterals makes the backend never answer a synchronising
+	// literal's announcement (a hung server), until the test ends.
+	stallLiterals atomic.Bool
+	stop          chan struct{}
 }
 
 // recorded is one command a parsingBackend received.
@@ -43,9 +48,9 @@ func startParsingBackend(t testing.TB, literalPlus bool) *parsingBackend {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rb := &parsingBackend{addr: ln.Addr().String(), literalPlus: literalPlus, closed: make(chan struct{}, 64)}
+	rb := &parsingBackend{addr: ln.Addr().String(), literalPlus: literalPlus, closed: make(chan struct{}, 64), stop: make(chan struct{})}
 	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	t.Cleanup(func() { close(rb.stop); ln.Close(); wg.Wait() })
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -96,7 +101,13 @@ func (rb *parsingBackend) serve(nc net.Conn) {
 	w := imapwire.NewWriter(nc)
 	r := imapwire.NewReader(bufio.NewReader(nc), imapwire.Options{
 		MaxLine: 1 << 20, MaxBufferedLiteral: 1 << 20, MaxLiteral: 64 << 20,
-		OnSyncLiteral: func(int64) error { return w.Continue("go ahead") },
+		OnSyncLiteral: func(int64) error {
+			if rb.stallLiterals.Load() {
+				<-rb.stop
+				return io.ErrClosedPipe
+			}
+			return w.Continue("go ahead")
+		},
 	})
 	w.Untagged("OK [CAPABILITY " + rb.caps() + "] recording backend ready")
 	for {
