@@ -535,7 +535,7 @@ func extendedList(ns *Namespace, vis []visible, patterns []string, opts Extended
 			// section 6.3.8, "%" returning "foo" for "foo/bar").
 			for j := 0; j < len(v.name); j++ {
 				if v.name[j] == ns.sep {
-					if anc := v.name[:j]; !hasKey(exists, anc) && match(anc) {
+					if anc := v.name[:j]; out[anc] == nil && !hasKey(exists, anc) && match(anc) {
 						add(anc)
 					}
 				}
