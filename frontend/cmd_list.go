@@ -9,8 +9,11 @@ import (
 )
 
 // cmdList answers LIST, LSUB, RLIST and RLSUB from the directory, filtered
-// by the user's rights. RLIST and RLSUB (RFC 2193), and LIST with the
-// REMOTE selection option (RFC 5258), show that the client follows
+// by the user's rights, and the subscriptions kept by the INBOX backend.
+// LIST takes the LIST-EXTENDED (RFC 5258) selection options SUBSCRIBED,
+// REMOTE and RECURSIVEMATCH, a list of patterns, and the return options
+// CHILDREN, SUBSCRIBED and STATUS (RFC 5819). RLIST and RLSUB (RFC 2193),
+// and LIST with the REMOTE selection option, show that the client follows
 // referrals.
 func (sess *session) cmdList(cmd *command) error {
 	usage := "Usage: " + cmd.name + " reference mailbox-pattern"

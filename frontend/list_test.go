@@ -52,25 +52,23 @@ func fruitUser(t *testing.T) (*fixture, *client) {
 	return f, c
 }
 
+// fruitSubscribed is RFC 5258 example 2's answer: the subscribed names, the
+// deleted one \NonExistent.
+var fruitSubscribed = []string{
+	`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
+	`* LIST (\HasNoChildren \Subscribed) "/" Fruit/Banana`,
+	`* LIST (\HasNoChildren \NonExistent \Subscribed) "/" Fruit/Peach`,
+	`* LIST (\HasChildren \Subscribed) "/" Vegetable`,
+	`* LIST (\HasNoChildren \Subscribed) "/" Vegetable/Broccoli`,
+}
+
 // RFC 5258 example 2: the subscribed names, a deleted one \NonExistent.
 func TestListExtendedRFC5258Ex2Subscribed(t *testing.T) {
 	_, c := fruitUser(t)
-	c.transcript("A02", `LIST (SUBSCRIBED) "" "*"`,
-		`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
-		`* LIST (\HasNoChildren \Subscribed) "/" Fruit/Banana`,
-		`* LIST (\HasNoChildren \NonExistent \Subscribed) "/" Fruit/Peach`,
-		`* LIST (\HasChildren \Subscribed) "/" Vegetable`,
-		`* LIST (\HasNoChildren \Subscribed) "/" Vegetable/Broccoli`,
-	)
+	c.transcript("A02", `LIST (SUBSCRIBED) "" "*"`, fruitSubscribed...)
 	// Example 5: REMOTE adds nothing, every mailbox is local through
 	// imapfront.
-	c.transcript("A05", `LIST (REMOTE SUBSCRIBED) "" "*"`,
-		`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
-		`* LIST (\HasNoChildren \Subscribed) "/" Fruit/Banana`,
-		`* LIST (\HasNoChildren \NonExistent \Subscribed) "/" Fruit/Peach`,
-		`* LIST (\HasChildren \Subscribed) "/" Vegetable`,
-		`* LIST (\HasNoChildren \Subscribed) "/" Vegetable/Broccoli`,
-	)
+	c.transcript("A05", `LIST (REMOTE SUBSCRIBED) "" "*"`, fruitSubscribed...)
 }
 
 // RFC 5258 examples 3 and 4: RETURN (CHILDREN), with and without REMOTE.
@@ -115,13 +113,7 @@ func TestListExtendedRecursiveMatchExistingParent(t *testing.T) {
 	)
 	// With "*" every subscribed child is itself returned: no CHILDINFO
 	// (RFC 5258 section 3.5).
-	c.transcript("A08", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "*"`,
-		`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
-		`* LIST (\HasNoChildren \Subscribed) "/" Fruit/Banana`,
-		`* LIST (\HasNoChildren \NonExistent \Subscribed) "/" Fruit/Peach`,
-		`* LIST (\HasChildren \Subscribed) "/" Vegetable`,
-		`* LIST (\HasNoChildren \Subscribed) "/" Vegetable/Broccoli`,
-	)
+	c.transcript("A08", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "*"`, fruitSubscribed...)
 	// Without RECURSIVEMATCH, "%" gives the subscribed names it matches.
 	c.transcript("A09", `LIST (SUBSCRIBED) "" "%"`,
 		`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,

@@ -355,9 +355,10 @@ type ExtendedListOptions struct {
 	// ReturnSubscribed is the SUBSCRIBED return option: \Subscribed on
 	// the subscribed names returned.
 	ReturnSubscribed bool
-	// Extended marks hierarchy levels without a visible mailbox
+	// Extended marks names without a mailbox the user can see
 	// \NonExistent, as an extended LIST answers (RFC 5258 section 3),
-	// rather than \Noselect, as RFC 3501 LIST does.
+	// rather than \Noselect, as RFC 3501 LIST does; SelectSubscribed
+	// implies it.
 	Extended bool
 }
 
@@ -495,7 +496,7 @@ func extendedList(ns *Namespace, vis []visible, patterns []string, opts Extended
 		}
 		if internal, ok := exists[name]; ok {
 			it.Internal = internal
-		} else if opts.Extended {
+		} else if opts.Extended || opts.SelectSubscribed {
 			it.Attrs |= AttrNonExistent
 		} else {
 			it.Attrs |= AttrNoselect
@@ -534,7 +535,7 @@ func extendedList(ns *Namespace, vis []visible, patterns []string, opts Extended
 			// section 6.3.8, "%" returning "foo" for "foo/bar").
 			for j := 0; j < len(v.name); j++ {
 				if v.name[j] == ns.sep {
-					if anc := v.name[:j]; !hasKey(exists, anc) && match(anc) {
+					if anc := v.name[:j]; out[anc] == nil && !hasKey(exists, anc) && match(anc) {
 						add(anc)
 					}
 				}
