@@ -177,7 +177,7 @@ func TestCompressAppend10MB(t *testing.T) {
 	if l := zc.line(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("continuation: %q", l)
 	}
-	_ = zc.nc.SetWriteDeadline(time.Now().Add(time.Minute))
+	_ = zc.nc.SetWriteDeadline(time.Now().Add(slowStep))
 	for rest := msg; len(rest) > 0; {
 		n := min(len(rest), 64<<10)
 		if _, err := zc.nc.Write(rest[:n]); err != nil {
@@ -186,8 +186,7 @@ func TestCompressAppend10MB(t *testing.T) {
 		rest = rest[n:]
 	}
 	zc.send("")
-	_ = zc.nc.SetReadDeadline(time.Now().Add(time.Minute))
-	if _, done := zc.until("b3"); !strings.HasPrefix(done, "b3 OK") {
+	if done := slowTagged(t, zc, "b3"); !strings.HasPrefix(done, "b3 OK") {
 		t.Fatalf("APPEND: %q", done)
 	}
 	want := sha256.Sum256(msg)
@@ -216,12 +215,31 @@ func TestCompressAppend10MB(t *testing.T) {
 		t.Fatalf("FETCH: %q", head)
 	}
 	h := sha256.New()
-	// 10 MB inflated and deflated under the race detector takes a while.
-	_ = zc.nc.SetReadDeadline(time.Now().Add(time.Minute))
+	_ = zc.nc.SetReadDeadline(time.Now().Add(slowStep))
 	if _, err := io.CopyN(h, zc.br, int64(len(msg))); err != nil || !bytes.Equal(h.Sum(nil), want[:]) {
 		t.Fatalf("the 10 MB FETCHed back through COMPRESS differ (%v)", err)
 	}
-	if _, done := zc.until("b5"); !strings.HasPrefix(done, "b5 OK") {
+	if done := slowTagged(t, zc, "b5"); !strings.HasPrefix(done, "b5 OK") {
 		t.Fatalf("FETCH: %q", done)
+	}
+}
+
+// slowStep bounds the steps that move 10 MB, which take longer than
+// client.line's 10 seconds under the race detector.
+const slowStep = 2 * time.Minute
+
+// slowTagged is client.until with slowStep to wait: it returns the line
+// tagged tag.
+func slowTagged(t *testing.T, c *client, tag string) string {
+	t.Helper()
+	_ = c.nc.SetReadDeadline(time.Now().Add(slowStep))
+	for {
+		l, err := c.br.ReadString('\n')
+		if err != nil {
+			t.Fatalf("waiting for %s: %v (got %q)", tag, err, l)
+		}
+		if l = strings.TrimSuffix(l, "\r\n"); strings.HasPrefix(l, tag+" ") {
+			return l
+		}
 	}
 }

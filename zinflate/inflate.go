@@ -4,10 +4,11 @@
 //
 // It exists because compress/flate (and github.com/klauspost/compress/flate)
 // cannot be used on an interactive stream such as IMAP COMPRESS=DEFLATE
-// (RFC 4978): their decoders give out decoded bytes only at the end of a
-// stored block, at the end of the stream or when their window is full.
-// That suits a peer that flushes with zlib's Z_SYNC_FLUSH or Z_FULL_FLUSH,
-// which end on an empty stored block, but a peer that flushes with
+// (RFC 4978): their decoders give out decoded bytes only at an empty
+// stored block, at the end of the stream or when their window is full
+// (and read a stored block's bytes with io.ReadFull). That suits a peer
+// that flushes with zlib's Z_SYNC_FLUSH or Z_FULL_FLUSH, which end on an
+// empty stored block, but a peer that flushes with
 // Z_PARTIAL_FLUSH (which ends on an empty fixed-Huffman block whose last
 // bits may still be held back) or Z_BLOCK (which ends a block without
 // aligning it) leaves them holding the decoded command while they block
