@@ -829,27 +829,9 @@ func TestFrontendForwardsClientAddressToDovecot(t *testing.T) {
 	}
 	// Dovecot's default login_log_format shows rip and lip, not ports.
 	want := "rip=127.0.0.2, lip=127.0.0.1"
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		log, err := os.ReadFile(env.DovecotLog)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(log) < len(before) {
-			t.Fatal("Dovecot's log shrank during the test")
-		}
-		for _, l := range strings.Split(string(log[len(before):]), "\n") {
-			if strings.Contains(l, "Login: user=<carol>") && strings.Contains(l, want) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Dovecot's log has no login of carol with %s within 15 s", want)
-		}
-		<-tick.C
-	}
+	waitDovecotLog(t, env, before, func(l string) bool {
+		return strings.Contains(l, "Login: user=<carol>") && strings.Contains(l, want)
+	}, "login of carol with "+want)
 }
 
 // TestFrontendSubscriptionsStatusEnable: SUBSCRIBE/LSUB go to the user's

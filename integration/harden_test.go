@@ -63,33 +63,41 @@ func TestFrontendDovecotNeverSeesClientSentOrigin(t *testing.T) {
 			rc.ok("i1", fmt.Sprintf(`ID ("name" "forger" "x-originating-ip" %q "x-originating-port" "4242" "x-session-id" %q "X-Connected-IP" "198.51.100.1")`, forgedIP, forgedSession))
 			rc.ok("i2", "LOGIN carol "+carol.Password)
 			rc.ok("i3", "SELECT INBOX") // a Dovecot session exists now
-			deadline := time.Now().Add(15 * time.Second)
-			tick := time.NewTicker(100 * time.Millisecond)
-			defer tick.Stop()
-			for {
-				log, err := os.ReadFile(env.DovecotLog)
-				if err != nil {
-					t.Fatal(err)
+			waitDovecotLog(t, env, before, func(l string) bool {
+				if strings.Contains(l, forgedIP) || strings.Contains(l, forgedSession) || strings.Contains(l, "198.51.100.1") {
+					t.Fatalf("Dovecot logged what the client claimed: %s", l)
 				}
-				if len(log) < len(before) {
-					t.Fatal("Dovecot's log shrank during the test")
-				}
-				found := false
-				for _, l := range strings.Split(string(log[len(before):]), "\n") {
-					if strings.Contains(l, forgedIP) || strings.Contains(l, forgedSession) || strings.Contains(l, "198.51.100.1") {
-						t.Fatalf("Dovecot logged what the client claimed: %s", l)
-					}
-					found = found || strings.Contains(l, "Login: user=<carol>") && strings.Contains(l, tc.rip)
-				}
-				if found {
-					return
-				}
-				if time.Now().After(deadline) {
-					t.Fatalf("Dovecot's log has no login of carol with %s within 15 s", tc.rip)
-				}
-				<-tick.C
-			}
+				return strings.Contains(l, "Login: user=<carol>") && strings.Contains(l, tc.rip)
+			}, "a login of carol with "+tc.rip)
 		})
+	}
+}
+
+// waitDovecotLog waits up to 15 s for a line that Dovecot logged after
+// before (its log's content earlier) for which match is true; what says
+// what was looked for.
+func waitDovecotLog(t *testing.T, env itenv.Env, before []byte, match func(line string) bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		log, err := os.ReadFile(env.DovecotLog)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(log) < len(before) {
+			t.Fatal("Dovecot's log shrank during the test")
+		}
+		for _, l := range strings.Split(string(log[len(before):]), "\n") {
+			if match(l) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Dovecot's log has no %s within 15 s", what)
+		}
+		<-tick.C
 	}
 }
 
