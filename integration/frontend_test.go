@@ -607,18 +607,7 @@ func TestFrontendMoveAcrossBackends(t *testing.T) {
 	env := itenv.Load(t)
 	alice := env.MustUser(t, "alice")
 	// A mailbox on be2 that alice may write to, made by the Cyrus admin.
-	admin := dialIMAP(t, env, env.CyrusBE2, plain)
-	if err := admin.Login(env.CyrusAdminUser, env.CyrusAdminPass).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	dst := fmt.Sprintf("user/bob/Drop%d", time.Now().UnixNano())
-	if err := admin.Create(dst, nil).Wait(); err != nil {
-		t.Fatalf("admin CREATE %s on be2: %v", dst, err)
-	}
-	t.Cleanup(func() { admin.Delete(dst).Wait() })
-	if err := admin.SetACL(dst, "alice", imap.RightModificationReplace, imap.RightSet("lrswipkxte")).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	dst := bobDropForAlice(t, env, fmt.Sprintf("Drop%d", time.Now().UnixNano()))
 	// 100 messages in a fresh folder of alice's on be1.
 	direct := dialIMAP(t, env, env.CyrusBE1, plain)
 	if err := direct.Login("alice", alice.Password).Wait(); err != nil {

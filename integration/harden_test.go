@@ -136,19 +136,8 @@ func TestFrontendCrossCopyBoundedMemory(t *testing.T) {
 		}
 	}
 	alice := env.MustUser(t, "alice")
-	admin := dialIMAP(t, env, env.CyrusBE2, plain)
-	if err := admin.Login(env.CyrusAdminUser, env.CyrusAdminPass).Wait(); err != nil {
-		t.Fatal(err)
-	}
 	stamp := time.Now().UnixNano()
-	dst := fmt.Sprintf("user/bob/CopyDrop%d", stamp)
-	if err := admin.Create(dst, nil).Wait(); err != nil {
-		t.Fatalf("admin CREATE %s on be2: %v", dst, err)
-	}
-	t.Cleanup(func() { admin.Delete(dst).Wait() })
-	if err := admin.SetACL(dst, "alice", imap.RightModificationReplace, imap.RightSet("lrswipkxte")).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	dst := bobDropForAlice(t, env, fmt.Sprintf("CopyDrop%d", stamp))
 	direct := dialIMAP(t, env, env.CyrusBE1, plain)
 	if err := direct.Login("alice", alice.Password).Wait(); err != nil {
 		t.Fatal(err)
@@ -233,6 +222,26 @@ func TestFrontendCrossCopyBoundedMemory(t *testing.T) {
 			}
 		}
 	}
+}
+
+// bobDropForAlice creates user/bob/<name> on be2 as the Cyrus admin, lets
+// alice write to it, and deletes it when the test ends; it returns the
+// mailbox's name on be2.
+func bobDropForAlice(t *testing.T, env itenv.Env, name string) string {
+	t.Helper()
+	admin := dialIMAP(t, env, env.CyrusBE2, plain)
+	if err := admin.Login(env.CyrusAdminUser, env.CyrusAdminPass).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	dst := "user/bob/" + name
+	if err := admin.Create(dst, nil).Wait(); err != nil {
+		t.Fatalf("admin CREATE %s on be2: %v", dst, err)
+	}
+	t.Cleanup(func() { admin.Delete(dst).Wait() })
+	if err := admin.SetACL(dst, "alice", imap.RightModificationReplace, imap.RightSet("lrswipkxte")).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	return dst
 }
 
 // vmRSS returns the process's resident set size in kB (Linux).
