@@ -115,8 +115,8 @@ func TestLoginTimeout(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.LoginTimeout = 300 * time.Millisecond })
 	authed := f.dial(t)
 	authed.ok("a1", "LOGIN alice alicepw")
+	start := time.Now() // before the server accepts: the deadline runs from then
 	c := f.dial(t)
-	start := time.Now()
 	bye := ""
 	for i := 0; i < 100000 && bye == "" && time.Since(start) < 20*time.Second; i++ {
 		c.send("n NOOP")
