@@ -115,7 +115,7 @@ func TestLoginTimeout(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.LoginTimeout = 300 * time.Millisecond })
 	authed := f.dial(t)
 	authed.ok("a1", "LOGIN alice alicepw")
-	start := time.Now() // before the connection: the deadline runs from accept
+	start := time.Now() // before the server accepts: the deadline runs from then
 	c := f.dial(t)
 	bye := ""
 	for i := 0; i < 100000 && bye == "" && time.Since(start) < 20*time.Second; i++ {

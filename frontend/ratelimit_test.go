@@ -1,25 +1,15 @@
 package frontend
 
 import (
-	"bufio"
-	"net"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/imapfront/imapfront/frontend/auth"
 )
 
 func (f *fixture) dialFrom(t *testing.T, ip string) *client {
 	t.Helper()
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(ip)}, Timeout: 10 * time.Second}
-	nc, err := d.Dial("tcp", f.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { nc.Close() })
-	c := &client{t: t, nc: nc, br: bufio.NewReader(nc)}
-	c.line() // greeting
+	c, _ := f.dialRaw(t, ip) // greeting
 	return c
 }
 

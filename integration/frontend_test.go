@@ -607,18 +607,7 @@ func TestFrontendMoveAcrossBackends(t *testing.T) {
 	env := itenv.Load(t)
 	alice := env.MustUser(t, "alice")
 	// A mailbox on be2 that alice may write to, made by the Cyrus admin.
-	admin := dialIMAP(t, env, env.CyrusBE2, plain)
-	if err := admin.Login(env.CyrusAdminUser, env.CyrusAdminPass).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	dst := fmt.Sprintf("user/bob/Drop%d", time.Now().UnixNano())
-	if err := admin.Create(dst, nil).Wait(); err != nil {
-		t.Fatalf("admin CREATE %s on be2: %v", dst, err)
-	}
-	t.Cleanup(func() { admin.Delete(dst).Wait() })
-	if err := admin.SetACL(dst, "alice", imap.RightModificationReplace, imap.RightSet("lrswipkxte")).Wait(); err != nil {
-		t.Fatal(err)
-	}
+	dst := bobDropForAlice(t, env, fmt.Sprintf("Drop%d", time.Now().UnixNano()))
 	// 100 messages in a fresh folder of alice's on be1.
 	direct := dialIMAP(t, env, env.CyrusBE1, plain)
 	if err := direct.Login("alice", alice.Password).Wait(); err != nil {
@@ -829,27 +818,9 @@ func TestFrontendForwardsClientAddressToDovecot(t *testing.T) {
 	}
 	// Dovecot's default login_log_format shows rip and lip, not ports.
 	want := "rip=127.0.0.2, lip=127.0.0.1"
-	deadline := time.Now().Add(15 * time.Second)
-	tick := time.NewTicker(100 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		log, err := os.ReadFile(env.DovecotLog)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(log) < len(before) {
-			t.Fatal("Dovecot's log shrank during the test")
-		}
-		for _, l := range strings.Split(string(log[len(before):]), "\n") {
-			if strings.Contains(l, "Login: user=<carol>") && strings.Contains(l, want) {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Dovecot's log has no login of carol with %s within 15 s", want)
-		}
-		<-tick.C
-	}
+	waitDovecotLog(t, env, before, func(l string) bool {
+		return strings.Contains(l, "Login: user=<carol>") && strings.Contains(l, want)
+	}, "login of carol with "+want)
 }
 
 // TestFrontendSubscriptionsStatusEnable: SUBSCRIBE/LSUB go to the user's

@@ -47,12 +47,17 @@ func (d *Delayer) Duration(failures int) time.Duration {
 // Delay pauses for Duration(failures), or less if ctx ends first, in which
 // case it returns ctx's error.
 func (d *Delayer) Delay(ctx context.Context, failures int) error {
-	dur := d.Duration(failures)
-	if dur == 0 {
+	return sleep(ctx, d.Duration(failures), d.Sleep)
+}
+
+// sleep waits dur (none when dur <= 0) with fake, or a timer when fake is
+// nil, or until ctx is done, returning ctx's error then.
+func sleep(ctx context.Context, dur time.Duration, fake func(context.Context, time.Duration) error) error {
+	if dur <= 0 {
 		return ctx.Err()
 	}
-	if d.Sleep != nil {
-		return d.Sleep(ctx, dur)
+	if fake != nil {
+		return fake(ctx, dur)
 	}
 	t := time.NewTimer(dur)
 	defer t.Stop()

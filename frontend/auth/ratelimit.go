@@ -144,21 +144,7 @@ func (r *RateLimiter) Admit(ctx context.Context, ip, user string) error {
 	if r.Blocked(ip, user) {
 		return ErrRateLimited
 	}
-	d := r.Delay(user)
-	if d <= 0 {
-		return ctx.Err()
-	}
-	if r.opts.Sleep != nil {
-		return r.opts.Sleep(ctx, d)
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return sleep(ctx, r.Delay(user), r.opts.Sleep)
 }
 
 // Failed records a failed login from ip for user.

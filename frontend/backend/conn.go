@@ -404,15 +404,24 @@ func (c *Conn) Exec(ctx context.Context, cmd string) (*Response, error) {
 
 // ExecMax is Exec with a bound on each literal in the responses.
 func (c *Conn) ExecMax(ctx context.Context, cmd string, maxLiteral int64) (*Response, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.nc.SetDeadline(dl)
-		defer c.nc.SetDeadline(time.Time{})
-	}
-	tag := c.nextTag()
-	if err := c.writeLine(tag + " " + cmd); err != nil {
+	tag, done, err := c.send(ctx, cmd)
+	defer done()
+	if err != nil {
 		return nil, err
 	}
 	return c.collect(tag, maxLiteral, cmd == "LOGOUT")
+}
+
+// send writes "TAG cmd" under ctx's deadline, if any, and returns the tag
+// and a func that lifts the deadline once the answer is read.
+func (c *Conn) send(ctx context.Context, cmd string) (string, func(), error) {
+	done := func() {}
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.nc.SetDeadline(dl)
+		done = func() { c.nc.SetDeadline(time.Time{}) }
+	}
+	tag := c.nextTag()
+	return tag, done, c.writeLine(tag + " " + cmd)
 }
 
 // collect reads responses until the tagged completion of tag. A BYE ends

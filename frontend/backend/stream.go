@@ -14,15 +14,12 @@ import (
 // responses (FETCH 1:* (UID)) holds one at a time. The slice passed to
 // each is its own.
 func (c *Conn) ExecEach(ctx context.Context, cmd string, maxLiteral int64, each func(resp []byte)) (*Response, error) {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.nc.SetDeadline(dl)
-		defer c.nc.SetDeadline(time.Time{})
-	}
-	tag := c.nextTag()
-	if err := c.writeLine(tag + " " + cmd); err != nil {
+	tag, done, err := c.send(ctx, cmd)
+	defer done()
+	if err != nil {
 		return nil, err
 	}
-	return c.collectEach(tag, maxLiteral, false, each)
+	return c.collectEach(tag, maxLiteral, cmd == "LOGOUT", each)
 }
 
 // ExecLiteralFrom is ExecLiteral with the literal's size bytes read from
@@ -82,12 +79,9 @@ var ErrNoBody = errors.New("backend: FETCH answer without a BODY[] literal")
 // up to 1 MiB. The error body returns is FetchBody's, once the command's
 // answer has been read to its end (the connection stays usable).
 func (c *Conn) FetchBody(ctx context.Context, cmd string, body func(size int64, r io.Reader) error, other func(resp []byte)) error {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.nc.SetDeadline(dl)
-		defer c.nc.SetDeadline(time.Time{})
-	}
-	tag := c.nextTag()
-	if err := c.writeLine(tag + " " + cmd); err != nil {
+	tag, done, err := c.send(ctx, cmd)
+	defer done()
+	if err != nil {
 		return err
 	}
 	found := false

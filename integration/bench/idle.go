@@ -90,6 +90,11 @@ log_level = "warn"
 imap = %q
 allow_plaintext = true
 shutdown_grace = "1s"
+[limits]
+# 10,000 sessions from 50 loopback addresses: no admission caps.
+max_connections = 0
+max_connections_per_ip = 0
+max_unauthenticated = 0
 [mupdate]
 server = %q
 user = %q
