@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/imapwire"
 )
 
@@ -234,7 +235,6 @@ func (a *appender) flushPending() {
 // first (its "+" or NO decides), then the client is told to send it.
 func (a *appender) literal() error {
 	rd := a.rd()
-	var srcErr error
 	lit, src, err := rd.OpenLiteral(func(lit imapwire.Literal) error {
 		a.flushPending()
 		a.dirty = true
@@ -257,8 +257,7 @@ func (a *appender) literal() error {
 	if err := a.cw.LiteralData(src, lit.Size); err != nil {
 		var se *imapwire.SourceError
 		if errors.As(err, &se) {
-			srcErr = se.Err
-			return &clientGone{srcErr}
+			return &clientGone{se.Err}
 		}
 		// The backend is gone: read the rest of the client's literal so
 		// the session stays in step, then answer.
@@ -274,7 +273,7 @@ func (a *appender) literal() error {
 // command (a NO to a literal announcement): the connection is then in
 // step again.
 func (a *appender) answered(err error) bool {
-	var be interface{ Code() string }
+	var be *backend.Error
 	return errors.As(err, &be)
 }
 
