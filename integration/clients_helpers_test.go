@@ -158,23 +158,6 @@ func frontCert(t *testing.T) (*tls.Config, string) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, caFile
 }
 
-// dovecotPinned writes Dovecot's own certificate (checked here against the
-// lab's CA for 127.0.0.1) to a PEM file, for clients that match a server
-// certificate's host only against DNS names and the CN (mbsync 1.4 ignores
-// IP addresses in subjectAltName; Dovecot's certificate has CN localhost):
-// a certificate listed in their trust file is trusted as it is.
-func dovecotPinned(t *testing.T, env itenv.Env) string {
-	t.Helper()
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 10 * time.Second}, "tcp", env.DovecotIMAPS, dovecotTLS(t, env))
-	if err != nil {
-		t.Fatalf("TLS to Dovecot %s: %v", env.DovecotIMAPS, err)
-	}
-	defer conn.Close()
-	leaf := conn.ConnectionState().PeerCertificates[0]
-	return writeFile(t, filepath.Join(t.TempDir(), "dovecot-cert.pem"),
-		string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leaf.Raw})), 0o644)
-}
-
 // startClientFront starts imapfront in front of the lab with STARTTLS and
 // IMAPS (the certificate from frontCert) and carol's Dovecot mailboxes in
 // MUPDATE; it returns the front end and the CA file clients must trust.
