@@ -168,6 +168,16 @@ func startClientFront(t *testing.T, env itenv.Env) (*feFront, string) {
 	return startFront(t, env, feOptions{tls: cfg}), caFile
 }
 
+// hostPort splits addr or fails t.
+func hostPort(t *testing.T, addr string) (string, string) {
+	t.Helper()
+	h, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return h, p
+}
+
 // runID names what one run creates (folders, messages), so that runs
 // against the same lab, and other engineers' tests, never meet.
 func runID() string { return fmt.Sprintf("%d", time.Now().UnixNano()) }

@@ -4,7 +4,6 @@ package integration
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -43,16 +42,6 @@ type syncAccount struct {
 	Root    string   // Maildir root
 	State   string   // the client's state directory
 	Home    string   // HOME of the client process
-}
-
-// host and port of the account's server.
-func (a syncAccount) hostPort(t *testing.T) (string, string) {
-	t.Helper()
-	h, p, err := net.SplitHostPort(a.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return h, p
 }
 
 // syncClient runs one sync of an account (both ways) and returns the
@@ -182,7 +171,7 @@ func stripClientHeaders(body []byte) []byte {
 // mbsync is isync's mbsync with one channel for the account's folders.
 var mbsync = syncClient{tool: mbsyncTool, sync: func(t *testing.T, a syncAccount) string {
 	t.Helper()
-	host, port := a.hostPort(t)
+	host, port := hostPort(t, a.Addr)
 	ssl := map[syncTLS]string{syncPlain: "None", syncStartTLS: "STARTTLS", syncIMAPS: "IMAPS"}[a.TLS]
 	var cfg strings.Builder
 	fmt.Fprintf(&cfg, "IMAPAccount acct\nHost %s\nPort %s\nUser %s\nPass %s\nSSLType %s\nTimeout 20\n",
@@ -223,7 +212,7 @@ func TestClientsMbsync(t *testing.T) {
 // offlineimap is offlineimap3 with one account for the account's folders.
 var offlineimap = syncClient{tool: offlineimapTool, sync: func(t *testing.T, a syncAccount) string {
 	t.Helper()
-	host, port := a.hostPort(t)
+	host, port := hostPort(t, a.Addr)
 	// folderfilter sees the server's names, with its separator.
 	var folders []string
 	for _, f := range a.Folders {

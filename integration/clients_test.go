@@ -1,0 +1,135 @@
+//go:build integration
+
+package integration
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+
+	"github.com/imapfront/imapfront/integration/itenv"
+)
+
+// Real mail clients through imapfront (besides the sync clients of
+// clients_sync_test.go): fetchmail, curl, NeoMutt in a terminal, and
+// Python's imaplib. Each failure shows the client's own output.
+
+// inboxDirect returns every message of u's INBOX on its home backend, read
+// directly, by UID.
+func inboxDirect(t *testing.T, env itenv.Env, u itenv.User) []*imapclient.FetchMessageBuffer {
+	t.Helper()
+	c := directLogin(t, env, u)
+	defer c.Close()
+	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		t.Fatalf("EXAMINE INBOX of %s directly: %v", u.Name, err)
+	}
+	msgs, err := c.Fetch(imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}}, &imap.FetchOptions{
+		UID: true, Flags: true, BodySection: []*imap.FetchItemBodySection{{Peek: true}},
+	}).Collect()
+	if err != nil {
+		t.Fatalf("FETCH INBOX of %s directly: %v", u.Name, err)
+	}
+	return msgs
+}
+
+// restoreFlags sets the flags of u's INBOX messages on its home backend
+// back to what msgs say (clients that mark what they read as \Seen must
+// leave the shared lab as they found it).
+func restoreFlags(t *testing.T, env itenv.Env, u itenv.User, msgs []*imapclient.FetchMessageBuffer) {
+	t.Helper()
+	c := directLogin(t, env, u)
+	defer c.Close()
+	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
+		t.Errorf("cleanup: SELECT INBOX of %s directly: %v", u.Name, err)
+		return
+	}
+	for _, m := range msgs {
+		err := c.Store(imap.UIDSetNum(m.UID), &imap.StoreFlags{Op: imap.StoreFlagsSet, Silent: true, Flags: cleanFlags(m.Flags)}, nil).Close()
+		if err != nil {
+			t.Errorf("cleanup: restoring the flags of UID %d in the INBOX of %s: %v", m.UID, u.Name, err)
+		}
+	}
+}
+
+// withoutReceived removes the Received: field fetchmail puts on top of
+// every message it delivers, and makes line endings LF.
+func withoutReceived(msg []byte) []byte {
+	msg = bytes.ReplaceAll(msg, []byte("\r\n"), []byte("\n"))
+	if !bytes.HasPrefix(msg, []byte("Received: ")) {
+		return msg
+	}
+	rest := msg
+	for {
+		_, after, ok := bytes.Cut(rest, []byte("\n"))
+		if !ok {
+			return msg
+		}
+		rest = after
+		if len(rest) == 0 || (rest[0] != ' ' && rest[0] != '\t') {
+			return rest
+		}
+	}
+}
+
+// TestClientsFetchmail: fetchmail fetches every INBOX message (keep,
+// fetchall) through imapfront over IMAPS, verifying its certificate, into
+// an MDA that writes each message to a file; the files are the backend's
+// messages.
+func TestClientsFetchmail(t *testing.T) {
+	env := itenv.Load(t)
+	fetchmailTool.path(t)
+	f, caFile := startClientFront(t, env)
+	host, port := hostPort(t, f.tlsAddr)
+	for _, name := range clientUsers {
+		u := env.MustUser(t, name)
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			out := filepath.Join(dir, "delivered")
+			if err := os.Mkdir(out, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			mda := writeFile(t, filepath.Join(dir, "mda.sh"),
+				"#!/bin/sh\nf=$(mktemp \""+out+"/msg.XXXXXX\") && cat >\"$f\"\n", 0o700)
+			// sslcommonname: fetchmail (OpenSSL's host check) matches the
+			// name it polls against DNS names only, not IP addresses.
+			rc := writeFile(t, filepath.Join(dir, "fetchmailrc"), fmt.Sprintf(
+				"set no syslog\nset no bouncemail\npoll %s service %s protocol IMAP auth password timeout 30\n"+
+					"  user %q there with password %q\n  folder INBOX\n  ssl sslcertck sslcertfile %q sslcommonname localhost\n"+
+					"  keep fetchall\n  mda %q\n",
+				host, port, u.Name, u.Password, caFile, mda), 0o600)
+			before := inboxDirect(t, env, u)
+			// fetchmail sets \Seen on what it fetched, keep or not.
+			t.Cleanup(func() { restoreFlags(t, env, u, before) })
+			log := fetchmailTool.run(t, 2*time.Minute, dir, "-f", rc, "-i", filepath.Join(dir, "fetchids"), "-v", "--nodetach")
+			var want, got []string
+			for _, m := range before {
+				want = append(want, string(withoutReceived(m.FindBodySection(&imap.FetchItemBodySection{}))))
+			}
+			files, err := os.ReadDir(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, fi := range files {
+				b, err := os.ReadFile(filepath.Join(out, fi.Name()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				got = append(got, string(withoutReceived(b)))
+			}
+			slices.Sort(want)
+			slices.Sort(got)
+			if len(want) < itenv.SeededMessages || !slices.Equal(want, got) {
+				t.Fatalf("fetchmail delivered %d messages, the INBOX of %s on %s has %d (at least %d seeded); equal: %v; delivered:\n%s\nfetchmail's output:\n%s",
+					len(got), u.Name, u.Home, len(want), itenv.SeededMessages, slices.Equal(want, got), strings.Join(got, "\n----\n"), log)
+			}
+		})
+	}
+}
