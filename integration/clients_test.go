@@ -133,3 +133,83 @@ func TestClientsFetchmail(t *testing.T) {
 		})
 	}
 }
+
+// TestClientsCurl: curl's IMAP over IMAPS through imapfront, verifying its
+// certificate: LIST, EXAMINE of a shared folder (on be1, for every user),
+// FETCH by UID, and APPEND of a file with -T, which the backend then holds.
+func TestClientsCurl(t *testing.T) {
+	env := itenv.Load(t)
+	curlTool.path(t)
+	f, caFile := startClientFront(t, env)
+	base := "imaps://" + f.tlsAddr + "/"
+	for _, name := range clientUsers {
+		u := env.MustUser(t, name)
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			// curl writes what the server sent to -o and its trace (-v) to
+			// the output shown on failure.
+			curl := func(url string, args ...string) (string, string) {
+				t.Helper()
+				out := filepath.Join(dir, fmt.Sprintf("out%d", time.Now().UnixNano()))
+				args = append([]string{"-v", "-sS", "--max-time", "60", "--cacert", caFile,
+					"-u", u.Name + ":" + u.Password, "-o", out, url}, args...)
+				trace := curlTool.run(t, 90*time.Second, dir, args...)
+				b, err := os.ReadFile(out)
+				if err != nil && !os.IsNotExist(err) {
+					t.Fatal(err)
+				}
+				return string(b), trace
+			}
+
+			list, trace := curl(base)
+			for _, want := range append([]string{"INBOX", "Shared Folders/shared"}, itenv.SeededFolders(u.Name)...) {
+				if home(t, env, u).Kind == itenv.Dovecot {
+					want = strings.ReplaceAll(want, ".", "/")
+				}
+				if !strings.Contains(list, ` "/" `+want+"\r\n") && !strings.Contains(list, ` "/" "`+want+`"`+"\r\n") {
+					t.Errorf("curl %s (LIST) lacks %q:\n%s\ncurl's trace:\n%s", base, want, list, trace)
+				}
+			}
+
+			// EXAMINE of a shared folder on be1: the counts be1 itself gives.
+			examine, trace := curl(base, "-X", `EXAMINE "Shared Folders/shared"`)
+			be1 := dialIMAP(t, env, env.CyrusBE1, plain)
+			if err := be1.Login(u.Name, u.Password).Wait(); err != nil {
+				t.Fatal(err)
+			}
+			sel, err := be1.Select("Shared Folders/shared", &imap.SelectOptions{ReadOnly: true}).Wait()
+			be1.Close()
+			if err != nil {
+				t.Fatalf("EXAMINE \"Shared Folders/shared\" on be1 directly as %s: %v", u.Name, err)
+			}
+			for _, want := range []string{fmt.Sprintf("* %d EXISTS\r\n", sel.NumMessages), fmt.Sprintf("[UIDVALIDITY %d]", sel.UIDValidity)} {
+				if !strings.Contains(examine, want) {
+					t.Errorf("curl -X EXAMINE \"Shared Folders/shared\" lacks %q (be1 directly):\n%s\ncurl's trace:\n%s", want, examine, trace)
+				}
+			}
+
+			// FETCH by UID: the last message of the INBOX, byte for byte
+			// (curl asks for BODY[], which sets \Seen: put it back after).
+			inbox := inboxDirect(t, env, u)
+			t.Cleanup(func() { restoreFlags(t, env, u, inbox) })
+			if len(inbox) == 0 {
+				t.Fatalf("the INBOX of %s is empty on %s", u.Name, u.Home)
+			}
+			m := inbox[len(inbox)-1]
+			body, trace := curl(fmt.Sprintf("%sINBOX;UID=%d", base, m.UID))
+			if want := m.FindBodySection(&imap.FetchItemBodySection{}); body != string(want) {
+				t.Errorf("curl %sINBOX;UID=%d returned %q, the backend has %q; curl's trace:\n%s", base, m.UID, body, want, trace)
+			}
+
+			// APPEND with -T into a folder of this run.
+			top, _ := runFolders(t, env, f, u, "Clientscurl")
+			msg := newTestMessage(u.Name, runID(), "uploaded by curl")
+			file := writeFile(t, filepath.Join(dir, "upload.eml"), string(msg.Body), 0o600)
+			_, trace = curl(base+strings.ReplaceAll(top, "/", "%2F"), "-T", file)
+			got := findDirect(t, env, u, top, msg.MessageID)
+			if len(got) != 1 || !bytes.Equal(got[0].Body, msg.Body) {
+				t.Errorf("after curl -T into %s, %s has %d such messages there (%q), want the file; curl's trace:\n%s", top, u.Home, len(got), got, trace)
+			}
+		})
+	}
+}
