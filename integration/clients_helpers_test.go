@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/ecdsa"
@@ -14,7 +15,6 @@ import (
 	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/pem"
-	"errors"
 	"fmt"
 	"io/fs"
 	"math/big"
@@ -24,6 +24,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -450,5 +451,169 @@ func sameLines(a, b []byte) bool {
 	return bytes.Equal(n(a), n(b))
 }
 
-// errNotFound is returned by the pollers below when their deadline passes.
-var errNotFound = errors.New("not found before the deadline")
+// liveClient is a client program the test talks to while it runs: its
+// output arrives line by line.
+type liveClient struct {
+	tool   clientTool
+	cmd    *exec.Cmd
+	cancel context.CancelFunc
+	lines  chan string // stdout and stderr lines; closed at EOF
+	mu     sync.Mutex
+	output strings.Builder
+}
+
+// start starts the program with args in dir; it is killed after timeout
+// and when the test ends.
+func (c clientTool) start(t *testing.T, timeout time.Duration, dir string, args ...string) *liveClient {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	cmd := exec.CommandContext(ctx, c.path(t), args...)
+	cmd.Dir = dir
+	cmd.Env = clientEnv(dir)
+	cmd.WaitDelay = 5 * time.Second
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	if err := cmd.Start(); err != nil {
+		cancel()
+		t.Fatalf("starting %s: %v", c.bin, err)
+	}
+	pw.Close()
+	lc := &liveClient{tool: c, cmd: cmd, cancel: cancel, lines: make(chan string, 1024)}
+	go func() {
+		defer close(lc.lines)
+		defer pr.Close()
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			lc.mu.Lock()
+			lc.output.WriteString(sc.Text() + "\n")
+			lc.mu.Unlock()
+			lc.lines <- sc.Text()
+		}
+	}()
+	t.Cleanup(func() { cancel(); cmd.Wait() })
+	return lc
+}
+
+// Output is everything the program has written so far.
+func (lc *liveClient) Output() string {
+	lc.mu.Lock()
+	defer lc.mu.Unlock()
+	return lc.output.String()
+}
+
+// waitLine returns the first line that starts with prefix, or fails t with
+// the program's output when the program ends or within is over first.
+func (lc *liveClient) waitLine(t *testing.T, prefix string, within time.Duration) string {
+	t.Helper()
+	deadline := time.NewTimer(within)
+	defer deadline.Stop()
+	for {
+		select {
+		case l, ok := <-lc.lines:
+			if !ok {
+				err := lc.cmd.Wait()
+				t.Fatalf("%s ended (%v) without a line %q; its output:\n%s", lc.tool.bin, err, prefix, lc.Output())
+			}
+			if strings.HasPrefix(l, prefix) {
+				return l
+			}
+		case <-deadline.C:
+			t.Fatalf("%s wrote no line %q within %v; its output:\n%s", lc.tool.bin, prefix, within, lc.Output())
+		}
+	}
+}
+
+// wait waits for the program to exit and fails t with its output unless it
+// exits 0.
+func (lc *liveClient) wait(t *testing.T) {
+	t.Helper()
+	for range lc.lines {
+	}
+	if err := lc.cmd.Wait(); err != nil {
+		t.Fatalf("%s: %v; its output:\n%s", lc.tool.bin, err, lc.Output())
+	}
+}
+
+// terminal is a tmux session on its own server socket, the terminal a
+// person would run a full-screen client in.
+type terminal struct {
+	t    *testing.T
+	sock string
+	dir  string
+}
+
+// newTerminal starts command (a program and its arguments) in a detached
+// 160x45 tmux session; the pane stays when the program exits, so its last
+// screen can be shown. The tmux server is killed when the test ends.
+func newTerminal(t *testing.T, dir string, command ...string) *terminal {
+	t.Helper()
+	term := &terminal{t: t, sock: filepath.Join(dir, "tmux.sock"), dir: dir}
+	conf := writeFile(t, filepath.Join(dir, "tmux.conf"), "set -g remain-on-exit on\nset -g history-limit 0\n", 0o600)
+	args := append([]string{"-S", term.sock, "-f", conf, "new-session", "-d", "-s", "client", "-x", "160", "-y", "45"}, command...)
+	tmuxTool.run(t, 30*time.Second, dir, args...)
+	t.Cleanup(func() { tmuxTool.try(t, 30*time.Second, dir, nil, "-S", term.sock, "kill-server") })
+	return term
+}
+
+// tmux runs a tmux command on the terminal's server.
+func (term *terminal) tmux(args ...string) string {
+	term.t.Helper()
+	return tmuxTool.run(term.t, 30*time.Second, term.dir, append([]string{"-S", term.sock}, args...)...)
+}
+
+// screen is the text on the terminal now.
+func (term *terminal) screen() string {
+	term.t.Helper()
+	return term.tmux("capture-pane", "-p", "-t", "client")
+}
+
+// waitFor polls the screen until it shows text and returns the screen; it
+// fails the test showing the screen when within passes first.
+func (term *terminal) waitFor(text string, within time.Duration) string {
+	term.t.Helper()
+	var s string
+	if !eventually(within, func() bool { s = term.screen(); return strings.Contains(s, text) }) {
+		term.t.Fatalf("the terminal did not show %q within %v; the screen:\n%s", text, within, s)
+	}
+	return s
+}
+
+// keys sends tmux key names (Enter, C-u, ...); typeText sends text as typed.
+func (term *terminal) keys(keys ...string) {
+	term.t.Helper()
+	term.tmux(append([]string{"send-keys", "-t", "client"}, keys...)...)
+}
+
+func (term *terminal) typeText(text string) {
+	term.t.Helper()
+	term.tmux("send-keys", "-t", "client", "-l", text)
+}
+
+// waitExit polls until the program in the terminal has exited.
+func (term *terminal) waitExit(within time.Duration) {
+	term.t.Helper()
+	if !eventually(within, func() bool {
+		return strings.TrimSpace(term.tmux("display-message", "-p", "-t", "client", "#{pane_dead}")) == "1"
+	}) {
+		term.t.Fatalf("the program in the terminal did not exit within %v; the screen:\n%s", within, term.screen())
+	}
+}
+
+// eventually checks cond every 100 ms until it holds (true) or within has
+// passed (false): waiting for what a client does, with a deadline.
+func eventually(within time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		<-tick.C
+	}
+	return true
+}

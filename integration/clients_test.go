@@ -4,6 +4,7 @@ package integration
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -211,5 +212,192 @@ func TestClientsCurl(t *testing.T) {
 				t.Errorf("after curl -T into %s, %s has %d such messages there (%q), want the file; curl's trace:\n%s", top, u.Home, len(got), got, trace)
 			}
 		})
+	}
+}
+
+// pythonScript is the path of one of the Python clients in testdata/clients.
+func pythonScript(t *testing.T, name string) string {
+	t.Helper()
+	p, err := filepath.Abs(filepath.Join("testdata", "clients", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestClientsPythonIdle: a Python imaplib client IDLEs through imapfront
+// (IMAPS) in a folder of each user; a message APPENDed to that folder
+// directly on the backend reaches it as EXISTS.
+func TestClientsPythonIdle(t *testing.T) {
+	env := itenv.Load(t)
+	pythonTool.path(t)
+	f, caFile := startClientFront(t, env)
+	host, port := hostPort(t, f.tlsAddr)
+	script := pythonScript(t, "idle.py")
+	for _, name := range clientUsers {
+		u := env.MustUser(t, name)
+		t.Run(name, func(t *testing.T) {
+			top, _ := runFolders(t, env, f, u, "Clientsidle")
+			py := pythonTool.start(t, 2*time.Minute, t.TempDir(), script, host, port, caFile, u.Name, u.Password, top)
+			idling := py.waitLine(t, "IDLING ", time.Minute)
+			appendDirect(t, env, u, top, newTestMessage(u.Name, runID(), "delivered during IDLE"))
+			if got, want := py.waitLine(t, "EXISTS ", time.Minute), fmt.Sprintf("EXISTS %d", 1); got != want || idling != "IDLING 0" {
+				t.Fatalf("Python imaplib IDLE in %s (empty, then one message APPENDed on %s): %q then %q, want IDLING 0 then %q; its output:\n%s",
+					top, u.Home, idling, got, want, py.Output())
+			}
+			py.waitLine(t, "DONE", time.Minute)
+			py.wait(t)
+		})
+	}
+}
+
+// TestClientsPythonReferral: a referral-aware Python imaplib client (RLIST
+// first) SELECTs a mailbox on another backend than the user's home, gets
+// NO [REFERRAL imap://;AUTH=*@<backend>/<mailbox>], and the URL opens that
+// mailbox on that backend directly.
+func TestClientsPythonReferral(t *testing.T) {
+	env := itenv.Load(t)
+	pythonTool.path(t)
+	f, caFile := startClientFront(t, env)
+	host, port := hostPort(t, f.tlsAddr)
+	script := pythonScript(t, "referral.py")
+	for _, c := range []struct{ user, mailbox, url, backend string }{
+		{"alice", "Other Users/bob/Team", "Other%20Users/bob/Team", env.CyrusBE2},
+		{"bob", "Shared Folders/shared", "Shared%20Folders/shared", env.CyrusBE1},
+		{"carol", "Shared Folders/shared", "Shared%20Folders/shared", env.CyrusBE1},
+	} {
+		u := env.MustUser(t, c.user)
+		t.Run(c.user, func(t *testing.T) {
+			out := pythonTool.run(t, 2*time.Minute, t.TempDir(), script, host, port, caFile, u.Name, u.Password, c.mailbox)
+			direct := dialIMAP(t, env, c.backend, plain)
+			if err := direct.Login(u.Name, u.Password).Wait(); err != nil {
+				t.Fatal(err)
+			}
+			st, err := direct.Status(c.mailbox, &imap.StatusOptions{NumMessages: true}).Wait()
+			direct.Close()
+			if err != nil {
+				t.Fatalf("STATUS %q on %s directly as %s: %v", c.mailbox, c.backend, u.Name, err)
+			}
+			for _, want := range []string{
+				"REFERRAL imap://;AUTH=*@" + c.backend + "/" + c.url + "\n",
+				fmt.Sprintf("SELECTED %s %d\n", c.mailbox, *st.NumMessages),
+			} {
+				if !strings.Contains(out, want) {
+					t.Errorf("Python imaplib, referral-aware, SELECT %q as %s: no line %q; its output:\n%s", c.mailbox, u.Name, strings.TrimSpace(want), out)
+				}
+			}
+		})
+	}
+}
+
+// TestClientsNeoMutt: alice runs NeoMutt in a terminal against imapfront
+// (IMAPS, certificate verified): it opens her INBOX (be1), changes to a
+// folder of bob's on be2 that she may write to, in the same session, and
+// saves (s) its message into a folder of hers on be1, where be1 then has
+// it; quitting purges the original from bob's folder on be2.
+func TestClientsNeoMutt(t *testing.T) {
+	env := itenv.Load(t)
+	neomuttTool.path(t)
+	tmuxTool.path(t)
+	alice := env.MustUser(t, "alice")
+	id := runID()
+
+	// bob's folder on be2, writable by alice, with one message.
+	admin := dialIMAP(t, env, env.CyrusBE2, plain)
+	if err := admin.Login(env.CyrusAdminUser, env.CyrusAdminPass).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	drop := "user/bob/Clientsmutt" + id
+	if err := admin.Create(drop, nil).Wait(); err != nil {
+		t.Fatalf("CREATE %s on be2 as the Cyrus admin: %v", drop, err)
+	}
+	t.Cleanup(func() {
+		c := dialIMAP(t, env, env.CyrusBE2, plain)
+		if err := c.Login(env.CyrusAdminUser, env.CyrusAdminPass).Wait(); err == nil {
+			c.Delete(drop).Wait()
+		}
+		c.Close()
+	})
+	if err := admin.SetACL(drop, "alice", imap.RightModificationReplace, imap.RightSet("lrswipkxte")).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	admin.Close()
+	other := "Other Users/bob/Clientsmutt" + id // alice's name for it
+	msg := newTestMessage("alice", id, "saved with NeoMutt")
+	be2 := dialIMAP(t, env, env.CyrusBE2, plain)
+	if err := be2.Login(alice.Name, alice.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	app := be2.Append(other, int64(len(msg.Body)), nil)
+	app.Write(msg.Body)
+	app.Close()
+	if _, err := app.Wait(); err != nil {
+		t.Fatalf("APPEND to %q on be2 as alice: %v", other, err)
+	}
+	be2.Close()
+
+	f, caFile := startClientFront(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := f.follower.Sync(ctx); err != nil { // imapfront knows the new folder and its ACL
+		t.Fatal(err)
+	}
+	target, _ := runFolders(t, env, f, alice, "Clientsmuttsaved")
+
+	dir := t.TempDir()
+	muttrc := writeFile(t, filepath.Join(dir, "muttrc"), fmt.Sprintf(`set folder = "imaps://%s@%s/"
+set spoolfile = "+INBOX"
+set imap_pass = "%s"
+set ssl_ca_certificates_file = "%s"
+set certificate_file = "%s/certificates"
+set ssl_force_tls = yes
+set header_cache = ""
+set message_cachedir = ""
+set record = ""
+set postponed = ""
+set mbox_type = Maildir
+set move = no
+set confirmappend = no
+set delete = yes
+set quit = yes
+set wait_key = no
+set beep = no
+set sort = date
+set imap_check_subscribed = no
+set imap_keepalive = 60
+set timeout = 60
+`, alice.Name, f.tlsAddr, alice.Password, caFile, dir), 0o600)
+	term := newTerminal(t, dir, neomuttTool.path(t), "-n", "-F", muttrc)
+
+	// The INBOX on be1: the seeded messages.
+	term.waitFor(itenv.SeedSubject("alice", 1), time.Minute)
+	// c: change to bob's folder on be2 in the same session.
+	term.keys("c")
+	term.waitFor("Open mailbox", 30*time.Second)
+	term.keys("C-u")
+	term.typeText("=" + other)
+	term.keys("Enter")
+	term.waitFor("saved with NeoMutt", time.Minute)
+	// s: save the message into alice's folder on be1.
+	term.keys("s")
+	term.waitFor("Save to mailbox", 30*time.Second)
+	term.keys("C-u")
+	term.typeText("=" + target)
+	term.keys("Enter")
+	var got []backendMessage
+	eventually(time.Minute, func() bool { got = findDirect(t, env, alice, target, msg.MessageID); return len(got) > 0 })
+	if len(got) != 1 || !bytes.Equal(got[0].Body, msg.Body) {
+		t.Fatalf("NeoMutt's save to %q: be1 has %d such messages (%q), want the message; the screen:\n%s", target, len(got), got, term.screen())
+	}
+	term.keys("q")
+	term.waitExit(time.Minute)
+	be2 = dialIMAP(t, env, env.CyrusBE2, plain)
+	defer be2.Close()
+	if err := be2.Login(alice.Name, alice.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	st, err := be2.Status(other, &imap.StatusOptions{NumMessages: true}).Wait()
+	if err != nil || *st.NumMessages != 0 {
+		t.Fatalf("after NeoMutt saved the message and quit, %q on be2: %v, %v messages, want 0 (the original purged); the screen:\n%s", other, err, st, term.screen())
 	}
 }
