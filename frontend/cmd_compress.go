@@ -5,6 +5,8 @@ import (
 	"io"
 	"net"
 	"strings"
+
+	"github.com/imapfront/imapfront/zinflate"
 )
 
 // cmdCompress turns on COMPRESS=DEFLATE (RFC 4978) toward the client,
@@ -28,15 +30,19 @@ func (sess *session) cmdCompress(cmd *command) error {
 	if err != nil {
 		return err
 	}
-	sess.setConn(&deflateConn{Conn: sess.nc, r: flate.NewReader(sess.nc), w: fw})
+	// zinflate, not flate.NewReader: clients that flush with Z_PARTIAL_FLUSH
+	// (mbsync) or Z_BLOCK would wait forever for an answer (see zinflate).
+	sess.setConn(&deflateConn{Conn: sess.nc, r: zinflate.NewReader(sess.nc), w: fw})
 	sess.compressed = true
 	return errRelayed
 }
 
 // deflateConn compresses what is written and decompresses what is read.
+// Each Write ends with a sync flush (flate.Writer.Flush), so the client
+// can decode each response as soon as it arrives.
 type deflateConn struct {
 	net.Conn
-	r io.ReadCloser
+	r io.Reader
 	w *flate.Writer
 }
 
