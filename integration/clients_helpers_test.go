@@ -159,11 +159,15 @@ func frontCert(t *testing.T) (*tls.Config, string) {
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}, caFile
 }
 
-// startClientFront starts imapfront in front of the lab with STARTTLS and
-// IMAPS (the certificate from frontCert) and carol's Dovecot mailboxes in
-// MUPDATE; it returns the front end and the CA file clients must trust.
-func startClientFront(t *testing.T, env itenv.Env) (*feFront, string) {
+// startClientFront checks that the clients a test runs are installed, then
+// starts imapfront in front of the lab with STARTTLS and IMAPS (the
+// certificate from frontCert) and carol's Dovecot mailboxes in MUPDATE; it
+// returns the front end and the CA file clients must trust.
+func startClientFront(t *testing.T, env itenv.Env, clients ...clientTool) (*feFront, string) {
 	t.Helper()
+	for _, c := range clients {
+		c.path(t)
+	}
 	ensureDovecotInMUPDATE(t, env)
 	cfg, caFile := frontCert(t)
 	return startFront(t, env, feOptions{tls: cfg}), caFile

@@ -199,8 +199,7 @@ var mbsync = syncClient{tool: mbsyncTool, sync: func(t *testing.T, a syncAccount
 // second sync pushes a flag change and a new message back.
 func TestClientsMbsync(t *testing.T) {
 	env := itenv.Load(t)
-	mbsyncTool.path(t)
-	f, caFile := startClientFront(t, env)
+	f, caFile := startClientFront(t, env, mbsyncTool)
 	for _, name := range clientUsers {
 		u := env.MustUser(t, name)
 		for _, tr := range []syncTLS{syncStartTLS, syncIMAPS} {
@@ -247,8 +246,7 @@ var offlineimap = syncClient{tool: offlineimapTool, sync: func(t *testing.T, a s
 // directly does the same), so it is not a setting to give users.
 func TestClientsOfflineIMAP(t *testing.T) {
 	env := itenv.Load(t)
-	offlineimapTool.path(t)
-	f, caFile := startClientFront(t, env)
+	f, caFile := startClientFront(t, env, offlineimapTool)
 	for _, name := range clientUsers {
 		u := env.MustUser(t, name)
 		t.Run(name+"/imaps", func(t *testing.T) { twoWaySync(t, env, f, caFile, offlineimap, u, syncIMAPS) })

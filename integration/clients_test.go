@@ -86,8 +86,7 @@ func withoutReceived(msg []byte) []byte {
 // messages.
 func TestClientsFetchmail(t *testing.T) {
 	env := itenv.Load(t)
-	fetchmailTool.path(t)
-	f, caFile := startClientFront(t, env)
+	f, caFile := startClientFront(t, env, fetchmailTool)
 	host, port := hostPort(t, f.tlsAddr)
 	for _, name := range clientUsers {
 		u := env.MustUser(t, name)
@@ -140,8 +139,7 @@ func TestClientsFetchmail(t *testing.T) {
 // FETCH by UID, and APPEND of a file with -T, which the backend then holds.
 func TestClientsCurl(t *testing.T) {
 	env := itenv.Load(t)
-	curlTool.path(t)
-	f, caFile := startClientFront(t, env)
+	f, caFile := startClientFront(t, env, curlTool)
 	base := "imaps://" + f.tlsAddr + "/"
 	for _, name := range clientUsers {
 		u := env.MustUser(t, name)
@@ -230,8 +228,7 @@ func pythonScript(t *testing.T, name string) string {
 // directly on the backend reaches it as EXISTS.
 func TestClientsPythonIdle(t *testing.T) {
 	env := itenv.Load(t)
-	pythonTool.path(t)
-	f, caFile := startClientFront(t, env)
+	f, caFile := startClientFront(t, env, pythonTool)
 	host, port := hostPort(t, f.tlsAddr)
 	script := pythonScript(t, "idle.py")
 	for _, name := range clientUsers {
@@ -257,8 +254,7 @@ func TestClientsPythonIdle(t *testing.T) {
 // mailbox on that backend directly.
 func TestClientsPythonReferral(t *testing.T) {
 	env := itenv.Load(t)
-	pythonTool.path(t)
-	f, caFile := startClientFront(t, env)
+	f, caFile := startClientFront(t, env, pythonTool)
 	host, port := hostPort(t, f.tlsAddr)
 	script := pythonScript(t, "referral.py")
 	for _, c := range []struct{ user, mailbox, url, backend string }{
@@ -297,8 +293,6 @@ func TestClientsPythonReferral(t *testing.T) {
 // it; quitting purges the original from bob's folder on be2.
 func TestClientsNeoMutt(t *testing.T) {
 	env := itenv.Load(t)
-	neomuttTool.path(t)
-	tmuxTool.path(t)
 	alice := env.MustUser(t, "alice")
 	id := runID()
 
@@ -336,7 +330,7 @@ func TestClientsNeoMutt(t *testing.T) {
 	}
 	be2.Close()
 
-	f, caFile := startClientFront(t, env)
+	f, caFile := startClientFront(t, env, neomuttTool, tmuxTool)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if err := f.follower.Sync(ctx); err != nil { // imapfront knows the new folder and its ACL
