@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"log/slog"
@@ -37,7 +38,8 @@ import (
 
 // feFront is an imapfront running in the test process.
 type feFront struct {
-	addr     string
+	addr     string // plain IMAP (STARTTLS offered when feOptions.tls is set)
+	tlsAddr  string // implicit TLS (IMAPS); empty without feOptions.tls
 	srv      *frontend.Server
 	replica  *router.Replica
 	follower *mupdatec.Follower
@@ -50,6 +52,9 @@ type feOptions struct {
 	be1Addr string
 	// forwardClient tells Dovecot the client's address (ID x-originating-ip).
 	forwardClient bool
+	// tls, if set, is the front end's server certificate: STARTTLS is
+	// offered on addr and a second listener (tlsAddr) speaks IMAPS.
+	tls *tls.Config
 }
 
 func feLogger(t *testing.T) *slog.Logger {
@@ -105,21 +110,29 @@ func startFront(t *testing.T, env itenv.Env, o feOptions) *feFront {
 		Hostname: "imapfront-it", Logger: logger, AllowPlaintext: true, FailureDelay: -1,
 		Directory: frontend.ReplicaDirectory{R: replica}, Backends: backends, DefaultBackend: env.CyrusBE1,
 		Referrals: o.referrals, MailboxDB: &frontend.MUPDATEWriter{Dial: dialMaster}, Sync: follower.Sync,
-		Admins: []string{env.CyrusAdminUser},
+		Admins: []string{env.CyrusAdminUser}, TLSConfig: o.tls,
 	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	var served sync.WaitGroup
+	listen := func(serve func(net.Listener) error) string {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		served.Add(1)
+		go func() { defer served.Done(); serve(ln) }()
+		return ln.Addr().String()
 	}
-	served := make(chan struct{})
-	go func() { defer close(served); srv.Serve(ln) }()
+	f := &feFront{addr: listen(srv.Serve), srv: srv, replica: replica, follower: follower, backends: backends}
+	if o.tls != nil {
+		f.tlsAddr = listen(srv.ServeTLS)
+	}
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer scancel()
 		srv.Shutdown(sctx)
-		<-served
+		served.Wait()
 	})
-	return &feFront{addr: ln.Addr().String(), srv: srv, replica: replica, follower: follower, backends: backends}
+	return f
 }
 
 func (f *feFront) login(t *testing.T, user, pass string) *imapclient.Client {

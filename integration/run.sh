@@ -42,12 +42,15 @@ CYRUS_REALMS="mupdate-master 127.0.0.1:$BE1_PORT 127.0.0.1:$BE2_PORT 127.0.0.1:$
 KRB5_USERS="alice:alicepw bob:bobpw carol:carolpw cyrus:cyruspw mupdateuser:mupdatepw"
 KRB5_SERVICES="imap/localhost imap/127.0.0.1 mupdate/localhost mupdate/127.0.0.1 mupdate/mupdate-master"
 
+# The mail clients the real-client tests (integration/clients*_test.go) run through imapfront.
+CLIENT_PACKAGES="isync offlineimap3 fetchmail curl neomutt tmux python3"
 # Packages. Dovecot itself is not among them: cyrus-imapd Conflicts with imap-server, so Dovecot is unpacked
 # into $CACHE and run in a mount namespace (interop/dovecot.md section 1); its libraries are installed normally.
 PACKAGES="cyrus-imapd cyrus-murder cyrus-admin cyrus-clients sasl2-bin libsasl2-modules libsasl2-modules-db
   libsasl2-modules-gssapi-mit krb5-kdc krb5-admin-server krb5-user rsyslog openssl ca-certificates
   util-linux iproute2 ssl-cert libexttextcat-2.0-0 liblua5.4-0 libsodium23 libstemmer0d libunwind8 libwrap0
-  libicu72 libapparmor1 libcap2 libtirpc3 libssl3 libzstd1 liblz4-1 libbz2-1.0 liblzma5 zlib1g libpam0g"
+  libicu72 libapparmor1 libcap2 libtirpc3 libssl3 libzstd1 liblz4-1 libbz2-1.0 liblzma5 zlib1g libpam0g
+  $CLIENT_PACKAGES"
 DOVECOT_DEBS="dovecot-core dovecot-imapd"
 DOVECOT_ROOT=$CACHE/dovecot/root
 
@@ -181,7 +184,8 @@ cmd_install() {
 	ensure_system_user dovenull
 	local f
 	for f in $CYRUS_BIN/master $CYRUS_BIN/mupdate /usr/sbin/saslpasswd2 /usr/sbin/krb5kdc /usr/sbin/kdb5_util \
-		/usr/sbin/kadmin.local /usr/bin/kinit /usr/sbin/rsyslogd /usr/bin/openssl /usr/bin/unshare; do
+		/usr/sbin/kadmin.local /usr/bin/kinit /usr/sbin/rsyslogd /usr/bin/openssl /usr/bin/unshare \
+		/usr/bin/mbsync /usr/bin/offlineimap /usr/bin/fetchmail /usr/bin/curl /usr/bin/neomutt /usr/bin/tmux /usr/bin/python3; do
 		[ -x "$f" ] || die "$f is missing after the install step"
 	done
 	log "install step took $(elapsed "$t")s"
