@@ -360,6 +360,7 @@ set sort = date
 set imap_check_subscribed = no
 set imap_keepalive = 60
 set timeout = 60
+bind editor <space> noop
 `, alice.Name, f.tlsAddr, alice.Password, caFile, dir), 0o600)
 	term := newTerminal(t, dir, neomuttTool.path(t), "-n", "-F", muttrc)
 

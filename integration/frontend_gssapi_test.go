@@ -173,7 +173,7 @@ func TestFrontendGSSAPIFollower(t *testing.T) {
 		return c, nil
 	}}
 	name := fmt.Sprintf("user.gssit%d", time.Now().UnixNano())
-	loc := "127.0.0.1:12143!default"
+	loc := env.CyrusBE1 + "!default"
 	acl := "anyone\tlrs\t"
 	t.Cleanup(func() {
 		dctx, dcancel := context.WithTimeout(context.Background(), ioTimeout)

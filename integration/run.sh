@@ -24,16 +24,21 @@ REALM=IMAPFRONT.TEST
 CYRUS_BIN=/usr/lib/cyrus/bin
 export PATH=$PATH:/usr/local/go/bin:/usr/sbin:/sbin
 
-# Fixed addresses (the interop captures and later issues use them).
-MUPDATE_PORT=13905
-MUPDATE_GSS_PORT=13915
-BE1_PORT=12143
-BE2_PORT=12243
-FE_PORT=11143
-FE_MUPDATE_PORT=13906
-DOVECOT_PORT=14143
-DOVECOT_IMAPS_PORT=14993
-KDC_PORT=18888
+# Fixed addresses (the interop captures and later issues use them), unless offset.
+# IMAPFRONT_IT_PORT_OFFSET moves every port by that much, so a second lab (CI while a
+# development lab runs) can coexist; give it its own IMAPFRONT_IT_ROOT too.
+OFF=${IMAPFRONT_IT_PORT_OFFSET:-0}
+MUPDATE_PORT=$((13905 + OFF))
+MUPDATE_GSS_PORT=$((13915 + OFF))
+BE1_PORT=$((12143 + OFF))
+BE2_PORT=$((12243 + OFF))
+FE_PORT=$((11143 + OFF))
+FE_MUPDATE_PORT=$((13906 + OFF))
+DOVECOT_PORT=$((14143 + OFF))
+DOVECOT_IMAPS_PORT=$((14993 + OFF))
+KDC_PORT=$((18888 + OFF))
+KADMIN_PORT=$((18749 + OFF))
+KPASSWD_PORT=$((18464 + OFF))
 PORTS="$MUPDATE_PORT $MUPDATE_GSS_PORT $BE1_PORT $BE2_PORT $FE_PORT $FE_MUPDATE_PORT $DOVECOT_PORT $DOVECOT_IMAPS_PORT $KDC_PORT"
 
 # Users: name:password. Cyrus realms get the first five; Dovecot gets alice bob carol dave.
@@ -331,7 +336,14 @@ wait_for() {
 
 render() { # template destination
 	mkdir -p "$(dirname "$2")"
-	sed -e "s|@LAB@|$LAB|g" -e "s|@MAILUID@|$(id -u mail)|g" "$TEMPLATES/$1" >"$2"
+	# The templates carry the default ports; an offset lab gets its own.
+	sed -e "s|@LAB@|$LAB|g" -e "s|@MAILUID@|$(id -u mail)|g" \
+		-e "s|127\.0\.0\.1:13905|127.0.0.1:$MUPDATE_PORT|g" -e "s|127\.0\.0\.1:13915|127.0.0.1:$MUPDATE_GSS_PORT|g" \
+		-e "s|127\.0\.0\.1:12143|127.0.0.1:$BE1_PORT|g" -e "s|127\.0\.0\.1:12243|127.0.0.1:$BE2_PORT|g" \
+		-e "s|127\.0\.0\.1:11143|127.0.0.1:$FE_PORT|g" -e "s|127\.0\.0\.1:13906|127.0.0.1:$FE_MUPDATE_PORT|g" \
+		-e "s|port = 14143|port = $DOVECOT_PORT|" -e "s|port = 14993|port = $DOVECOT_IMAPS_PORT|" \
+		-e "s|127\.0\.0\.1:18888|127.0.0.1:$KDC_PORT|g" -e "s|127\.0\.0\.1:18749|127.0.0.1:$KADMIN_PORT|g" \
+		-e "s|127\.0\.0\.1:18464|127.0.0.1:$KPASSWD_PORT|g" "$TEMPLATES/$1" >"$2"
 }
 
 check_ports_free() {
