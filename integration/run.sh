@@ -91,8 +91,9 @@ need_root() { [ "$(id -u)" = 0 ] || die "must run as root (it installs packages 
 
 pkgs_missing() { # one dpkg-query for all (each call costs up to a second on a busy machine)
 	local installed p
-	installed=" $(dpkg-query -W -f='${db:Status-Status}:${Package} ' $PACKAGES 2>/dev/null | tr ' ' '\n' |
-		sed -n 's/^installed://p' | tr '\n' ' ') "
+	# dpkg-query exits 1 when a package is unknown to it: that is the answer, not an error.
+	installed=" $({ dpkg-query -W -f='${db:Status-Status}:${Package} ' $PACKAGES 2>/dev/null || true; } |
+		tr ' ' '\n' | sed -n 's/^installed://p' | tr '\n' ' ') "
 	for p in $PACKAGES; do
 		case $installed in *" $p "*) ;; *) echo "$p" ;; esac
 	done
