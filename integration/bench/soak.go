@@ -255,6 +255,23 @@ loop:
 	var endG int
 	var endRSS int64
 	settle := time.Now()
+	heapAt := func() string {
+		lines, err := soakMetrics(metricsAddr)
+		if err != nil {
+			return "?"
+		}
+		var vals []string
+		for _, l := range lines {
+			for _, k := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_heap_idle_bytes ", "go_memstats_heap_released_bytes ", "go_memstats_stack_inuse_bytes "} {
+				if v, ok := strings.CutPrefix(l, k); ok {
+					f, _ := strconv.ParseFloat(v, 64)
+					vals = append(vals, fmt.Sprintf("%s%d KiB", strings.TrimPrefix(k, "go_memstats_"), int64(f)>>10))
+				}
+			}
+		}
+		return strings.Join(vals, ", ")
+	}
+	o.logf("soak: churn over: %s", heapAt())
 	for {
 		open, err := soakOpenSessions(metricsAddr)
 		g, rss, err2 := soakSample(metricsAddr, pid)
@@ -275,6 +292,7 @@ loop:
 		case <-t.C:
 		}
 	}
+	o.logf("soak: settled: %s", heapAt())
 	fmt.Printf("| soak | value |\n|---|---|\n")
 	fmt.Printf("| sessions churning at once | %d (from %d source addresses) |\n", o.sessions, o.sources)
 	fmt.Printf("| churn | %v; backend killed %d times (every %v); MUPDATE master restarted %v |\n", churn.Round(time.Second), kills, o.killEvery, masterRestarted)
