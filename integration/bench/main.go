@@ -47,8 +47,32 @@ func main() {
 		outMD      = flag.String("out", "", "also write the Markdown table to this file")
 		workdir    = flag.String("dir", "", "directory for configs and logs (default a temporary one)")
 		profile    = flag.Bool("profile", false, "instead of the table: run fetch, noop and mix against an in-process front end under the CPU profiler and hold -idle-sessions for a heap profile (cpu.pprof, heap.pprof in -dir)")
+		soak       = flag.Bool("soak", false, "instead of the table: the hermetic soak (no lab needed): -soak-sessions churning through imapfront (-imapfront-bin) in front of memory backends that are killed every -soak-kill-every, the MUPDATE master restarted once")
+		soakN      = flag.Int("soak-sessions", 5000, "sessions churning at once in the soak")
+		soakDur    = flag.Duration("soak-duration", 10*time.Minute, "duration of the soak's churn")
+		soakKill   = flag.Duration("soak-kill-every", time.Minute, "a backend is killed (listener and connections) and restarted this often")
+		soakBT     = flag.Duration("soak-backend-timeout", 30*time.Second, "imapfront's backend_timeout in the soak")
+		soakSettle = flag.Duration("soak-settle", 5*time.Minute, "after the churn, the longest wait for imapfront's goroutines and RSS to come back")
 	)
 	flag.Parse()
+	if *soak {
+		if *bin == "" {
+			fatalf("-soak needs -imapfront-bin")
+		}
+		if *workdir == "" {
+			d, err := os.MkdirTemp("", "imapfront-soak-")
+			check(err)
+			*workdir = d
+		}
+		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		defer stop()
+		logf := func(format string, a ...any) {
+			fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", a...)
+		}
+		check(soakRun(ctx, soakOptions{bin: *bin, sessions: *soakN, duration: *soakDur, killEvery: *soakKill,
+			backendTimeout: *soakBT, settle: *soakSettle, sources: *sources, dir: *workdir, logf: logf}))
+		return
+	}
 	env, err := itenv.Parse(os.Getenv)
 	if err != nil {
 		fatalf("lab environment (source <lab>/env.sh): %v", err)

@@ -1,0 +1,466 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/imapfront/imapfront/frontend/memback"
+	"github.com/imapfront/imapfront/mupdatec"
+	"github.com/imapfront/imapfront/mupdatec/mupdatetest"
+)
+
+// soakOptions configure the soak run (-soak): hermetic, it needs no lab.
+type soakOptions struct {
+	bin            string // the imapfront binary
+	sessions       int
+	duration       time.Duration
+	killEvery      time.Duration
+	backendTimeout time.Duration
+	settle         time.Duration // longest wait for goroutines and RSS to come back
+	sources        int
+	dir            string
+	logf           func(format string, a ...any)
+}
+
+// soakStats are the workers' counts.
+type soakStats struct {
+	sessions   atomic.Int64 // sessions run to LOGOUT
+	commands   atomic.Int64 // commands answered
+	cut        atomic.Int64 // sessions ended by the server (a backend died: BYE or close)
+	refused    atomic.Int64 // connects or logins refused while a backend was down
+	unanswered atomic.Int64 // commands with no answer within backend_timeout + 15 s
+	slowest    atomic.Int64 // the slowest answered command, ns
+}
+
+// soakMaster is the in-process MUPDATE master, restartable on one address.
+type soakMaster struct {
+	addr    string
+	entries []mupdatec.Entry
+	srv     *mupdatetest.Server
+	done    chan struct{}
+}
+
+func (m *soakMaster) start() error {
+	l, err := net.Listen("tcp", m.addr)
+	if err != nil {
+		return err
+	}
+	m.addr = l.Addr().String()
+	m.srv = mupdatetest.NewServer(mupdatetest.Options{Users: map[string]string{"mupdateuser": "mupdatepw"}})
+	m.srv.Load(m.entries)
+	m.done = make(chan struct{})
+	go func() { defer close(m.done); m.srv.Serve(l) }()
+	return nil
+}
+
+func (m *soakMaster) stop() {
+	m.srv.Close()
+	<-m.done
+}
+
+// soakBackend is an in-process memory backend, restartable on one address.
+type soakBackend struct {
+	addr string
+	user string
+	mb   *memback.Server
+}
+
+func (b *soakBackend) start() error {
+	mb, err := memback.Start(memback.Options{MasterUser: "proxy", MasterPassword: "proxypw", Addr: b.addr})
+	if err != nil {
+		return err
+	}
+	if err := mb.AddUser(b.user, b.user+"pw"); err != nil {
+		mb.Close()
+		return err
+	}
+	for i := range 5 {
+		if err := mb.Append(b.user, "INBOX", benchMessage("INBOX", i, 2000), nil, time.Now()); err != nil {
+			mb.Close()
+			return err
+		}
+	}
+	b.mb, b.addr = mb, mb.Addr()
+	return nil
+}
+
+// soakRun starts imapfront (o.bin) in front of two memory backends under
+// the names soak-be1 (alice) and soak-be2 (bob) and an in-process MUPDATE
+// master, churns o.sessions sessions (LOGIN, SELECT, FETCH, IDLE for up to
+// 2 s, LOGOUT, again) for o.duration while a backend is killed (listener
+// and connections) and restarted every o.killEvery and the master is
+// restarted once, then waits for the sessions to close and compares
+// imapfront's goroutines and RSS with their values before the churn.
+func soakRun(ctx context.Context, o soakOptions) error {
+	be := []*soakBackend{{addr: "127.0.0.1:0", user: "alice"}, {addr: "127.0.0.1:0", user: "bob"}}
+	for _, b := range be {
+		if err := b.start(); err != nil {
+			return err
+		}
+	}
+	defer func() {
+		for _, b := range be {
+			if b.mb != nil {
+				b.mb.Close()
+			}
+		}
+	}()
+	own := func(u string) string { return u + "\tlrswipkxtean\t" }
+	master := &soakMaster{addr: "127.0.0.1:0", entries: []mupdatec.Entry{
+		{Name: "user.alice", Location: "soak-be1!default", ACL: own("alice")},
+		{Name: "user.bob", Location: "soak-be2!default", ACL: own("bob")},
+	}}
+	if err := master.start(); err != nil {
+		return err
+	}
+	defer func() { master.stop() }()
+
+	listen, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	metricsAddr, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	cfg := fmt.Sprintf(`hostname = "imapfront-soak"
+log_level = "warn"
+[listen]
+imap = %q
+allow_plaintext = true
+shutdown_grace = "2s"
+[limits]
+max_connections = 0
+max_connections_per_ip = 0
+max_unauthenticated = 0
+backend_timeout = %q
+[auth]
+failure_delay = "10ms"
+[mupdate]
+server = %q
+user = "mupdateuser"
+password = "mupdatepw"
+[metrics]
+listen = %q
+`, listen, o.backendTimeout.String(), master.addr, metricsAddr)
+	for i, b := range be {
+		cfg += fmt.Sprintf("[[backend]]\nserver = \"soak-be%d\"\naddress = %q\ntls = \"none\"\nproxy_user = \"proxy\"\nproxy_password = \"proxypw\"\nnamespace = \"personal\"\nmupdate_mode = \"front\"\n", i+1, b.addr)
+	}
+	path := filepath.Join(o.dir, "imapfront-soak.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		return err
+	}
+	logFile, err := os.Create(filepath.Join(o.dir, "imapfront-soak.log"))
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	cmd := exec.Command(o.bin, "-config", path)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }()
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	for _, b := range be {
+		if err := waitSelectable(ctx, listen, b.user, b.user+"pw", "INBOX", 60*time.Second); err != nil {
+			return fmt.Errorf("soak imapfront (log %s): %w", logFile.Name(), err)
+		}
+	}
+	pid := cmd.Process.Pid
+	baseG, baseRSS, err := soakSample(metricsAddr, pid)
+	if err != nil {
+		return err
+	}
+	o.logf("soak: imapfront pid %d ready: %d goroutines, RSS %d KiB", pid, baseG, baseRSS>>10)
+
+	var st soakStats
+	wctx, stopWorkers := context.WithCancel(ctx)
+	defer stopWorkers()
+	var wg sync.WaitGroup
+	for i := range o.sessions {
+		wg.Go(func() { soakWorker(wctx, i, listen, be[i%2].user, o, &st) })
+	}
+	// The killer: a backend every killEvery, the master once half way.
+	start := time.Now()
+	kills, peakRSS, peakG := 0, int64(0), 0
+	masterRestarted := false
+	tick := time.NewTicker(o.killEvery)
+	sample := time.NewTicker(5 * time.Second)
+	end := time.NewTimer(o.duration)
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-exited:
+			return fmt.Errorf("imapfront exited during the soak (log %s)", logFile.Name())
+		case <-end.C:
+			break loop
+		case <-sample.C:
+			if g, rss, err := soakSample(metricsAddr, pid); err == nil {
+				peakG, peakRSS = max(peakG, g), max(peakRSS, rss)
+			}
+		case <-tick.C:
+			b := be[kills%2]
+			b.mb.Close()
+			if err := b.start(); err != nil {
+				return fmt.Errorf("restarting %s's backend: %w", b.user, err)
+			}
+			kills++
+			o.logf("soak: %v: killed and restarted %s's backend (%d sessions, %d commands so far)", time.Since(start).Round(time.Second), b.user, st.sessions.Load(), st.commands.Load())
+			if !masterRestarted && time.Since(start) >= o.duration/2 {
+				master.stop()
+				if err := master.start(); err != nil {
+					return fmt.Errorf("restarting the MUPDATE master: %w", err)
+				}
+				masterRestarted = true
+				o.logf("soak: %v: restarted the MUPDATE master", time.Since(start).Round(time.Second))
+			}
+		}
+	}
+	tick.Stop()
+	sample.Stop()
+	stopWorkers()
+	wg.Wait()
+	churn := time.Since(start)
+
+	// After the churn: every session gone, then goroutines and RSS settle
+	// (the runtime returns freed memory to the OS over a few minutes), for
+	// at most o.settle.
+	var endG int
+	var endRSS int64
+	settle := time.Now()
+	heapAt := func() string {
+		lines, err := soakMetrics(metricsAddr)
+		if err != nil {
+			return "?"
+		}
+		var vals []string
+		for _, l := range lines {
+			for _, k := range []string{"go_memstats_heap_inuse_bytes ", "go_memstats_heap_idle_bytes ", "go_memstats_heap_released_bytes ", "go_memstats_stack_inuse_bytes "} {
+				if v, ok := strings.CutPrefix(l, k); ok {
+					f, _ := strconv.ParseFloat(v, 64)
+					vals = append(vals, fmt.Sprintf("%s%d KiB", strings.TrimPrefix(k, "go_memstats_"), int64(f)>>10))
+				}
+			}
+		}
+		return strings.Join(vals, ", ")
+	}
+	o.logf("soak: churn over: %s", heapAt())
+	for {
+		open, err := soakOpenSessions(metricsAddr)
+		g, rss, err2 := soakSample(metricsAddr, pid)
+		if err == nil && err2 == nil {
+			endG, endRSS = g, rss
+			if open == 0 && g <= baseG+5 && float64(rss) <= 1.1*float64(baseRSS) {
+				break
+			}
+		}
+		if time.Since(settle) > o.settle {
+			break
+		}
+		t := time.NewTimer(5 * time.Second)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	o.logf("soak: settled: %s", heapAt())
+	fmt.Printf("| soak | value |\n|---|---|\n")
+	fmt.Printf("| sessions churning at once | %d (from %d source addresses) |\n", o.sessions, o.sources)
+	fmt.Printf("| churn | %v; backend killed %d times (every %v); MUPDATE master restarted %v |\n", churn.Round(time.Second), kills, o.killEvery, masterRestarted)
+	fmt.Printf("| sessions completed / commands answered | %d / %d |\n", st.sessions.Load(), st.commands.Load())
+	fmt.Printf("| sessions cut by a dying backend / connects or logins refused meanwhile | %d / %d |\n", st.cut.Load(), st.refused.Load())
+	fmt.Printf("| commands unanswered past backend_timeout (%v) + 15 s | %d |\n", o.backendTimeout, st.unanswered.Load())
+	fmt.Printf("| slowest answered command | %v |\n", time.Duration(st.slowest.Load()).Round(time.Millisecond))
+	fmt.Printf("| imapfront goroutines: before / peak / after | %d / %d / %d |\n", baseG, peakG, endG)
+	fmt.Printf("| imapfront RSS KiB: before / peak / after (%v after the churn) | %d / %d / %d (%+.0f %%) |\n",
+		time.Since(settle).Round(time.Second), baseRSS>>10, peakRSS>>10, endRSS>>10, 100*(float64(endRSS)/float64(baseRSS)-1))
+	return nil
+}
+
+// soakWorker runs sessions one after another until ctx ends.
+func soakWorker(ctx context.Context, i int, addr, user string, o soakOptions, st *soakStats) {
+	local := &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%o.sources))}
+	rng := rand.New(rand.NewPCG(uint64(i), 16))
+	answerBy := o.backendTimeout + 15*time.Second
+	for ctx.Err() == nil {
+		rc, err := dialRawSmall(ctx, addr, local)
+		if err != nil {
+			if ctx.Err() == nil {
+				st.refused.Add(1)
+				soakPause(ctx, time.Second)
+			}
+			continue
+		}
+		stop := context.AfterFunc(ctx, func() { rc.Close() })
+		err = soakSession(rc, user, rng, answerBy, st)
+		stop()
+		rc.Close()
+		switch {
+		case err == nil:
+			st.sessions.Add(1)
+		case ctx.Err() != nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			st.unanswered.Add(1)
+		case strings.Contains(err.Error(), "LOGIN"):
+			st.refused.Add(1)
+			soakPause(ctx, time.Second)
+		default:
+			st.cut.Add(1)
+		}
+	}
+}
+
+// soakSession is one session: LOGIN, SELECT INBOX, FETCH, IDLE for up to
+// 2 s, LOGOUT; every command must be answered within answerBy.
+func soakSession(rc *rawConn, user string, rng *rand.Rand, answerBy time.Duration, st *soakStats) error {
+	timed := func(f func() error) error {
+		t0 := time.Now()
+		_ = rc.c.SetDeadline(t0.Add(answerBy))
+		err := f()
+		if err == nil {
+			st.commands.Add(1)
+			d := int64(time.Since(t0))
+			for {
+				cur := st.slowest.Load()
+				if d <= cur || st.slowest.CompareAndSwap(cur, d) {
+					break
+				}
+			}
+		}
+		return err
+	}
+	if err := timed(func() error { return rc.login(user, user+"pw") }); err != nil {
+		return err
+	}
+	for _, c := range []string{"SELECT INBOX", "FETCH 1:* (FLAGS RFC822.SIZE)"} {
+		if err := timed(func() error { return rc.cmd(c) }); err != nil {
+			return err
+		}
+	}
+	if err := timed(rc.idle); err != nil {
+		return err
+	}
+	tag := "b" + strconv.Itoa(rc.tagN)
+	_ = rc.c.SetDeadline(time.Time{})
+	// Idle up to 2 s; a backend dying meanwhile ends the session (BYE).
+	gone := make(chan error, 1)
+	go func() {
+		_ = rc.c.SetReadDeadline(time.Now().Add(time.Duration(rng.Int64N(int64(2 * time.Second)))))
+		for {
+			line, err := rc.readLine()
+			if err != nil {
+				gone <- err
+				return
+			}
+			if strings.HasPrefix(string(line), "* BYE") || strings.HasPrefix(string(line), tag+" ") {
+				gone <- io.EOF
+				return
+			}
+		}
+	}()
+	if err := <-gone; !errors.Is(err, os.ErrDeadlineExceeded) {
+		return fmt.Errorf("IDLE: %w", err)
+	}
+	if err := timed(func() error {
+		rc.w.WriteString("DONE\r\n")
+		if err := rc.w.Flush(); err != nil {
+			return err
+		}
+		return rc.wait(tag)
+	}); err != nil {
+		return err
+	}
+	return timed(rc.logout)
+}
+
+func soakPause(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}
+
+// soakMetrics returns imapfront's /metrics lines.
+func soakMetrics(addr string) ([]string, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out []string
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		if l := sc.Text(); l != "" && l[0] != '#' {
+			out = append(out, l)
+		}
+	}
+	return out, sc.Err()
+}
+
+// soakSample returns imapfront's goroutine count (its go_goroutines) and
+// RSS (from /proc).
+func soakSample(metricsAddr string, pid int) (int, int64, error) {
+	lines, err := soakMetrics(metricsAddr)
+	if err != nil {
+		return 0, 0, err
+	}
+	g := -1
+	for _, l := range lines {
+		if v, ok := strings.CutPrefix(l, "go_goroutines "); ok {
+			f, _ := strconv.ParseFloat(v, 64)
+			g = int(f)
+		}
+	}
+	if g < 0 {
+		return 0, 0, errors.New("no go_goroutines in imapfront's metrics")
+	}
+	rss, err := rssBytes(pid)
+	return g, rss, err
+}
+
+// soakOpenSessions sums imapfront_sessions over its states.
+func soakOpenSessions(metricsAddr string) (int, error) {
+	lines, err := soakMetrics(metricsAddr)
+	if err != nil {
+		return 0, err
+	}
+	n := 0.0
+	for _, l := range lines {
+		if strings.HasPrefix(l, "imapfront_sessions{") {
+			f, _ := strconv.ParseFloat(l[strings.LastIndexByte(l, ' ')+1:], 64)
+			n += f
+		}
+	}
+	return int(n), nil
+}
