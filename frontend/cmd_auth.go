@@ -92,7 +92,7 @@ func (sess *session) checkPassword(ctx context.Context, user, pass string) (stri
 	if a := sess.s.opts.Authenticator; a != nil {
 		return a.Authenticate(ctx, user, pass)
 	}
-	server, ok := sess.s.opts.Directory.Home(user)
+	server, ok := sess.home(user)
 	if !ok {
 		server = sess.s.live().DefaultBackend
 	}
@@ -230,7 +230,7 @@ func (s *Server) backendWithoutProxy() string {
 // usable here, so clients that ignore referrals lose nothing).
 func (sess *session) loginOK(tag string) error {
 	if sess.s.live().LoginReferrals {
-		if server, ok := sess.s.opts.Directory.Home(sess.user); ok {
+		if server, ok := sess.s.opts.Directory.Home(sess.ctx, sess.user); ok {
 			if b := sess.s.live().Backends[server]; b != nil && b.DirectLogin {
 				host := b.ReferralHost
 				if host == "" {

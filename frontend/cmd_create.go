@@ -24,15 +24,15 @@ func (sess *session) placement(name string) (*Backend, *Mailbox, error) {
 			break
 		}
 		parent = parent[:i]
-		if mb, err := dir.Resolve(sess.user, parent); err == nil {
+		if mb, err := dir.Resolve(sess.ctx, sess.user, parent); err == nil {
 			if b := sess.s.live().Backends[mb.Server]; b != nil {
 				return b, &mb, nil
 			}
 		}
 	}
-	if server, ok := dir.Home(sess.user); ok {
+	if server, ok := dir.Home(sess.ctx, sess.user); ok {
 		if b := sess.s.live().Backends[server]; b != nil {
-			if mb, err := dir.Resolve(sess.user, "INBOX"); err == nil && isPersonal(name, dir) {
+			if mb, err := dir.Resolve(sess.ctx, sess.user, "INBOX"); err == nil && isPersonal(name, dir) {
 				return b, &mb, nil
 			}
 			return b, nil, nil
@@ -51,14 +51,15 @@ func isPersonal(name string, dir Directory) bool {
 }
 
 // syncDirectory waits until the directory holds what the MUPDATE master
-// has committed, so the client sees its change at once.
-func (sess *session) syncDirectory() {
+// has committed about the changed internal names, so the client sees its
+// change at once.
+func (sess *session) syncDirectory(changed ...string) {
 	if sess.s.opts.Sync == nil {
 		return
 	}
 	ctx, cancel := context.WithTimeout(sess.ctx, 10*time.Second)
 	defer cancel()
-	if err := sess.s.opts.Sync(ctx); err != nil {
+	if err := sess.s.opts.Sync(ctx, changed...); err != nil {
 		sess.log.Warn("MUPDATE sync after a change failed", "err", err)
 	}
 }
@@ -73,27 +74,51 @@ func (sess *session) cmdCreate(cmd *command) error {
 	}
 	dir := sess.s.opts.Directory
 	name = strings.TrimSuffix(name, string(dir.Separator()))
-	if strings.EqualFold(name, "INBOX") {
-		return no("ALREADYEXISTS", "INBOX always exists")
-	}
 	if strings.ContainsAny(name, "*%") {
 		return no("CANNOT", "Mailbox names cannot contain * or %%")
+	}
+	if dotComponent(name, dir.Separator()) {
+		return no("CANNOT", "Mailbox names cannot have . or .. as a level")
 	}
 	internal, err := dir.ToInternal(sess.user, name)
 	if err != nil {
 		return no("CANNOT", "Invalid mailbox name")
 	}
-	if _, err := dir.Resolve(sess.user, name); err == nil {
-		return no("ALREADYEXISTS", "Mailbox already exists")
+	if sess.isInbox(internal) {
+		return no("ALREADYEXISTS", "INBOX always exists")
 	}
 	b, parent, err := sess.placement(name)
 	if err != nil {
 		return err
 	}
+	// The replica may be seconds old: a name it has is confirmed with the
+	// master first, and a backend that writes MUPDATE itself decides for
+	// itself when the master cannot be asked.
+	if taken, confirmed := sess.taken(name); taken && (confirmed || b.FrontMode) {
+		return no("ALREADYEXISTS", "Mailbox already exists")
+	}
 	if !b.FrontMode {
-		return sess.relayChange(cmd, b, name)
+		return sess.relayChange(cmd, b, []string{internal}, name)
 	}
 	return sess.createFront(cmd, b, parent, name, internal)
+}
+
+// isInbox reports whether an internal name is the session user's INBOX,
+// however the client spelled it ("INBOX", "inbox", "Other Users/<self>").
+func (sess *session) isInbox(internal string) bool {
+	in, err := sess.s.opts.Directory.ToInternal(sess.user, "INBOX")
+	return err == nil && internal == in
+}
+
+// dotComponent reports whether a client name has "." or ".." as one of
+// its levels: names a file-system backend could take for a path.
+func dotComponent(name string, sep byte) bool {
+	for _, c := range strings.Split(name, string(sep)) {
+		if c == "." || c == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 // createFront creates a mailbox on a backend that does not write to
@@ -176,18 +201,18 @@ func (sess *session) cmdDelete(cmd *command) error {
 	if !sess.rd.ExpectCRLF() {
 		return sess.parseError("Usage: DELETE mailbox")
 	}
-	if strings.EqualFold(name, "INBOX") {
-		return no("CANNOT", "INBOX cannot be deleted")
-	}
 	r, err := sess.resolve(name)
 	if err != nil {
 		return err
+	}
+	if sess.isInbox(r.mb.Internal) {
+		return no("CANNOT", "INBOX cannot be deleted")
 	}
 	if err := sess.refer(r); err != nil {
 		return err
 	}
 	if !r.b.FrontMode {
-		return sess.relayChange(cmd, r.b, r.native)
+		return sess.relayChange(cmd, r.b, []string{r.mb.Internal}, r.native)
 	}
 	db := sess.s.opts.MailboxDB
 	if db == nil {
@@ -229,22 +254,28 @@ func (sess *session) cmdRename(cmd *command) error {
 	if err != nil {
 		return err
 	}
-	if _, err := dir.Resolve(sess.user, to); err == nil {
-		return no("ALREADYEXISTS", "Target mailbox already exists")
-	}
 	toInternal, err := dir.ToInternal(sess.user, to)
 	if err != nil || strings.ContainsAny(to, "*%") {
 		return no("CANNOT", "Invalid target mailbox name")
+	}
+	if dotComponent(to, dir.Separator()) {
+		return no("CANNOT", "Mailbox names cannot have . or .. as a level")
+	}
+	if sess.isInbox(toInternal) {
+		return no("ALREADYEXISTS", "INBOX always exists")
 	}
 	target, _, err := sess.placement(to)
 	if err != nil {
 		return err
 	}
+	if taken, confirmed := sess.taken(to); taken && (confirmed || r.b.FrontMode) {
+		return no("ALREADYEXISTS", "Target mailbox already exists")
+	}
 	if target != r.b {
 		return no("CANNOT", "Cannot rename a mailbox to another server")
 	}
 	if !r.b.FrontMode {
-		return sess.relayChange(cmd, r.b, r.native, to)
+		return sess.relayChange(cmd, r.b, []string{r.mb.Internal, toInternal}, r.native, to)
 	}
 	return sess.renameFront(r, to, toInternal)
 }
@@ -263,10 +294,10 @@ func (sess *session) renameFront(r *resolved, to, toInternal string) error {
 	if err != nil {
 		return no("CANNOT", "The new name cannot exist on this server: %v", err)
 	}
-	inbox := strings.EqualFold(r.client, "INBOX")
+	inbox := sess.isInbox(r.mb.Internal)
 	var kids []Mailbox
 	if !inbox {
-		if kids, err = sess.s.opts.Directory.Children(sess.user, r.client); err != nil {
+		if kids, err = sess.s.opts.Directory.Children(sess.ctx, sess.user, r.client); err != nil {
 			return no("CANNOT", "Invalid mailbox name")
 		}
 	}
@@ -318,8 +349,8 @@ func (sess *session) renameFront(r *resolved, to, toInternal string) error {
 
 // relayChange sends a namespace-changing command with its mailbox names
 // to a backend that updates MUPDATE itself, relays its answer, and syncs
-// the directory.
-func (sess *session) relayChange(cmd *command, b *Backend, names ...string) error {
+// the directory about the changed internal names.
+func (sess *session) relayChange(cmd *command, b *Backend, changed []string, names ...string) error {
 	ctx, cancel := context.WithTimeout(sess.ctx, 30*time.Second)
 	pc, err := sess.pool.get(ctx, b.Server)
 	cancel()
@@ -341,7 +372,7 @@ func (sess *session) relayChange(cmd *command, b *Backend, names ...string) erro
 		return sess.backendFailed(pc, err)
 	}
 	if st == backend.OK {
-		sess.syncDirectory()
+		sess.syncDirectory(changed...)
 	}
 	sess.bw.Write(tagged)
 	if err := sess.bw.Flush(); err != nil {

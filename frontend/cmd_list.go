@@ -106,7 +106,7 @@ func (sess *session) cmdList(cmd *command) error {
 	if len(patterns) == 1 && patterns[0] == "" && options == 0 && !patternList {
 		// RFC 3501 6.3.8: the hierarchy delimiter and the reference's root.
 		// An extended LIST ignores empty patterns instead (RFC 5258 3).
-		for _, it := range dir.List(sess.user, ref, "", nil) {
+		for _, it := range dir.List(sess.ctx, sess.user, ref, "", nil) {
 			sess.bw.WriteString(listLine("LIST", sep, it))
 		}
 		return sess.flushOut()
@@ -117,7 +117,7 @@ func (sess *session) cmdList(cmd *command) error {
 			return err
 		}
 	}
-	for _, it := range dir.ListExtended(sess.user, ref, q) {
+	for _, it := range dir.ListExtended(sess.ctx, sess.user, ref, q) {
 		sess.bw.WriteString(listLine("LIST", sep, it))
 		if statusItems != nil && !hasAttr(it.Attrs, `\Noselect`) && !hasAttr(it.Attrs, `\NonExistent`) {
 			if err := sess.listStatus(it.Name, statusItems); err != nil {
@@ -136,7 +136,7 @@ func (sess *session) lsub(ref, pattern string, sep byte) error {
 	if err != nil {
 		return err
 	}
-	for _, it := range sess.s.opts.Directory.List(sess.user, ref, pattern, subs) {
+	for _, it := range sess.s.opts.Directory.List(sess.ctx, sess.user, ref, pattern, subs) {
 		sess.bw.WriteString(listLine("LSUB", sep, it))
 	}
 	return sess.flushOut()
@@ -145,7 +145,7 @@ func (sess *session) lsub(ref, pattern string, sep byte) error {
 // subscriptions reads the user's subscribed client names from the home
 // backend (LSUB "" "*").
 func (sess *session) subscriptions() (map[string]bool, error) {
-	server, ok := sess.s.opts.Directory.Home(sess.user)
+	server, ok := sess.home(sess.user)
 	if !ok {
 		return map[string]bool{}, nil
 	}
@@ -224,7 +224,7 @@ func (sess *session) cmdSubscribe(cmd *command) error {
 	if !sess.rd.ExpectCRLF() {
 		return sess.parseError(usage)
 	}
-	server, ok := sess.s.opts.Directory.Home(sess.user)
+	server, ok := sess.home(sess.user)
 	if !ok {
 		return no("NONEXISTENT", "You have no INBOX to keep subscriptions in")
 	}

@@ -143,7 +143,7 @@ func (sess *session) cmdHome(cmd *command) error {
 }
 
 func (sess *session) relayHome(cmd *command, args []imapwire.Value) error {
-	server, ok := sess.s.opts.Directory.Home(sess.user)
+	server, ok := sess.home(sess.user)
 	if !ok {
 		return no("NONEXISTENT", "You have no INBOX")
 	}

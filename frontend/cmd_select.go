@@ -20,14 +20,15 @@ type resolved struct {
 // resolve maps a client mailbox name to its backend, with the NO answers
 // a client expects.
 func (sess *session) resolve(name string) (*resolved, error) {
-	mb, err := sess.s.opts.Directory.Resolve(sess.user, name)
+	mb, err := sess.lookup(name)
 	switch {
 	case errors.Is(err, ErrInvalidName):
 		return nil, no("CANNOT", "Invalid mailbox name")
 	case errors.Is(err, ErrNoSuchMailbox):
 		return nil, no("NONEXISTENT", "Mailbox does not exist")
 	case err != nil:
-		return nil, err
+		sess.log.Warn("mailbox lookup failed", "err", err)
+		return nil, no("UNAVAILABLE", "Mailbox database unavailable; try again later")
 	}
 	if mb.Reserved {
 		return nil, no("INUSE", "Mailbox is being created or moved; try again")
@@ -40,6 +41,9 @@ func (sess *session) resolve(name string) (*resolved, error) {
 	native, err := nativeName(b, sess.user, name, mb)
 	if err != nil {
 		return nil, no("CANNOT", "Mailbox cannot be reached on its server: %v", err)
+	}
+	if sess.isInbox(mb.Internal) {
+		native = "INBOX" // however the client spelled it
 	}
 	return &resolved{client: name, mb: mb, b: b, native: native}, nil
 }

@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"context"
 	"errors"
 	"strings"
 
@@ -49,17 +50,18 @@ type ListItem struct {
 }
 
 // Directory is the mailbox database as the session sees it: the router's
-// replica behind an adapter.
+// replica (ReplicaDirectory) or FIND-mode finder (FinderDirectory) behind
+// an adapter. The context bounds what a lookup may wait for the master.
 type Directory interface {
 	// Resolve maps a client name, as seen by user, to its mailbox.
-	Resolve(user, name string) (Mailbox, error)
+	Resolve(ctx context.Context, user, name string) (Mailbox, error)
 	// List answers LIST reference pattern for user. subscribed, if not
 	// nil, restricts the answer to subscribed names (LSUB).
-	List(user, ref, pattern string, subscribed map[string]bool) []ListItem
+	List(ctx context.Context, user, ref, pattern string, subscribed map[string]bool) []ListItem
 	// ListExtended answers an extended LIST (RFC 5258) for user.
-	ListExtended(user, ref string, q ListQuery) []ListItem
+	ListExtended(ctx context.Context, user, ref string, q ListQuery) []ListItem
 	// Home returns the server that holds user's INBOX, if any.
-	Home(user string) (server string, ok bool)
+	Home(ctx context.Context, user string) (server string, ok bool)
 	// Separator is the client hierarchy separator.
 	Separator() byte
 	// Namespace returns the prefixes for the NAMESPACE response: other
@@ -69,7 +71,7 @@ type Directory interface {
 	// or not the mailbox exists (ErrInvalidName if it cannot be one).
 	ToInternal(user, name string) (string, error)
 	// Children returns the mailboxes below a client name.
-	Children(user, name string) ([]Mailbox, error)
+	Children(ctx context.Context, user, name string) ([]Mailbox, error)
 }
 
 // nativeName returns the name of mb on backend b for a session of user:

@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"context"
 	"strings"
 
 	"github.com/imapfront/imapfront/imapwire"
@@ -26,19 +27,12 @@ type ListQuery struct {
 }
 
 // ListExtended answers LIST, extended or not, from the replica.
-func (d ReplicaDirectory) ListExtended(user, ref string, q ListQuery) []ListItem {
+func (d ReplicaDirectory) ListExtended(_ context.Context, user, ref string, q ListQuery) []ListItem {
 	items := d.R.ListExtended(user, ref, q.Patterns, router.ExtendedListOptions{
 		Subscribed: q.Subscribed, SelectSubscribed: q.SelectSubscribed, RecursiveMatch: q.RecursiveMatch,
 		ReturnSubscribed: q.ReturnSubscribed, Extended: q.Extended,
 	})
-	out := make([]ListItem, len(items))
-	for i, it := range items {
-		out[i] = ListItem{Name: it.Name, Attrs: it.Attrs.Strings()}
-		if it.ChildInfoSubscribed {
-			out[i].ChildInfo = []string{"SUBSCRIBED"}
-		}
-	}
-	return out
+	return fromRouterList(items)
 }
 
 // listLine renders one LIST or LSUB response, with the CHILDINFO extended

@@ -1,6 +1,7 @@
 package frontend
 
 import (
+	"context"
 	"errors"
 
 	"github.com/imapfront/imapfront/router"
@@ -15,8 +16,13 @@ var _ Directory = ReplicaDirectory{}
 
 // Resolve maps a client name to its mailbox, with the router's errors
 // turned into the session's.
-func (d ReplicaDirectory) Resolve(user, name string) (Mailbox, error) {
+func (d ReplicaDirectory) Resolve(_ context.Context, user, name string) (Mailbox, error) {
 	mb, err := d.R.Resolve(user, name)
+	return fromResolve(mb, err)
+}
+
+// fromResolve turns the router's Resolve errors into the session's.
+func fromResolve(mb router.Mailbox, err error) (Mailbox, error) {
 	switch {
 	case errors.Is(err, router.ErrInvalidName):
 		return Mailbox{}, ErrInvalidName
@@ -45,7 +51,7 @@ func (d ReplicaDirectory) ToInternal(user, name string) (string, error) {
 }
 
 // Children returns the mailboxes below a client name.
-func (d ReplicaDirectory) Children(user, name string) ([]Mailbox, error) {
+func (d ReplicaDirectory) Children(_ context.Context, user, name string) ([]Mailbox, error) {
 	kids, err := d.R.Children(user, name)
 	if err != nil {
 		return nil, ErrInvalidName
@@ -58,17 +64,23 @@ func (d ReplicaDirectory) Children(user, name string) ([]Mailbox, error) {
 }
 
 // List answers LIST and LSUB from the replica.
-func (d ReplicaDirectory) List(user, ref, pattern string, subscribed map[string]bool) []ListItem {
-	items := d.R.List(user, ref, pattern, router.ListOptions{Subscribed: subscribed})
+func (d ReplicaDirectory) List(_ context.Context, user, ref, pattern string, subscribed map[string]bool) []ListItem {
+	return fromRouterList(d.R.List(user, ref, pattern, router.ListOptions{Subscribed: subscribed}))
+}
+
+func fromRouterList(items []router.ListItem) []ListItem {
 	out := make([]ListItem, len(items))
 	for i, it := range items {
 		out[i] = ListItem{Name: it.Name, Attrs: it.Attrs.Strings()}
+		if it.ChildInfoSubscribed {
+			out[i].ChildInfo = []string{"SUBSCRIBED"}
+		}
 	}
 	return out
 }
 
 // Home returns the server of user's INBOX.
-func (d ReplicaDirectory) Home(user string) (string, bool) { return d.R.Home(user) }
+func (d ReplicaDirectory) Home(_ context.Context, user string) (string, bool) { return d.R.Home(user) }
 
 // Separator is the client hierarchy separator.
 func (d ReplicaDirectory) Separator() byte { return d.R.Namespace().Separator() }

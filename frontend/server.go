@@ -130,8 +130,15 @@ type Options struct {
 	// referrals and bytes (package metrics).
 	Metrics *metrics.Metrics
 	// Sync, if set, waits until the directory holds every change the
-	// MUPDATE master committed (the Follower's NOOP barrier).
-	Sync func(ctx context.Context) error
+	// MUPDATE master committed, at least to the internal names given (the
+	// Follower's NOOP barrier; a Finder drops its answers for them).
+	Sync func(ctx context.Context, internal ...string) error
+	// Confirm, if set, is asked before a client is told that a name does
+	// not exist or is taken: it makes the directory current about that
+	// internal name (router.ReadThrough.Confirm) and reports whether the
+	// session should look again. It answers at once when the master
+	// cannot be reached.
+	Confirm func(ctx context.Context, internal string) bool
 
 	// MaxConnections caps the open client connections; 0 means no cap.
 	// A connection over a cap gets BYE [UNAVAILABLE] (an implicit-TLS one

@@ -175,6 +175,16 @@ type MUPDATEConfig struct {
 	// KerberosLogin: mechanism = "GSSAPI" logs in from a client keytab
 	// instead of user and password.
 	KerberosLogin
+	// Mode is "update" (a replica fed by an UPDATE stream, the default)
+	// or "find" (each name looked up on demand with FIND, for masters
+	// that cannot stream to this front end).
+	Mode string `toml:"mode"`
+	// ConfirmTTL is how long a name confirmed with the master (before a
+	// NONEXISTENT or ALREADYEXISTS answer) is not asked about again.
+	ConfirmTTL Duration `toml:"confirm_ttl"`
+	// FindCacheSize and FindCacheTTL bound FIND mode's cache of answers.
+	FindCacheSize int      `toml:"find_cache_size"`
+	FindCacheTTL  Duration `toml:"find_cache_ttl"`
 }
 
 // ReferralConfig is the RFC 2193 referral policy.
@@ -279,7 +289,10 @@ func defaultConfig() Config {
 			Method: "backend", FailureDelay: Duration{2 * time.Second},
 			GSSAPI: GSSAPIConfig{MaxClockSkew: Duration{5 * time.Minute}},
 		},
-		MUPDATE:   MUPDATEConfig{TLS: "none", KerberosLogin: defaultKerberosLogin()},
+		MUPDATE: MUPDATEConfig{
+			TLS: "none", KerberosLogin: defaultKerberosLogin(), Mode: "update",
+			ConfirmTTL: Duration{2 * time.Second}, FindCacheSize: 100_000, FindCacheTTL: Duration{30 * time.Second},
+		},
 		Referral:  ReferralConfig{Policy: "after-rlist"},
 		Namespace: NamespaceConfig{OtherUsers: "Other Users", Shared: "Shared Folders"},
 	}
@@ -385,6 +398,14 @@ func (c *Config) validate() error {
 	}
 	if err := checkTLSMode(c.MUPDATE.TLS); err != nil {
 		return bad("mupdate.tls", "%v", err)
+	}
+	switch c.MUPDATE.Mode {
+	case "update", "find":
+	default:
+		return bad("mupdate.mode", "%q is not update or find", c.MUPDATE.Mode)
+	}
+	if c.MUPDATE.FindCacheSize < 0 || c.MUPDATE.FindCacheTTL.Duration < 0 || c.MUPDATE.ConfirmTTL.Duration < 0 {
+		return bad("mupdate", "find_cache_size, find_cache_ttl and confirm_ttl cannot be negative")
 	}
 	if err := c.MUPDATE.KerberosLogin.check("mupdate", bad); err != nil {
 		return err

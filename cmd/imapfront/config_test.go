@@ -21,7 +21,9 @@ func TestSampleConfigIsValidOnceRequiredKeysAreSet(t *testing.T) {
 		t.Fatalf("sample config: %v", err)
 	}
 	def := defaultConfig()
-	if cfg.Limits != def.Limits || !reflect.DeepEqual(cfg.Listen, def.Listen) || cfg.Referral != def.Referral {
+	if cfg.Limits != def.Limits || !reflect.DeepEqual(cfg.Listen, def.Listen) || cfg.Referral != def.Referral ||
+		cfg.MUPDATE.Mode != def.MUPDATE.Mode || cfg.MUPDATE.ConfirmTTL != def.MUPDATE.ConfirmTTL ||
+		cfg.MUPDATE.FindCacheSize != def.MUPDATE.FindCacheSize || cfg.MUPDATE.FindCacheTTL != def.MUPDATE.FindCacheTTL {
 		t.Errorf("sample config defaults differ from the built-in ones:\n%+v\n%+v", cfg.Limits, def.Limits)
 	}
 	if len(cfg.Backends) != 1 || cfg.Backends[0].Address != "127.0.0.1:12143" {

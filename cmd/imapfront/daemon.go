@@ -29,6 +29,7 @@ import (
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/router"
 	"github.com/imapfront/imapfront/tlsconf"
+	"github.com/imapfront/imapfront/wiring"
 	"github.com/pires/go-proxyproto"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -108,7 +109,7 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		Addr:   cfg.MUPDATE.Server,
 		Conn:   connOpts,
 		Auth:   mupdateAuth,
-		Sink:   demo.ReplicaSink{R: replica},
+		Sink:   wiring.ReplicaSink{R: replica},
 		Logger: logger.With("component", "follower"),
 	})
 	dialMaster := func(ctx context.Context) (*mupdatec.Conn, error) {
@@ -171,12 +172,22 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	followerDone := make(chan error, 1)
-	go func() { followerDone <- follower.Run(ctx) }()
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	if err := follower.WaitReady(wctx); err != nil {
-		logger.Warn("no mailbox database from MUPDATE yet; serving anyway, mailboxes appear once it loads", "err", err, "master", cfg.MUPDATE.Server)
+	var finder *router.Finder
+	if cfg.MUPDATE.Mode == "find" {
+		finder = router.NewFinder(wiring.FindLookup(dialMaster), router.FinderOptions{
+			Options: router.Options{Namespace: ns, Policy: router.Policy{Admins: cfg.Auth.Admins}, Logger: logger.With("component", "router")},
+			Size:    cfg.MUPDATE.FindCacheSize, TTL: cfg.MUPDATE.FindCacheTTL.Duration,
+		})
+		followerDone <- nil
+		logger.Info("FIND mode: mailboxes are looked up in the MUPDATE master on demand", "master", cfg.MUPDATE.Server)
+	} else {
+		go func() { followerDone <- follower.Run(ctx) }()
+		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+		if err := follower.WaitReady(wctx); err != nil {
+			logger.Warn("no mailbox database from MUPDATE yet; serving anyway, mailboxes appear once it loads", "err", err, "master", cfg.MUPDATE.Server)
+		}
+		wcancel()
 	}
-	wcancel()
 
 	var limiter *auth.RateLimiter
 	if l := cfg.Limits; l.LoginFailuresPerIP > 0 || l.LoginFailuresPerUser > 0 {
@@ -193,10 +204,37 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mets := metrics.New(reg)
-	metrics.RegisterFollower(reg, func() metrics.FollowerInfo {
-		st := follower.Status()
-		return metrics.FollowerInfo{State: st.State.String(), Reconnects: st.Reconnects, Entries: replica.Len(), CurrentAt: st.CurrentAt}
-	})
+	var dir frontend.Directory = frontend.ReplicaDirectory{R: replica}
+	cons := wiring.ForFollower(follower, wiring.ConsistencyOptions{TTL: cfg.MUPDATE.ConfirmTTL.Duration, Observe: mets.ReadThrough})
+	isReady := func() error {
+		select {
+		case <-follower.Ready():
+			return nil
+		default:
+			return errors.New("no mailbox database loaded from MUPDATE yet")
+		}
+	}
+	if finder != nil {
+		dir = frontend.FinderDirectory{F: finder, Logger: logger.With("component", "router")}
+		cons = wiring.ForFinder(finder, wiring.ConsistencyOptions{TTL: cfg.MUPDATE.ConfirmTTL.Duration, Observe: mets.ReadThrough})
+		isReady = func() error {
+			rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
+			defer rcancel()
+			c, err := dialMaster(rctx)
+			if err != nil {
+				return fmt.Errorf("FIND mode: MUPDATE master unreachable: %w", err)
+			}
+			c.Logout(rctx)
+			c.Close()
+			return nil
+		}
+		metrics.RegisterFinder(reg, finder.Len)
+	} else {
+		metrics.RegisterFollower(reg, func() metrics.FollowerInfo {
+			st := follower.Status()
+			return metrics.FollowerInfo{State: st.State.String(), Reconnects: st.Reconnects, Entries: replica.Len(), CurrentAt: st.CurrentAt}
+		})
+	}
 
 	srv := frontend.New(frontend.Options{
 		Metrics:             mets,
@@ -220,13 +258,14 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		Authenticator:       authenticator,
 		GSSAPI:              acceptor,
 		FailureDelay:        cfg.Auth.FailureDelay.Duration,
-		Directory:           frontend.ReplicaDirectory{R: replica},
+		Directory:           dir,
 		Backends:            backends,
 		DefaultBackend:      cfg.defaultBackend(),
 		Referrals:           frontend.ReferralPolicy(cfg.Referral.Policy),
 		ReferStatus:         cfg.Referral.Status,
 		MailboxDB:           &frontend.MUPDATEWriter{Dial: dialMaster},
-		Sync:                follower.Sync,
+		Sync:                cons.Sync,
+		Confirm:             cons.Confirm,
 	})
 	var plain, implicit []net.Listener
 	var addrs []string
@@ -258,14 +297,7 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 			closeAll()
 			return fmt.Errorf("metrics.listen: %w", err)
 		}
-		hs := &http.Server{Handler: metrics.Handler(reg, func() error {
-			select {
-			case <-follower.Ready():
-				return nil
-			default:
-				return errors.New("no mailbox database loaded from MUPDATE yet")
-			}
-		}), ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: metrics.Handler(reg, isReady), ReadHeaderTimeout: 10 * time.Second}
 		go hs.Serve(ml)
 		defer hs.Close()
 		logger.Info("metrics listening", "addr", ml.Addr().String())

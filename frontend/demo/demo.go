@@ -22,6 +22,7 @@ import (
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/mupdatec/mupdatetest"
 	"github.com/imapfront/imapfront/router"
+	"github.com/imapfront/imapfront/wiring"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -137,7 +138,7 @@ func Start(opts Options) (m *Murder, err error) {
 	m.Follower = mupdatec.NewFollower(mupdatec.FollowerOptions{
 		Addr:   masterAddr,
 		Auth:   func() (sasl.Client, error) { return sasl.NewPlainClient("", MUPDATEUser, MUPDATEPass), nil },
-		Sink:   ReplicaSink{m.Replica},
+		Sink:   wiring.ReplicaSink{R: m.Replica},
 		Logger: logger.With("component", "follower"),
 	})
 	ctx, cancel := context.WithCancel(context.Background())
@@ -173,6 +174,11 @@ func Start(opts Options) (m *Murder, err error) {
 		m.metricsSrv = &http.Server{Handler: metrics.Handler(reg, func() error { return nil }), ReadHeaderTimeout: 10 * time.Second}
 		go m.metricsSrv.Serve(ml)
 	}
+	var observe func(string, time.Duration)
+	if mets != nil {
+		observe = mets.ReadThrough
+	}
+	cons := wiring.ForFollower(m.Follower, wiring.ConsistencyOptions{Observe: observe})
 	m.Server = frontend.New(frontend.Options{
 		Metrics:        mets,
 		Hostname:       "imapfront-demo",
@@ -183,7 +189,8 @@ func Start(opts Options) (m *Murder, err error) {
 		DefaultBackend: m.BE1,
 		Referrals:      opts.Referrals,
 		MailboxDB:      &frontend.MUPDATEWriter{Dial: dialMaster},
-		Sync:           m.Follower.Sync,
+		Sync:           cons.Sync,
+		Confirm:        cons.Confirm,
 	})
 	listen := opts.Listen
 	if listen == "" {
@@ -203,20 +210,6 @@ func Start(opts Options) (m *Murder, err error) {
 	}()
 	return m, nil
 }
-
-// ReplicaSink adapts the router's Replica to mupdatec.Sink.
-type ReplicaSink struct{ R *router.Replica }
-
-// StartResync begins a full load.
-func (s ReplicaSink) StartResync() mupdatec.Loader { return s.R.StartResync() }
-
-// Put upserts an entry.
-func (s ReplicaSink) Put(name string, reserved bool, location, acl string) {
-	s.R.Put(name, reserved, location, acl)
-}
-
-// Delete removes an entry.
-func (s ReplicaSink) Delete(name string) { s.R.Delete(name) }
 
 // seed creates alice (on BE1) and bob (on BE2) with folders and mail, in
 // the backends and in the MUPDATE master.

@@ -27,6 +27,8 @@ type Metrics struct {
 	bytes          *prometheus.CounterVec
 	acceptErrors   *prometheus.CounterVec
 	refusals       *prometheus.CounterVec
+	readThrough    *prometheus.CounterVec
+	readThroughSec prometheus.Histogram
 }
 
 // New creates the metrics and registers them with reg.
@@ -63,9 +65,16 @@ func New(reg prometheus.Registerer) *Metrics {
 		refusals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "imapfront_refusals_total", Help: "Connections refused or ended by an admission limit, by reason (max_connections, max_connections_per_ip, max_unauthenticated, bad_commands).",
 		}, []string{"reason"}),
+		readThrough: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "imapfront_readthrough_total", Help: "Doubts about a name (a miss or a conflict in the replica) by outcome: asked (confirmed with the master), cached (confirmed a moment ago: the negative cache), master-down (answered from the replica at once), failed.",
+		}, []string{"result"}),
+		readThroughSec: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "imapfront_readthrough_duration_seconds", Help: "Round trip of a doubt confirmed with the MUPDATE master.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 4, 10),
+		}),
 	}
 	reg.MustRegister(m.sessions, m.commands, m.commandSeconds, m.backendDials, m.backendConns, m.logins, m.referrals, m.bytes,
-		m.acceptErrors, m.refusals)
+		m.acceptErrors, m.refusals, m.readThrough, m.readThroughSec)
 	return m
 }
 
@@ -172,6 +181,17 @@ func (m *Metrics) Refused(reason string) {
 	m.refusals.WithLabelValues(reason).Inc()
 }
 
+// ReadThrough records one doubt's outcome (router.ReadThroughOptions.Observe).
+func (m *Metrics) ReadThrough(result string, d time.Duration) {
+	if m == nil {
+		return
+	}
+	m.readThrough.WithLabelValues(result).Inc()
+	if result == "asked" {
+		m.readThroughSec.Observe(d.Seconds())
+	}
+}
+
 // Handler serves /metrics from g, /healthz (the process is up) and
 // /readyz (ready() returns nil: listeners up, replica loaded).
 func Handler(g prometheus.Gatherer, ready func() error) http.Handler {
@@ -246,4 +266,17 @@ func (c *followerCollector) Collect(ch chan<- prometheus.Metric) {
 		age = time.Since(in.CurrentAt).Seconds()
 	}
 	ch <- prometheus.MustNewConstMetric(c.age, prometheus.GaugeValue, age)
+}
+
+// RegisterFinder registers FIND mode's gauges, read at each scrape: the
+// mode itself (imapfront_mupdate_mode{mode="find"} 1) and the number of
+// cached answers.
+func RegisterFinder(reg prometheus.Registerer, cached func() int) {
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "imapfront_mupdate_mode", Help: "How the mailbox database is read (update: a streamed replica; find: FIND on demand).",
+		ConstLabels: prometheus.Labels{"mode": "find"},
+	}, func() float64 { return 1 }))
+	reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "imapfront_find_cache_entries", Help: "Answers in FIND mode's cache.",
+	}, func() float64 { return float64(cached()) }))
 }

@@ -15,11 +15,11 @@ import (
 
 	"github.com/imapfront/imapfront/frontend"
 	"github.com/imapfront/imapfront/frontend/backend"
-	"github.com/imapfront/imapfront/frontend/demo"
 	"github.com/imapfront/imapfront/frontend/memback"
 	"github.com/imapfront/imapfront/integration/itenv"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/router"
+	"github.com/imapfront/imapfront/wiring"
 )
 
 // inprocFront is the front end run inside the bench program (what
@@ -37,7 +37,7 @@ func startInproc(env itenv.Env, backendAddr map[string]string) (*inprocFront, er
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	replica := router.NewReplica(router.Options{Policy: router.Policy{Admins: []string{env.CyrusAdminUser}}})
 	auth := func() (sasl.Client, error) { return sasl.NewPlainClient("", env.MUPDATEUser, env.MUPDATEPass), nil }
-	follower := mupdatec.NewFollower(mupdatec.FollowerOptions{Addr: env.MUPDATE, Auth: auth, Sink: demo.ReplicaSink{R: replica}, Logger: logger})
+	follower := mupdatec.NewFollower(mupdatec.FollowerOptions{Addr: env.MUPDATE, Auth: auth, Sink: wiring.ReplicaSink{R: replica}, Logger: logger})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); follower.Run(ctx) }()
@@ -64,10 +64,11 @@ func startInproc(env itenv.Env, backendAddr map[string]string) (*inprocFront, er
 		}
 		return c, nil
 	}
+	cons := wiring.ForFollower(follower, wiring.ConsistencyOptions{})
 	srv := frontend.New(frontend.Options{
 		Hostname: "imapfront-bench-inproc", Logger: logger, AllowPlaintext: true,
 		Directory: frontend.ReplicaDirectory{R: replica}, Backends: backends, DefaultBackend: env.CyrusBE1,
-		MailboxDB: &frontend.MUPDATEWriter{Dial: dialMaster}, Sync: follower.Sync, Admins: []string{env.CyrusAdminUser},
+		MailboxDB: &frontend.MUPDATEWriter{Dial: dialMaster}, Sync: cons.Sync, Confirm: cons.Confirm, Admins: []string{env.CyrusAdminUser},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

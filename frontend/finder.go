@@ -1,0 +1,108 @@
+package frontend
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/imapfront/imapfront/router"
+)
+
+// FinderDirectory is the Directory of FIND mode: every name is looked up
+// in the MUPDATE master on demand (router.Finder, with its cache), for
+// sites that cannot give a front end an UPDATE stream. The master cannot
+// be searched, so LIST and LSUB show only INBOX and the names the client
+// is subscribed to, and Children knows none (a front-mode RENAME learns
+// the children from the backend instead).
+type FinderDirectory struct {
+	F *router.Finder
+	// Logger receives lookup failures that a listing cannot return.
+	Logger *slog.Logger
+}
+
+var _ Directory = FinderDirectory{}
+
+// Resolve looks a client name up in the master.
+func (d FinderDirectory) Resolve(ctx context.Context, user, name string) (Mailbox, error) {
+	return fromResolve(d.F.Resolve(ctx, user, name))
+}
+
+// ToInternal translates a client name to the internal name.
+func (d FinderDirectory) ToInternal(user, name string) (string, error) {
+	in, err := d.F.Namespace().ToInternal(user, name)
+	if err != nil {
+		return "", ErrInvalidName
+	}
+	return in, nil
+}
+
+// Children returns nothing: FIND cannot enumerate the database.
+func (d FinderDirectory) Children(context.Context, string, string) ([]Mailbox, error) {
+	return nil, nil
+}
+
+// List answers LIST and LSUB over INBOX and the subscribed names.
+func (d FinderDirectory) List(ctx context.Context, user, ref, pattern string, subscribed map[string]bool) []ListItem {
+	items, err := d.F.List(ctx, user, ref, pattern, router.ListOptions{Subscribed: subscribed}, nil)
+	if err != nil {
+		d.logger().Warn("FIND-mode LIST lookup failed", "err", err)
+	}
+	return fromRouterList(items)
+}
+
+// ListExtended answers an extended LIST over INBOX and the subscribed
+// names (the selection options beyond SUBSCRIBED need an enumerable
+// database, which FIND mode does not have).
+func (d FinderDirectory) ListExtended(ctx context.Context, user, ref string, q ListQuery) []ListItem {
+	var subs map[string]bool
+	if q.SelectSubscribed {
+		subs = q.Subscribed
+	}
+	var cands []string
+	for n := range q.Subscribed {
+		cands = append(cands, n)
+	}
+	var out []ListItem
+	seen := make(map[string]bool)
+	for _, p := range q.Patterns {
+		items, err := d.F.List(ctx, user, ref, p, router.ListOptions{Subscribed: subs}, cands)
+		if err != nil {
+			d.logger().Warn("FIND-mode LIST lookup failed", "err", err)
+		}
+		for _, it := range fromRouterList(items) {
+			if seen[it.Name] {
+				continue
+			}
+			seen[it.Name] = true
+			if q.ReturnSubscribed && q.Subscribed[it.Name] {
+				it.Attrs = append(it.Attrs, `\Subscribed`)
+			}
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
+// Home returns the server of user's INBOX.
+func (d FinderDirectory) Home(ctx context.Context, user string) (string, bool) {
+	server, ok, err := d.F.Home(ctx, user)
+	if err != nil {
+		d.logger().Warn("FIND-mode INBOX lookup failed", "err", err)
+	}
+	return server, ok
+}
+
+// Separator is the client hierarchy separator.
+func (d FinderDirectory) Separator() byte { return d.F.Namespace().Separator() }
+
+// Namespace returns the other-users and shared prefixes.
+func (d FinderDirectory) Namespace() (string, string) {
+	ns := d.F.Namespace()
+	return ns.OtherUsersPrefix(), ns.SharedPrefix()
+}
+
+func (d FinderDirectory) logger() *slog.Logger {
+	if d.Logger != nil {
+		return d.Logger
+	}
+	return slog.Default()
+}
