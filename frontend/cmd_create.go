@@ -189,7 +189,7 @@ func (sess *session) createFront(cmd *command, b *Backend, parent *Mailbox, name
 		undo()
 		return no("UNAVAILABLE", "Mailbox database unavailable; nothing was created")
 	}
-	sess.syncDirectory()
+	sess.syncDirectory(internal)
 	return nil
 }
 
@@ -214,32 +214,7 @@ func (sess *session) cmdDelete(cmd *command) error {
 	if !r.b.FrontMode {
 		return sess.relayChange(cmd, r.b, []string{r.mb.Internal}, r.native)
 	}
-	db := sess.s.opts.MailboxDB
-	if db == nil {
-		return no("CANNOT", "Deleting mailboxes on this server needs the mailbox database writer")
-	}
-	pc, err := sess.backendConn(r)
-	if err != nil {
-		return err
-	}
-	if sess.selected == pc && sess.selectedName == name {
-		sess.deselect()
-	}
-	ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
-	defer cancel()
-	if _, err := pc.c.Exec(ctx, "DELETE "+imapwire.AString(r.native)); err != nil {
-		var be *backend.Error
-		if errors.As(err, &be) {
-			return &statusErr{status: string(be.Status), text: be.Text}
-		}
-		return sess.backendFailed(pc, err)
-	}
-	if err := db.Delete(ctx, r.mb.Internal); err != nil {
-		sess.log.Error("mailbox deleted on its server but not in MUPDATE", "mailbox", r.mb.Internal, "err", err)
-		return no("UNAVAILABLE", "Mailbox deleted, but the mailbox database could not be updated")
-	}
-	sess.syncDirectory()
-	return nil
+	return sess.deleteFront(r)
 }
 
 func (sess *session) cmdRename(cmd *command) error {
@@ -254,6 +229,11 @@ func (sess *session) cmdRename(cmd *command) error {
 	if err != nil {
 		return err
 	}
+	if r.b.FrontMode && !sess.isInbox(r.mb.Internal) && !r.mb.Rights.Has(router.RightDeleteMailbox) {
+		// RFC 4314: RENAME needs x on the mailbox (a backend that writes
+		// MUPDATE itself checks its own rights).
+		return no("NOPERM", "Permission denied")
+	}
 	toInternal, err := dir.ToInternal(sess.user, to)
 	if err != nil || strings.ContainsAny(to, "*%") {
 		return no("CANNOT", "Invalid target mailbox name")
@@ -264,7 +244,7 @@ func (sess *session) cmdRename(cmd *command) error {
 	if sess.isInbox(toInternal) {
 		return no("ALREADYEXISTS", "INBOX always exists")
 	}
-	target, _, err := sess.placement(to)
+	target, parent, err := sess.placement(to)
 	if err != nil {
 		return err
 	}
@@ -277,74 +257,7 @@ func (sess *session) cmdRename(cmd *command) error {
 	if !r.b.FrontMode {
 		return sess.relayChange(cmd, r.b, []string{r.mb.Internal, toInternal}, r.native, to)
 	}
-	return sess.renameFront(r, to, toInternal)
-}
-
-// renameFront renames on a front-mode backend, then moves the mailbox's
-// entry and its children's in MUPDATE (ACTIVATE new, DELETE old). RENAME
-// of INBOX (RFC 3501) moves its messages to a new mailbox and leaves INBOX
-// and its children in place.
-func (sess *session) renameFront(r *resolved, to, toInternal string) error {
-	db := sess.s.opts.MailboxDB
-	if db == nil {
-		return no("CANNOT", "Renaming mailboxes on this server needs the mailbox database writer")
-	}
-	owner, path := router.SplitInternal(toInternal)
-	toNative, err := nativeName(r.b, sess.user, to, Mailbox{Owner: owner, Path: path})
-	if err != nil {
-		return no("CANNOT", "The new name cannot exist on this server: %v", err)
-	}
-	inbox := sess.isInbox(r.mb.Internal)
-	var kids []Mailbox
-	if !inbox {
-		if kids, err = sess.s.opts.Directory.Children(sess.ctx, sess.user, r.client); err != nil {
-			return no("CANNOT", "Invalid mailbox name")
-		}
-	}
-	pc, err := sess.backendConn(r)
-	if err != nil {
-		return err
-	}
-	if sess.selected == pc && sess.selectedName == r.client {
-		sess.deselect()
-	}
-	ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
-	defer cancel()
-	if _, err := pc.c.Exec(ctx, "RENAME "+imapwire.AString(r.native)+" "+imapwire.AString(toNative)); err != nil {
-		var be *backend.Error
-		if errors.As(err, &be) {
-			return &statusErr{status: string(be.Status), text: be.Text}
-		}
-		return sess.backendFailed(pc, err)
-	}
-	partition := r.mb.Partition
-	if partition == "" {
-		partition = "default"
-	}
-	moves := []Mailbox{r.mb}
-	moves = append(moves, kids...)
-	for _, m := range moves {
-		newInternal := toInternal + strings.TrimPrefix(m.Internal, r.mb.Internal)
-		loc := m.Server + "!" + partition
-		if m.Partition != "" {
-			loc = m.Server + "!" + m.Partition
-		}
-		acl := m.ACL
-		if inbox {
-			acl = sess.user + "\t" + router.AllRights.String() + "\t"
-		}
-		if err := db.Activate(ctx, newInternal, loc, acl); err != nil {
-			sess.log.Error("RENAME done on the server, MUPDATE not updated", "mailbox", newInternal, "err", err)
-			return no("UNAVAILABLE", "Renamed, but the mailbox database could not be updated")
-		}
-		if !inbox {
-			if err := db.Delete(ctx, m.Internal); err != nil {
-				sess.log.Error("RENAME: old MUPDATE entry left", "mailbox", m.Internal, "err", err)
-			}
-		}
-	}
-	sess.syncDirectory()
-	return nil
+	return sess.renameFront(r, parent, to, toInternal)
 }
 
 // relayChange sends a namespace-changing command with its mailbox names

@@ -130,6 +130,9 @@ func (sess *session) cmdNamed(cmd *command) error {
 		}
 		return errRelayed
 	}
+	if r.b.FrontMode && (cmd.name == "SETACL" || cmd.name == "DELETEACL") {
+		return sess.aclFront(cmd, r, rest)
+	}
 	return sess.relayNamed(cmd, r, rest)
 }
 

@@ -5,6 +5,7 @@
 package demo
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +39,14 @@ type Options struct {
 	Seed bool
 	// MetricsListen, if set, serves /metrics, /healthz and /readyz there.
 	MetricsListen string
+	// MasterUpdateInterval is how often the master flushes its streams
+	// (0 means 1 s; negative: only when a stream sends NOOP), to model a
+	// master that lags as Cyrus's does.
+	MasterUpdateInterval time.Duration
+	// FlatRename makes the backends' RENAME leave children behind (see
+	// memback.Options.FlatRename), to model a server that does not do
+	// what RFC 9051 says.
+	FlatRename bool
 }
 
 // Murder is a running demo.
@@ -87,7 +96,7 @@ func Start(opts Options) (m *Murder, err error) {
 	}()
 	m.Master = mupdatetest.NewServer(mupdatetest.Options{
 		Users:          map[string]string{MUPDATEUser: MUPDATEPass},
-		UpdateInterval: time.Second,
+		UpdateInterval: cmp.Or(opts.MasterUpdateInterval, time.Second),
 		Logger:         logger.With("component", "mupdate-master"),
 	})
 	masterAddr, err := m.Master.Start()
@@ -96,7 +105,7 @@ func Start(opts Options) (m *Murder, err error) {
 	}
 	backends := map[string]*frontend.Backend{}
 	for i := 1; i <= 2; i++ {
-		be, err := memback.Start(memback.Options{MasterUser: ProxyUser, MasterPassword: ProxyPass})
+		be, err := memback.Start(memback.Options{MasterUser: ProxyUser, MasterPassword: ProxyPass, FlatRename: opts.FlatRename})
 		if err != nil {
 			return nil, err
 		}

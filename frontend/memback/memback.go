@@ -14,6 +14,8 @@ import (
 	"fmt"
 	"log"
 	"net"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,6 +32,11 @@ type Options struct {
 	MasterUser, MasterPassword string
 	// Addr to listen on; empty means 127.0.0.1:0.
 	Addr string
+	// FlatRename makes RENAME behave as go-imap's memory server alone
+	// does, unlike RFC 9051: children stay behind and RENAME INBOX moves
+	// INBOX itself away. For tests of a front end that must not assume
+	// what a backend's RENAME did.
+	FlatRename bool
 }
 
 // Server is one in-memory backend listening on loopback.
@@ -47,6 +54,9 @@ type Server struct {
 type user struct {
 	name, password string
 	mem            *imapmemserver.User
+
+	mu    sync.Mutex
+	names map[string]bool // the mailboxes, which imapmemserver cannot enumerate
 }
 
 // Start listens and serves until Close.
@@ -95,9 +105,9 @@ func (s *Server) Close() error {
 // AddUser creates a user with an INBOX and the given other mailboxes
 // (hierarchy separator "/"; parents are created too).
 func (s *Server) AddUser(name, password string, mailboxes ...string) error {
-	u := &user{name: name, password: password, mem: imapmemserver.NewUser(name, password)}
+	u := &user{name: name, password: password, mem: imapmemserver.NewUser(name, password), names: make(map[string]bool)}
 	for _, mb := range append([]string{"INBOX"}, mailboxes...) {
-		if err := createAll(u.mem, mb); err != nil {
+		if err := u.createAll(mb); err != nil {
 			return err
 		}
 	}
@@ -107,17 +117,61 @@ func (s *Server) AddUser(name, password string, mailboxes ...string) error {
 	return nil
 }
 
-func createAll(u *imapmemserver.User, name string) error {
+func (u *user) createAll(name string) error {
 	parts := bytes.Split([]byte(name), []byte("/"))
 	for i := range parts {
 		p := string(bytes.Join(parts[:i+1], []byte("/")))
-		err := u.Create(p, nil)
+		err := u.mem.Create(p, nil)
 		var ie *imap.Error
 		if err != nil && !(errors.As(err, &ie) && ie.Code == imap.ResponseCodeAlreadyExists) {
 			return err
 		}
+		u.mu.Lock()
+		u.names[p] = true
+		u.mu.Unlock()
 	}
 	return nil
+}
+
+// Create creates a user's mailbox (and its parents) behind the front
+// end's back, as another writer of the Murder would.
+func (s *Server) Create(username, mailbox string) error {
+	u := s.user(username)
+	if u == nil {
+		return fmt.Errorf("memback: no user %q", username)
+	}
+	return u.createAll(mailbox)
+}
+
+// Delete deletes a user's mailbox behind the front end's back.
+func (s *Server) Delete(username, mailbox string) error {
+	u := s.user(username)
+	if u == nil {
+		return fmt.Errorf("memback: no user %q", username)
+	}
+	if err := u.mem.Delete(mailbox); err != nil {
+		return err
+	}
+	u.mu.Lock()
+	delete(u.names, mailbox)
+	u.mu.Unlock()
+	return nil
+}
+
+// Mailboxes returns a user's mailbox names, sorted.
+func (s *Server) Mailboxes(username string) []string {
+	u := s.user(username)
+	if u == nil {
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	out := make([]string, 0, len(u.names))
+	for n := range u.names {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // Append adds a message to a user's mailbox.
@@ -153,6 +207,82 @@ func (s *Server) user(name string) *user {
 type session struct {
 	*imapmemserver.UserSession
 	srv *Server
+	u   *user
+}
+
+// Create creates a mailbox and remembers its name.
+func (sess *session) Create(name string, options *imap.CreateOptions) error {
+	if err := sess.UserSession.Create(name, options); err != nil {
+		return err
+	}
+	sess.u.mu.Lock()
+	sess.u.names[strings.TrimRight(name, "/")] = true
+	sess.u.mu.Unlock()
+	return nil
+}
+
+// Delete deletes a mailbox (its children stay, as the memory server does).
+func (sess *session) Delete(name string) error {
+	if err := sess.UserSession.Delete(name); err != nil {
+		return err
+	}
+	sess.u.mu.Lock()
+	delete(sess.u.names, name)
+	sess.u.mu.Unlock()
+	return nil
+}
+
+// Rename renames as RFC 9051 section 6.3.6 says: the mailbox's children
+// move with it, and renaming INBOX moves its messages to the new mailbox
+// and leaves an empty INBOX (its children stay). With Options.FlatRename
+// it renames only the one mailbox, as go-imap's memory server does.
+func (sess *session) Rename(oldName, newName string, options *imap.RenameOptions) error {
+	u := sess.u
+	newName = strings.TrimRight(newName, "/")
+	if sess.srv.opts.FlatRename {
+		if err := sess.UserSession.Rename(oldName, newName, options); err != nil {
+			return err
+		}
+		u.mu.Lock()
+		delete(u.names, oldName)
+		u.names[newName] = true
+		u.mu.Unlock()
+		return nil
+	}
+	if strings.EqualFold(oldName, "INBOX") {
+		if err := u.mem.Rename("INBOX", newName, options); err != nil {
+			return err
+		}
+		if err := u.mem.Create("INBOX", nil); err != nil {
+			return err
+		}
+		u.mu.Lock()
+		u.names[newName] = true
+		u.mu.Unlock()
+		return nil
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	moves := []string{oldName}
+	for n := range u.names {
+		if strings.HasPrefix(n, oldName+"/") {
+			moves = append(moves, n)
+		}
+	}
+	for _, n := range moves {
+		if u.names[newName+strings.TrimPrefix(n, oldName)] {
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlreadyExists, Text: "Mailbox already exists"}
+		}
+	}
+	for _, n := range moves {
+		to := newName + strings.TrimPrefix(n, oldName)
+		if err := u.mem.Rename(n, to, options); err != nil {
+			return err
+		}
+		delete(u.names, n)
+		u.names[to] = true
+	}
+	return nil
 }
 
 var _ imapserver.SessionSASL = (*session)(nil)
@@ -170,6 +300,7 @@ func (sess *session) Login(username, password string) error {
 		return imapserver.ErrAuthFailed
 	}
 	sess.UserSession = imapmemserver.NewUserSession(u.mem)
+	sess.u = u
 	return nil
 }
 
@@ -193,6 +324,7 @@ func (sess *session) Authenticate(mech string) (sasl.Server, error) {
 			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAuthorizationFailed, Text: "Authorization failed"}
 		}
 		sess.UserSession = imapmemserver.NewUserSession(u.mem)
+		sess.u = u
 		return nil
 	}), nil
 }
