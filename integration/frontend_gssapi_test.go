@@ -16,11 +16,11 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/imapfront/imapfront/frontend"
-	"github.com/imapfront/imapfront/frontend/demo"
 	"github.com/imapfront/imapfront/frontend/gssapi"
 	"github.com/imapfront/imapfront/integration/itenv"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/router"
+	"github.com/imapfront/imapfront/wiring"
 )
 
 // Kerberos through the front end (package frontend with an acceptor, the
@@ -36,7 +36,7 @@ func startFrontGSSAPI(t *testing.T, env itenv.Env) *feFront {
 	srv := frontend.New(frontend.Options{
 		Hostname: "imapfront-it-gssapi", Logger: feLogger(t).With("test", t.Name()), FailureDelay: -1,
 		Directory: frontend.ReplicaDirectory{R: base.replica}, Backends: base.backends, DefaultBackend: env.CyrusBE1,
-		Sync: base.follower.Sync, Admins: []string{env.CyrusAdminUser},
+		Sync: func(ctx context.Context, _ ...string) error { return base.follower.Sync(ctx) }, Admins: []string{env.CyrusAdminUser},
 		GSSAPI: gssAcceptor(t, env, gssapi.AcceptorOptions{}),
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -147,7 +147,7 @@ func TestFrontendGSSAPIFollower(t *testing.T) {
 	auth := func() (sasl.Client, error) { return in.NewClient(spn, ""), nil }
 	replica := router.NewReplica(router.Options{})
 	follower := mupdatec.NewFollower(mupdatec.FollowerOptions{
-		Addr: env.MUPDATEGSSAPI, Auth: auth, Sink: demo.ReplicaSink{R: replica},
+		Addr: env.MUPDATEGSSAPI, Auth: auth, Sink: wiring.ReplicaSink{R: replica},
 		Logger: feLogger(t).With("test", t.Name()),
 	})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -25,10 +25,10 @@ import (
 
 	"github.com/imapfront/imapfront/frontend"
 	"github.com/imapfront/imapfront/frontend/backend"
-	"github.com/imapfront/imapfront/frontend/demo"
 	"github.com/imapfront/imapfront/integration/itenv"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/router"
+	"github.com/imapfront/imapfront/wiring"
 )
 
 // Tests of the front end (package frontend) against the real servers: the
@@ -55,6 +55,9 @@ type feOptions struct {
 	// tls, if set, is the front end's server certificate: STARTTLS is
 	// offered on addr and a second listener (tlsAddr) speaks IMAPS.
 	tls *tls.Config
+	// find runs the front end in FIND mode: no replica, every name looked
+	// up in the master on demand.
+	find bool
 }
 
 func feLogger(t *testing.T) *slog.Logger {
@@ -70,7 +73,7 @@ func startFront(t *testing.T, env itenv.Env, o feOptions) *feFront {
 	replica := router.NewReplica(router.Options{Policy: router.Policy{Admins: []string{env.CyrusAdminUser}}})
 	auth := func() (sasl.Client, error) { return sasl.NewPlainClient("", env.MUPDATEUser, env.MUPDATEPass), nil }
 	follower := mupdatec.NewFollower(mupdatec.FollowerOptions{
-		Addr: env.MUPDATE, Auth: auth, Sink: demo.ReplicaSink{R: replica}, Logger: logger,
+		Addr: env.MUPDATE, Auth: auth, Sink: wiring.ReplicaSink{R: replica}, Logger: logger,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -106,10 +109,19 @@ func startFront(t *testing.T, env itenv.Env, o feOptions) *feFront {
 		}
 		return c, nil
 	}
+	var dir frontend.Directory = frontend.ReplicaDirectory{R: replica}
+	cons := wiring.ForFollower(follower, wiring.ConsistencyOptions{})
+	if o.find {
+		finder := router.NewFinder(wiring.FindLookup(dialMaster), router.FinderOptions{
+			Options: router.Options{Policy: router.Policy{Admins: []string{env.CyrusAdminUser}}},
+		})
+		dir = frontend.FinderDirectory{F: finder, Logger: logger}
+		cons = wiring.ForFinder(finder, wiring.ConsistencyOptions{})
+	}
 	srv := frontend.New(frontend.Options{
 		Hostname: "imapfront-it", Logger: logger, AllowPlaintext: true, FailureDelay: -1,
-		Directory: frontend.ReplicaDirectory{R: replica}, Backends: backends, DefaultBackend: env.CyrusBE1,
-		Referrals: o.referrals, MailboxDB: &frontend.MUPDATEWriter{Dial: dialMaster}, Sync: follower.Sync,
+		Directory: dir, Backends: backends, DefaultBackend: env.CyrusBE1,
+		Referrals: o.referrals, MailboxDB: &frontend.MUPDATEWriter{Dial: dialMaster}, Sync: cons.Sync, Confirm: cons.Confirm,
 		Admins: []string{env.CyrusAdminUser}, TLSConfig: o.tls,
 	})
 	var served sync.WaitGroup
