@@ -43,10 +43,15 @@ func (sess *session) login(user, authzid, pass string) error {
 		return sess.loginFailed(ctx, nil)
 	}
 	ip := sess.clientIP()
-	if rl := sess.s.opts.RateLimiter; rl != nil && rl.Blocked(ip, user) {
-		// Same answer as a wrong password: say nothing about the user.
-		sess.log.Warn("login refused by rate limit")
-		return sess.loginFailed(ctx, nil)
+	if rl := sess.s.opts.RateLimiter; rl != nil {
+		// Refused while this address (or this user from it) is out of
+		// failures; slowed, never refused, while the user's failures from
+		// everywhere are over budget.
+		if err := rl.Admit(ctx, ip, user); err != nil {
+			// Same answer as a wrong password: say nothing about the user.
+			sess.log.Warn("login refused by rate limit", "err", err)
+			return sess.loginFailed(ctx, nil)
+		}
 	}
 	canonical, err := sess.checkPassword(ctx, user, pass)
 	if err != nil {
@@ -68,6 +73,9 @@ func (sess *session) loggedIn(ctx context.Context, canonical, authzid, pass, mec
 	if authzid != "" && authzid != canonical {
 		if !sess.s.isAdmin(canonical) {
 			sess.log.Info("authorization refused", "authcid", canonical)
+			// The password check may have left a connection logged in as
+			// canonical: it is not this session's to keep.
+			sess.pool.dropForeign()
 			return sess.loginFailed(ctx, nil)
 		}
 		actAs = authzid

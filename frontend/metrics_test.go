@@ -93,3 +93,28 @@ func TestMetricsFollowSessions(t *testing.T) {
 		t.Fatalf("/healthz: %v", code)
 	}
 }
+
+// A login whose authorization identity is refused keeps nothing: the
+// backend connection its password check opened (logged in as alice) is
+// closed at once, not left in the pool for the session's next login.
+func TestRefusedAuthzidClosesItsBackendConnection(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	m := metrics.New(reg)
+	f := newFixture(t, func(o *Options) { o.Metrics = m })
+	hs := httptest.NewServer(metrics.Handler(reg, func() error { return nil }))
+	defer hs.Close()
+
+	c := f.dial(t)
+	// AUTHENTICATE PLAIN authzid=bob authcid=alice: alice is no admin.
+	c.expect("z1", "AUTHENTICATE PLAIN Ym9iAGFsaWNlAGFsaWNlcHc=", "NO")
+	c.ok("z2", "CAPABILITY")
+	got := scrape(t, hs.URL)
+	if !got[`imapfront_backend_dials_total{backend="be-a",result="ok"} 1`] {
+		t.Fatalf("the password check did not log in on be-a: %v", got)
+	}
+	if !got[`imapfront_backend_connections{backend="be-a"} 0`] {
+		t.Fatalf("the connection logged in as alice is still open after the refused authzid: %v", got)
+	}
+	c.ok("z3", "LOGIN bob bobpw")
+	c.ok("z4", "SELECT INBOX")
+}

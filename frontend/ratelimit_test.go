@@ -1,8 +1,11 @@
 package frontend
 
 import (
+	"context"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/imapfront/imapfront/frontend/auth"
 )
@@ -39,9 +42,18 @@ func TestLoginRateLimitPerAddress(t *testing.T) {
 
 // TestLoginLockOutFromElsewhereFails: an attacker spending alice's failure
 // budget from one address (and more) is refused there, but alice logs in
-// from another address with her password.
+// from another address with her password: slowed, as Dovecot's auth
+// penalty does, never refused.
 func TestLoginLockOutFromElsewhereFails(t *testing.T) {
-	rl := auth.NewRateLimiter(auth.RateOptions{PerIP: 0.001, BurstIP: 100, PerUser: 0.001, BurstUser: 3})
+	var mu sync.Mutex
+	var slowed []time.Duration
+	rl := auth.NewRateLimiter(auth.RateOptions{PerIP: 0.001, BurstIP: 100, PerUser: 0.001, BurstUser: 3,
+		Sleep: func(ctx context.Context, d time.Duration) error {
+			mu.Lock()
+			slowed = append(slowed, d)
+			mu.Unlock()
+			return nil
+		}})
 	f := newFixture(t, func(o *Options) { o.RateLimiter = rl })
 	n := 0
 	for s := 0; s < 3; s++ {
@@ -63,4 +75,9 @@ func TestLoginLockOutFromElsewhereFails(t *testing.T) {
 	c2 := f.dialFrom(t, "127.0.0.2")
 	c2.ok("v1", "LOGIN alice alicepw")
 	c2.ok("v2", "SELECT INBOX")
+	mu.Lock()
+	defer mu.Unlock()
+	if len(slowed) == 0 || slowed[len(slowed)-1] <= 0 {
+		t.Fatalf("alice's login with her budget spent elsewhere was not slowed: %v", slowed)
+	}
 }
