@@ -81,6 +81,7 @@ func (s *Server) register(sess *session, ip string) {
 	s.counts.perIP[ip]++
 	s.counts.unauth++
 	s.sessions[sess] = struct{}{}
+	s.noteSessionsLocked(len(s.sessions))
 }
 
 // unregister removes an ended session from the counts.
@@ -88,6 +89,7 @@ func (s *Server) unregister(sess *session) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	delete(s.sessions, sess)
+	s.noteSessionsLocked(len(s.sessions))
 	if n := s.counts.perIP[sess.adm.ip] - 1; n > 0 {
 		s.counts.perIP[sess.adm.ip] = n
 	} else {

@@ -156,6 +156,11 @@ type Options struct {
 	// MaxBadCommands ends a session with BYE after this many BAD answers
 	// in a row (20 when 0; negative disables it).
 	MaxBadCommands int
+	// ReleaseMemory, if positive, returns freed memory to the OS once the
+	// open sessions have fallen to a quarter of their peak (or none) and
+	// stayed there this long, so RSS comes back after a burst; 0 leaves
+	// it to the Go runtime's background scavenger.
+	ReleaseMemory time.Duration
 }
 
 // Server is the client-facing IMAP server.
@@ -171,6 +176,7 @@ type Server struct {
 	listeners map[net.Listener]struct{}
 	sessions  map[*session]struct{}
 	counts    admissionCounts
+	release   releaseState
 	closing   bool
 	// done is closed by Shutdown: it ends accept retry pauses.
 	done chan struct{}
@@ -363,6 +369,10 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		close(s.done)
 	}
 	s.closing = true
+	if s.release.timer != nil {
+		s.release.timer.Stop()
+		s.release.timer = nil
+	}
 	for l := range s.listeners {
 		l.Close()
 	}

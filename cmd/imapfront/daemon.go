@@ -254,6 +254,7 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		MaxUnauthenticated:  cfg.Limits.MaxUnauthenticated,
 		LoginTimeout:        cfg.Limits.PreloginTimeout.Duration,
 		MaxBadCommands:      noLimitIsNegative(cfg.Limits.MaxBadCommands),
+		ReleaseMemory:       time.Second,
 		Admins:              cfg.Auth.Admins,
 		Authenticator:       authenticator,
 		GSSAPI:              acceptor,

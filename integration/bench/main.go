@@ -53,6 +53,7 @@ func main() {
 		soakKill   = flag.Duration("soak-kill-every", time.Minute, "a backend is killed (listener and connections) and restarted this often")
 		soakBT     = flag.Duration("soak-backend-timeout", 30*time.Second, "imapfront's backend_timeout in the soak")
 		soakSettle = flag.Duration("soak-settle", 5*time.Minute, "after the churn, the longest wait for imapfront's goroutines and RSS to come back")
+		soakLab    = flag.Bool("soak-lab", false, "with -soak: run against the integration lab's real Cyrus backends and master (source <lab>/env.sh) instead of memory backends; a kill is SIGKILL of every imapd of one backend")
 	)
 	flag.Parse()
 	if *soak {
@@ -69,8 +70,21 @@ func main() {
 		logf := func(format string, a ...any) {
 			fmt.Fprintf(os.Stderr, time.Now().Format("15:04:05 ")+format+"\n", a...)
 		}
+		var target *soakTarget
+		if *soakLab {
+			env, err := itenv.Parse(os.Getenv)
+			if err != nil {
+				fatalf("-soak-lab: lab environment (source <lab>/env.sh): %v", err)
+			}
+			target = labTarget(env)
+		} else {
+			t, closeTarget, err := hermeticTarget()
+			check(err)
+			defer closeTarget()
+			target = t
+		}
 		check(soakRun(ctx, soakOptions{bin: *bin, sessions: *soakN, duration: *soakDur, killEvery: *soakKill,
-			backendTimeout: *soakBT, settle: *soakSettle, sources: *sources, dir: *workdir, logf: logf}))
+			backendTimeout: *soakBT, settle: *soakSettle, sources: *sources, dir: *workdir, logf: logf}, target))
 		return
 	}
 	env, err := itenv.Parse(os.Getenv)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/imapfront/imapfront/frontend/memback"
+	"github.com/imapfront/imapfront/integration/itenv"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/mupdatec/mupdatetest"
 )
@@ -99,37 +100,104 @@ func (b *soakBackend) start() error {
 	return nil
 }
 
-// soakRun starts imapfront (o.bin) in front of two memory backends under
-// the names soak-be1 (alice) and soak-be2 (bob) and an in-process MUPDATE
-// master, churns o.sessions sessions (LOGIN, SELECT, FETCH, IDLE for up to
-// 2 s, LOGOUT, again) for o.duration while a backend is killed (listener
-// and connections) and restarted every o.killEvery and the master is
-// restarted once, then waits for the sessions to close and compares
-// imapfront's goroutines and RSS with their values before the churn.
-func soakRun(ctx context.Context, o soakOptions) error {
+// soakTarget is what the soak runs against: the backends and master that
+// imapfront's configuration names, and how to kill them.
+type soakTarget struct {
+	// users are the users whose sessions churn (password user+"pw"),
+	// alternating between the two backends.
+	users []string
+	// config is the [mupdate] and [[backend]] part of imapfront's config.
+	config string
+	// kill kills backend n%2 (and lets it come back); it returns what it did.
+	kill func(n int) (string, error)
+	// restartMaster restarts the MUPDATE master.
+	restartMaster func() error
+}
+
+// hermeticTarget runs two memory backends under the names soak-be1 (alice)
+// and soak-be2 (bob) and an in-process MUPDATE master; a kill closes a
+// backend's listener and connections and restarts it on the same address.
+func hermeticTarget() (*soakTarget, func(), error) {
 	be := []*soakBackend{{addr: "127.0.0.1:0", user: "alice"}, {addr: "127.0.0.1:0", user: "bob"}}
-	for _, b := range be {
-		if err := b.start(); err != nil {
-			return err
-		}
-	}
-	defer func() {
+	closeAll := func() {
 		for _, b := range be {
 			if b.mb != nil {
 				b.mb.Close()
 			}
 		}
-	}()
+	}
+	for _, b := range be {
+		if err := b.start(); err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+	}
 	own := func(u string) string { return u + "\tlrswipkxtean\t" }
 	master := &soakMaster{addr: "127.0.0.1:0", entries: []mupdatec.Entry{
 		{Name: "user.alice", Location: "soak-be1!default", ACL: own("alice")},
 		{Name: "user.bob", Location: "soak-be2!default", ACL: own("bob")},
 	}}
 	if err := master.start(); err != nil {
-		return err
+		closeAll()
+		return nil, nil, err
 	}
-	defer func() { master.stop() }()
+	cfg := fmt.Sprintf("[mupdate]\nserver = %q\nuser = \"mupdateuser\"\npassword = \"mupdatepw\"\n", master.addr)
+	for i, b := range be {
+		cfg += fmt.Sprintf("[[backend]]\nserver = \"soak-be%d\"\naddress = %q\ntls = \"none\"\nproxy_user = \"proxy\"\nproxy_password = \"proxypw\"\nnamespace = \"personal\"\nmupdate_mode = \"front\"\n", i+1, b.addr)
+	}
+	t := &soakTarget{
+		users:  []string{"alice", "bob"},
+		config: cfg,
+		kill: func(n int) (string, error) {
+			b := be[n%2]
+			b.mb.Close()
+			if err := b.start(); err != nil {
+				return "", fmt.Errorf("restarting %s's backend: %w", b.user, err)
+			}
+			return "killed and restarted " + b.user + "'s memory backend", nil
+		},
+		restartMaster: func() error {
+			master.stop()
+			return master.start()
+		},
+	}
+	return t, func() { master.stop(); closeAll() }, nil
+}
 
+// labTarget runs against the integration lab's real Cyrus backends (alice
+// on be1, bob on be2, proxy login as the Cyrus admin) and Cyrus MUPDATE
+// master; a kill SIGKILLs every imapd process of one backend (its Cyrus
+// master starts new ones), and the master's restart kills its mupdate
+// process (its Cyrus master starts a new one).
+func labTarget(env itenv.Env) *soakTarget {
+	cfg := fmt.Sprintf("[mupdate]\nserver = %q\nuser = %q\npassword = %q\n", env.MUPDATE, env.MUPDATEUser, env.MUPDATEPass)
+	for _, be := range []string{env.CyrusBE1, env.CyrusBE2} {
+		cfg += fmt.Sprintf("[[backend]]\nserver = %q\ntls = \"none\"\nproxy_user = %q\nproxy_password = %q\n", be, env.CyrusAdminUser, env.CyrusAdminPass)
+	}
+	return &soakTarget{
+		users:  []string{"alice", "bob"},
+		config: cfg,
+		kill: func(n int) (string, error) {
+			name := []string{"be1", "be2"}[n%2]
+			k, err := env.KillCyrusIMAPD(name, syscall.SIGKILL)
+			if err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("killed %d imapd processes of Cyrus %s", k, name), nil
+		},
+		restartMaster: func() error {
+			_, err := env.KillMUPDATE(syscall.SIGKILL)
+			return err
+		},
+	}
+}
+
+// soakRun starts imapfront (o.bin) in front of target, churns o.sessions
+// sessions (LOGIN, SELECT, FETCH, IDLE for up to 2 s, LOGOUT, again) for
+// o.duration while a backend is killed every o.killEvery and the master is
+// restarted once, then waits for the sessions to close and compares
+// imapfront's goroutines and RSS with their values before the churn.
+func soakRun(ctx context.Context, o soakOptions, target *soakTarget) error {
 	listen, err := freeAddr()
 	if err != nil {
 		return err
@@ -151,16 +219,9 @@ max_unauthenticated = 0
 backend_timeout = %q
 [auth]
 failure_delay = "10ms"
-[mupdate]
-server = %q
-user = "mupdateuser"
-password = "mupdatepw"
 [metrics]
 listen = %q
-`, listen, o.backendTimeout.String(), master.addr, metricsAddr)
-	for i, b := range be {
-		cfg += fmt.Sprintf("[[backend]]\nserver = \"soak-be%d\"\naddress = %q\ntls = \"none\"\nproxy_user = \"proxy\"\nproxy_password = \"proxypw\"\nnamespace = \"personal\"\nmupdate_mode = \"front\"\n", i+1, b.addr)
-	}
+`, listen, o.backendTimeout.String(), metricsAddr) + target.config
 	path := filepath.Join(o.dir, "imapfront-soak.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		return err
@@ -186,8 +247,8 @@ listen = %q
 			<-exited
 		}
 	}()
-	for _, b := range be {
-		if err := waitSelectable(ctx, listen, b.user, b.user+"pw", "INBOX", 60*time.Second); err != nil {
+	for _, u := range target.users {
+		if err := waitSelectable(ctx, listen, u, u+"pw", "INBOX", 60*time.Second); err != nil {
 			return fmt.Errorf("soak imapfront (log %s): %w", logFile.Name(), err)
 		}
 	}
@@ -203,7 +264,7 @@ listen = %q
 	defer stopWorkers()
 	var wg sync.WaitGroup
 	for i := range o.sessions {
-		wg.Go(func() { soakWorker(wctx, i, listen, be[i%2].user, o, &st) })
+		wg.Go(func() { soakWorker(wctx, i, listen, target.users[i%len(target.users)], o, &st) })
 	}
 	// The killer: a backend every killEvery, the master once half way.
 	start := time.Now()
@@ -226,16 +287,14 @@ loop:
 				peakG, peakRSS = max(peakG, g), max(peakRSS, rss)
 			}
 		case <-tick.C:
-			b := be[kills%2]
-			b.mb.Close()
-			if err := b.start(); err != nil {
-				return fmt.Errorf("restarting %s's backend: %w", b.user, err)
+			what, err := target.kill(kills)
+			if err != nil {
+				return err
 			}
 			kills++
-			o.logf("soak: %v: killed and restarted %s's backend (%d sessions, %d commands so far)", time.Since(start).Round(time.Second), b.user, st.sessions.Load(), st.commands.Load())
+			o.logf("soak: %v: %s (%d sessions, %d commands so far)", time.Since(start).Round(time.Second), what, st.sessions.Load(), st.commands.Load())
 			if !masterRestarted && time.Since(start) >= o.duration/2 {
-				master.stop()
-				if err := master.start(); err != nil {
+				if err := target.restartMaster(); err != nil {
 					return fmt.Errorf("restarting the MUPDATE master: %w", err)
 				}
 				masterRestarted = true

@@ -333,3 +333,35 @@ func children(pid int) ([]int, error) {
 	}
 	return kids, nil
 }
+
+// KillCyrusIMAPD sends sig to every imapd process of the lab's Cyrus
+// instance name ("be1", "be2": the processes started with
+// <LAB>/cyrus/<name>/imapd.conf) and returns how many it signalled. With
+// SIGKILL this is a backend crash as its clients see it; the instance's
+// Cyrus master starts new imapd processes for new connections.
+func (e Env) KillCyrusIMAPD(name string, sig syscall.Signal) (int, error) {
+	conf := []byte(filepath.Join(e.Lab, "cyrus", name, "imapd.conf"))
+	procs, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, p := range procs {
+		pid, err := strconv.Atoi(p.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(filepath.Join("/proc", p.Name(), "comm"))
+		if err != nil || string(bytes.TrimSpace(comm)) != "imapd" {
+			continue
+		}
+		cmdline, err := os.ReadFile(filepath.Join("/proc", p.Name(), "cmdline"))
+		if err != nil || !bytes.Contains(cmdline, conf) {
+			continue
+		}
+		if err := syscall.Kill(pid, sig); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
