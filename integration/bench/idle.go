@@ -33,6 +33,12 @@ type idleOptions struct {
 
 // rssBytes reads VmRSS of pid from /proc.
 func rssBytes(pid int) (int64, error) {
+	kb, err := procStatusKB(pid, "VmRSS:")
+	return kb * 1024, err
+}
+
+// procStatusKB returns a "field: N kB" line of /proc/<pid>/status.
+func procStatusKB(pid int, field string) (int64, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
@@ -40,12 +46,11 @@ func rssBytes(pid int) (int64, error) {
 	defer f.Close()
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-			return kb * 1024, err
+		if v, ok := strings.CutPrefix(sc.Text(), field); ok {
+			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
 		}
 	}
-	return 0, fmt.Errorf("no VmRSS for pid %d", pid)
+	return 0, fmt.Errorf("no %s for pid %d", field, pid)
 }
 
 func freeAddr() (string, error) {

@@ -253,11 +253,35 @@ listen = %q
 		}
 	}
 	pid := cmd.Process.Pid
+	coldG, coldRSS, err := soakSample(metricsAddr, pid)
+	if err != nil {
+		return err
+	}
+	o.logf("soak: imapfront pid %d ready: %d goroutines, RSS %d KiB", pid, coldG, coldRSS>>10)
+	// Warm-up: a short churn without kills, so that the baseline holds what
+	// serving any session leaves resident for good (the code pages it ran,
+	// the runtime's size classes) and the comparison shows growth, not
+	// first use.
+	{
+		var warm soakStats
+		wctx, stop := context.WithTimeout(ctx, min(10*time.Second, o.duration/10))
+		var wg sync.WaitGroup
+		for i := range o.sessions {
+			wg.Go(func() { soakWorker(wctx, i, listen, target.users[i%len(target.users)], o, &warm) })
+		}
+		wg.Wait()
+		stop()
+		if err := soakQuiet(ctx, metricsAddr, 30*time.Second); err != nil {
+			return err
+		}
+		o.logf("soak: warm-up: %d sessions", warm.sessions.Load())
+	}
 	baseG, baseRSS, err := soakSample(metricsAddr, pid)
 	if err != nil {
 		return err
 	}
-	o.logf("soak: imapfront pid %d ready: %d goroutines, RSS %d KiB", pid, baseG, baseRSS>>10)
+	baseAnon, baseFile := rssParts(pid)
+	o.logf("soak: baseline after warm-up: %d goroutines, RSS %d KiB (anon %d, file %d)", baseG, baseRSS>>10, baseAnon>>10, baseFile>>10)
 
 	var st soakStats
 	wctx, stopWorkers := context.WithCancel(ctx)
@@ -360,8 +384,10 @@ loop:
 	fmt.Printf("| commands unanswered past backend_timeout (%v) + 15 s | %d |\n", o.backendTimeout, st.unanswered.Load())
 	fmt.Printf("| slowest answered command | %v |\n", time.Duration(st.slowest.Load()).Round(time.Millisecond))
 	fmt.Printf("| imapfront goroutines: before / peak / after | %d / %d / %d |\n", baseG, peakG, endG)
-	fmt.Printf("| imapfront RSS KiB: before / peak / after (%v after the churn) | %d / %d / %d (%+.0f %%) |\n",
-		time.Since(settle).Round(time.Second), baseRSS>>10, peakRSS>>10, endRSS>>10, 100*(float64(endRSS)/float64(baseRSS)-1))
+	endAnon, endFile := rssParts(pid)
+	fmt.Printf("| imapfront RSS KiB: cold start / after warm-up / peak / after (%v after the churn) | %d / %d / %d / %d (%+.0f %% of the warm baseline) |\n",
+		time.Since(settle).Round(time.Second), coldRSS>>10, baseRSS>>10, peakRSS>>10, endRSS>>10, 100*(float64(endRSS)/float64(baseRSS)-1))
+	fmt.Printf("| of which anonymous / file-backed KiB: after warm-up, after | %d / %d, %d / %d |\n", baseAnon>>10, baseFile>>10, endAnon>>10, endFile>>10)
 	return nil
 }
 
@@ -506,6 +532,31 @@ func soakSample(metricsAddr string, pid int) (int, int64, error) {
 	}
 	rss, err := rssBytes(pid)
 	return g, rss, err
+}
+
+// soakQuiet waits until imapfront has no session open, then 3 s more (it
+// returns freed memory to the OS a second after a burst ends).
+func soakQuiet(ctx context.Context, metricsAddr string, within time.Duration) error {
+	deadline := time.Now().Add(within)
+	for {
+		if n, err := soakOpenSessions(metricsAddr); err == nil && n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			return errors.New("sessions still open after the warm-up")
+		}
+		soakPause(ctx, 200*time.Millisecond)
+	}
+	soakPause(ctx, 3*time.Second)
+	return ctx.Err()
+}
+
+// rssParts returns a process's anonymous and file-backed resident memory
+// (RssAnon, RssFile), 0 where /proc does not say.
+func rssParts(pid int) (anon, file int64) {
+	anon, _ = procStatusKB(pid, "RssAnon:")
+	file, _ = procStatusKB(pid, "RssFile:")
+	return anon << 10, file << 10
 }
 
 // soakOpenSessions sums imapfront_sessions over its states.
