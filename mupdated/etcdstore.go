@@ -325,3 +325,51 @@ func (w *etcdWatch) send(ev Event) bool {
 		return false
 	}
 }
+
+// Count returns the number of entries.
+func (s *EtcdStore) Count(ctx context.Context) (int64, error) {
+	resp, err := s.cli.Get(ctx, s.prefix, clientv3.WithRange(s.end), clientv3.WithCountOnly())
+	if err != nil {
+		return 0, wrap("count", err)
+	}
+	return resp.Count, nil
+}
+
+// loadBatch is how many puts one Load transaction carries (etcd's
+// default --max-txn-ops is 128).
+const loadBatch = 128
+
+// Load stores every entry as it is (overwriting), in transactions of
+// loadBatch puts, for an import. It is not atomic as a whole: on error,
+// the entries of the committed batches are stored.
+func (s *EtcdStore) Load(ctx context.Context, entries []mupdatec.Entry) error {
+	ops := make([]clientv3.Op, 0, loadBatch)
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		if _, err := s.cli.Txn(ctx).Then(ops...).Commit(); err != nil {
+			return wrap("txn", err)
+		}
+		ops = ops[:0]
+		return nil
+	}
+	seen := make(map[string]bool, len(entries))
+	for _, e := range entries {
+		if seen[e.Name] { // a key may appear only once per transaction
+			if err := flush(); err != nil {
+				return err
+			}
+			clear(seen)
+		}
+		seen[e.Name] = true
+		ops = append(ops, clientv3.OpPut(s.key(e.Name), string(encodeValue(e))))
+		if len(ops) == loadBatch {
+			if err := flush(); err != nil {
+				return err
+			}
+			clear(seen)
+		}
+	}
+	return flush()
+}
