@@ -3,6 +3,7 @@ module github.com/imapfront/imapfront
 go 1.26.8
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/emersion/go-imap/v2 v2.0.0-beta.8
 	github.com/emersion/go-sasl v0.0.0-20241020182733-b788ff22d5a6
 	github.com/hashicorp/golang-lru/v2 v2.0.7
