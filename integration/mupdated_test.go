@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/anishathalye/porcupine"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
@@ -25,6 +26,7 @@ import (
 	"github.com/imapfront/imapfront/frontend/demo"
 	"github.com/imapfront/imapfront/integration/itenv"
 	"github.com/imapfront/imapfront/mupdatec"
+	"github.com/imapfront/imapfront/mupdated/lincheck"
 	"github.com/imapfront/imapfront/router"
 )
 
@@ -515,6 +517,110 @@ func TestMupdatedMemberKilled(t *testing.T) {
 	for i, m := range e.Members {
 		if l := mcList(t, mdDial(t, e, m)); len(l) != len(want) {
 			t.Fatalf("member %d lists %d entries, want %d", i+1, len(l), len(want))
+		}
+	}
+}
+
+// Several clients run at least 1,000 RESERVE/ACTIVATE/DEACTIVATE/DELETE/FIND
+// on overlapping names, each connected to one member directly, while member
+// 1 (with its etcd member) is killed and restarted, then member 2. The
+// recorded history, closed by a FIND of every name at the end, is
+// linearizable (porcupine, against lincheck's model of the MUPDATE states):
+// so every acknowledged write is in the final database and no failed one
+// is. A follower through HAProxy ends equal to every member.
+func TestMupdatedLinearizableWithKills(t *testing.T) {
+	e := loadMD(t)
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	var names []string
+	for i := range 4 {
+		names = append(names, fmt.Sprintf("zz-imapfront-it-mupdated.lin.%s.n%d", run, i))
+	}
+	t.Cleanup(func() {
+		c := mdDial(t, e, e.HA)
+		for _, n := range names {
+			c.Delete(context.Background(), n)
+		}
+	})
+	fol, sink := mdFollow(t, e.HA, e.MUPDATEUser, e.MUPDATEPass)
+	w := lincheck.Workload{
+		Names: names, Locations: []string{"zzlin-a!p", "zzlin-b!p"}, ACLs: []string{"x\tlr\t", "y\tlrs\t"},
+		Clients: 6, OpTimeout: 8 * time.Second, Seed: uint64(time.Now().UnixNano()),
+		Dial: func(ctx context.Context, client, attempt int) (*mupdatec.Conn, error) {
+			dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			c, err := mupdatec.Dial(dctx, e.Members[(client+attempt)%len(e.Members)], nil)
+			if err != nil {
+				return nil, err
+			}
+			if err := c.Authenticate(dctx, sasl.NewPlainClient("", e.MUPDATEUser, e.MUPDATEPass)); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
+		},
+	}
+	rec := lincheck.NewRecorder()
+	ctx := mdCtx(t)
+	var done bool
+	var doneMu sync.Mutex
+	more := func(n int) bool {
+		doneMu.Lock()
+		defer doneMu.Unlock()
+		return n < 1000 || !done
+	}
+	workDone := make(chan struct{})
+	go func() { defer close(workDone); w.Run(ctx, rec, more) }()
+	step := func(n int, what string, f func()) {
+		if err := rec.Wait(ctx, n); err != nil {
+			t.Fatalf("workload stalled before %d operations: %v", n, err)
+		}
+		start := time.Now()
+		f()
+		t.Logf("%s after %d operations (%v)", what, rec.Len(), time.Since(start).Round(time.Millisecond))
+	}
+	step(150, "member 1 killed", func() { killMember(t, e, 0) })
+	step(350, "member 1 restarted", func() { restartMember(t, e, 0) })
+	step(550, "member 2 killed", func() { killMember(t, e, 1) })
+	step(750, "member 2 restarted", func() { restartMember(t, e, 1) })
+	doneMu.Lock()
+	done = true
+	doneMu.Unlock()
+	<-workDone
+	// Close the history: the final state of every name, read on every member.
+	final := map[string]mupdatec.Entry{}
+	for _, m := range e.Members {
+		c := mdDial(t, e, m)
+		for _, n := range names {
+			call := rec.Now()
+			ent, ok, err := c.Find(ctx, n)
+			ret := rec.Now()
+			if err != nil {
+				t.Fatalf("final FIND %s on %s: %v", n, m, err)
+			}
+			rec.Add(100, lincheck.Input{Op: lincheck.Find, Name: n}, call, lincheck.Output{Status: lincheck.OK, Found: ok, Entry: ent}, ret)
+			if ok {
+				final[n] = ent
+			}
+		}
+	}
+	counts := rec.Counts()
+	t.Logf("%d operations: %d OK, %d NO, %d unknown (seed %d)", rec.Len(), counts[lincheck.OK], counts[lincheck.NO],
+		counts[lincheck.Unknown], w.Seed)
+	if res := rec.Check(time.Minute); res != porcupine.Ok {
+		t.Fatalf("history is %s (seed %d)", res, w.Seed)
+	}
+	if counts[lincheck.OK] < 500 || counts[lincheck.NO] == 0 {
+		t.Fatalf("counts %v: the workload did too little to mean anything", counts)
+	}
+	if err := fol.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := sink.snapshot()
+	for _, n := range names {
+		want, wok := final[n]
+		have, hok := got[n]
+		if wok != hok || want != have {
+			t.Fatalf("follower's %s = %+v (%v), members' %+v (%v)", n, have, hok, want, wok)
 		}
 	}
 }
