@@ -1,7 +1,6 @@
 package mupdated
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
@@ -12,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/mupdatec"
 )
 
@@ -564,6 +564,11 @@ func (c *conn) challenge(data []byte) (resp []byte, cancelled, ok bool) {
 	return b, false, true
 }
 
+// errRefused ends a SASL exchange whose credentials are not an admin's.
+var errRefused = errors.New("mupdated: not an admin or wrong password")
+
+// authenticate runs PLAIN or LOGIN (frontend/auth's SASL servers) with
+// Cyrus's framing: bare base64 continuations both ways, "*" cancels.
 func (c *conn) authenticate(cmd *mupdatec.Command) bool {
 	tag := cmd.Tag
 	if c.authed {
@@ -575,63 +580,48 @@ func (c *conn) authenticate(cmd *mupdatec.Command) bool {
 	if !c.tls && !c.s.opts.AllowPlaintext {
 		return c.fail(tag)
 	}
-	var ir []byte
+	var resp []byte
 	if len(cmd.Args) == 2 {
 		b, err := base64.StdEncoding.DecodeString(cmd.Args[1])
 		if err != nil {
 			return c.fail(tag)
 		}
-		ir = b
+		resp = b
 	}
-	cancelled := func() bool {
-		c.s.count(cmd.Name, "NO")
-		return c.replyRaw(tag, "NO", "Client canceled authentication") == nil
-	}
-	var user, pass string
-	switch strings.ToUpper(cmd.Args[0]) {
-	case "PLAIN":
-		if ir == nil {
-			resp, canc, ok := c.challenge(nil)
-			if !ok {
-				return false
-			}
-			if canc {
-				return cancelled()
-			}
-			ir = resp
+	var user string
+	srv, err := auth.NewServer(cmd.Args[0], func(cr auth.Credentials) error {
+		// An admin logs in as itself: no authorization identity of another.
+		if cr.Authzid != "" && cr.Authzid != cr.Authcid {
+			return errRefused
 		}
-		parts := bytes.Split(ir, []byte{0})
-		// authzid must be empty or the authcid: an admin logs in as itself.
-		if len(parts) != 3 || (len(parts[0]) > 0 && !bytes.Equal(parts[0], parts[1])) {
+		if !c.s.checkLogin(cr.Authcid, cr.Password) {
+			return errRefused
+		}
+		user = cr.Authcid
+		return nil
+	})
+	if err != nil {
+		return c.fail(tag)
+	}
+	for {
+		chal, done, err := srv.Next(resp)
+		if err != nil {
+			c.s.log.Info("mupdated: authentication failed", "mech", quoteSafe(cmd.Args[0]),
+				"remote", c.nc.RemoteAddr().String(), "err", err)
 			return c.fail(tag)
 		}
-		user, pass = string(parts[1]), string(parts[2])
-	case "LOGIN":
-		if ir == nil {
-			resp, canc, ok := c.challenge([]byte("Username:"))
-			if !ok {
-				return false
-			}
-			if canc {
-				return cancelled()
-			}
-			ir = resp
+		if done {
+			break
 		}
-		user = string(ir)
-		resp, canc, ok := c.challenge([]byte("Password:"))
+		r, cancelled, ok := c.challenge(chal)
 		if !ok {
 			return false
 		}
-		if canc {
-			return cancelled()
+		if cancelled {
+			c.s.count(cmd.Name, "NO")
+			return c.replyRaw(tag, "NO", "Client canceled authentication") == nil
 		}
-		pass = string(resp)
-	default:
-		return c.fail(tag)
-	}
-	if !c.s.checkLogin(user, pass) {
-		c.s.log.Info("mupdated: authentication failed", "user", quoteSafe(user), "remote", c.nc.RemoteAddr().String())
-		return c.fail(tag)
+		resp = r
 	}
 	c.authed = true
 	c.s.log.Debug("mupdated: authenticated", "user", user, "remote", c.nc.RemoteAddr().String())
