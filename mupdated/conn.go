@@ -395,55 +395,91 @@ func (c *conn) update(cmd *mupdatec.Command) bool {
 	return true
 }
 
-// forward writes the watch's changes to the stream until it ends.
+// forward writes the watch's changes to the stream until it ends, and
+// checks every StreamCheck that the store still answers.
 func (c *conn) forward() {
 	defer c.wg.Done()
 	defer close(c.streamEnd)
 	ch := c.watch.Events()
-	for ev := range ch {
-		c.wmu.Lock()
-		c.deadline()
-		switch ev.Kind {
-		case EventPut:
-			switch {
-			case c.wants(ev.Entry.Location):
-				c.writeEntry(c.streamTag, &ev.Entry)
-				c.s.streamed.Add(1)
-			case ev.PrevOK && c.wants(ev.Prev.Location):
-				// Moved away from the servers this stream follows.
-				c.enc.Atom(c.streamTag).Atom(" DELETE ").Literal(ev.Entry.Name).CRLF()
-				c.s.streamed.Add(1)
+	var tick <-chan time.Time
+	if iv := c.s.opts.StreamCheck; iv > 0 {
+		t := time.NewTicker(iv)
+		defer t.Stop()
+		tick = t.C
+	}
+	why := "mailbox database stream lost; redo UPDATE"
+	for {
+		var ev Event
+		var ok bool
+		select {
+		case ev, ok = <-ch:
+		case <-tick:
+			ctx, cancel := c.opCtx()
+			_, err := c.s.opts.Store.Revision(ctx)
+			cancel()
+			if err != nil && c.ctx.Err() == nil {
+				c.s.log.Warn("mupdated: store check of an UPDATE stream failed", "err", err)
+				why = "mailbox database unavailable; redo UPDATE"
+				ok = false
+				break
 			}
-		case EventDelete:
-			if len(c.servers) == 0 || !ev.PrevOK || c.wants(ev.Prev.Location) {
-				c.enc.Atom(c.streamTag).Atom(" DELETE ").Literal(ev.Entry.Name).CRLF()
-				c.s.streamed.Add(1)
-			}
+			continue
 		}
-		var err error
-		if len(ch) == 0 {
-			err = c.enc.Flush()
+		if !ok {
+			break
 		}
-		c.wmu.Unlock()
-		if err != nil {
+		if !c.send(ev, len(ch) == 0) {
 			c.nc.Close()
 			return
 		}
-		c.revMu.Lock()
-		if ev.Rev > c.rev {
-			c.rev = ev.Rev
-			close(c.revCh)
-			c.revCh = make(chan struct{})
-		}
-		c.revMu.Unlock()
 	}
 	if c.ctx.Err() != nil {
 		return
 	}
 	c.s.lost.Add(1)
-	c.s.log.Warn("mupdated: UPDATE stream lost; client must resync", "err", c.watch.Err())
-	c.bye("mailbox database stream lost; redo UPDATE")
+	c.s.log.Warn("mupdated: UPDATE stream ended; client must resync", "err", c.watch.Err())
+	c.bye(why)
 	c.nc.Close()
+}
+
+// send writes one change (flushing if asked) and advances the stream's
+// revision; false if the client cannot be written to.
+func (c *conn) send(ev Event, flush bool) bool {
+	c.wmu.Lock()
+	c.deadline()
+	switch ev.Kind {
+	case EventPut:
+		switch {
+		case c.wants(ev.Entry.Location):
+			c.writeEntry(c.streamTag, &ev.Entry)
+			c.s.streamed.Add(1)
+		case ev.PrevOK && c.wants(ev.Prev.Location):
+			// Moved away from the servers this stream follows.
+			c.enc.Atom(c.streamTag).Atom(" DELETE ").Literal(ev.Entry.Name).CRLF()
+			c.s.streamed.Add(1)
+		}
+	case EventDelete:
+		if len(c.servers) == 0 || !ev.PrevOK || c.wants(ev.Prev.Location) {
+			c.enc.Atom(c.streamTag).Atom(" DELETE ").Literal(ev.Entry.Name).CRLF()
+			c.s.streamed.Add(1)
+		}
+	}
+	err := c.enc.Err()
+	if flush {
+		err = c.enc.Flush()
+	}
+	c.wmu.Unlock()
+	if err != nil {
+		return false
+	}
+	c.revMu.Lock()
+	if ev.Rev > c.rev {
+		c.rev = ev.Rev
+		close(c.revCh)
+		c.revCh = make(chan struct{})
+	}
+	c.revMu.Unlock()
+	return true
 }
 
 // noopStream answers NOOP on a stream once every change committed before

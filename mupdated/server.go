@@ -46,6 +46,12 @@ type Options struct {
 	// OpTimeout bounds each store operation (default 10 s); a stream
 	// whose NOOP barrier cannot complete in it ends with BYE.
 	OpTimeout time.Duration
+	// StreamCheck is how often an UPDATE stream checks that the store
+	// answers a linearizable read (default 5 s; negative: never). A stream
+	// that cannot (no quorum, partitioned member, lost etcd) ends with BYE,
+	// so that its client reconnects, through the load balancer, to an
+	// instance that can tell it the truth.
+	StreamCheck time.Duration
 	// IdleTimeout closes a connection that sends nothing for that long
 	// (Cyrus: 180 min, the default here too).
 	IdleTimeout time.Duration
@@ -96,6 +102,9 @@ func NewServer(opts Options) (*Server, error) {
 	}
 	if opts.OpTimeout <= 0 {
 		opts.OpTimeout = 10 * time.Second
+	}
+	if opts.StreamCheck == 0 {
+		opts.StreamCheck = 5 * time.Second
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = 180 * time.Minute
