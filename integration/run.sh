@@ -59,6 +59,26 @@ PACKAGES="cyrus-imapd cyrus-murder cyrus-admin cyrus-clients sasl2-bin libsasl2-
 DOVECOT_DEBS="dovecot-core dovecot-imapd"
 DOVECOT_ROOT=$CACHE/dovecot/root
 
+# --- mupdated (issue 21): a second Murder whose MUPDATE master is a 3-member mupdated cluster on embedded etcd,
+# behind HAProxy as the one address its Cyrus servers take. Cyrus backend be3 and Cyrus front end fe3 use it;
+# the Cyrus master above and be1/be2/fe are untouched. Tests: integration/mupdated_test.go.
+MUPDATED_HA_PORT=$((13920 + OFF))
+MUPDATED_MEMBERS="1 2 3"
+mupdated_port() { echo $((13920 + $1 + OFF)); }         # MUPDATE of member N
+mupdated_metrics_port() { echo $((13980 + $1 + OFF)); } # /metrics /readyz of member N
+mupdated_client_port() { echo $((23790 + $1 + OFF)); }  # etcd client URL of member N
+mupdated_peer_port() { echo $((23800 + $1 + OFF)); }    # etcd peer URL of member N
+BE3_PORT=$((12343 + OFF))
+FE3_PORT=$((11343 + OFF))
+FE3_MUPDATE_PORT=$((13936 + OFF))
+for _n in $MUPDATED_MEMBERS; do
+	PORTS="$PORTS $(mupdated_port $_n) $(mupdated_metrics_port $_n) $(mupdated_client_port $_n) $(mupdated_peer_port $_n)"
+done
+PORTS="$PORTS $MUPDATED_HA_PORT $BE3_PORT $FE3_PORT $FE3_MUPDATE_PORT"
+CYRUS_REALMS="$CYRUS_REALMS 127.0.0.1:$BE3_PORT 127.0.0.1:$FE3_PORT"
+PACKAGES="$PACKAGES haproxy"
+# --- end mupdated variables
+
 T0=$(date +%s.%N)
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'; }
 log() { printf '[run.sh %5ss] %s\n' "$(elapsed "$T0")" "$*" >&2; }
@@ -518,6 +538,123 @@ EOF
 	chmod 0644 "$f"
 }
 
+# --- mupdated (issue 21) lab functions
+
+# be3 and fe3 are be1 and fe with their own ports, directories and syslog prefix, and mupdated as master.
+setup_mupdated_murder() {
+	local i from d s
+	for i in be3 fe3; do
+		from=${i%3}
+		[ "$from" = be ] && from=be1
+		d=$LAB/cyrus/$i
+		for s in conf/db conf/socket conf/log conf/msg conf/ptclient conf/quota conf/user conf/sieve spool sieve \
+			run/socket run/proc run/lock; do
+			mkdir -p "$d/$s"
+		done
+		for s in imapd.conf cyrus.conf; do
+			render "cyrus/$from/$s" "$d/$s.tmp"
+			sed -e "s|/cyrus/$from/|/cyrus/$i/|g" -e "s|syslog_prefix: cyrus-$from\$|syslog_prefix: cyrus-$i|" \
+				-e "s|127\.0\.0\.1:$MUPDATE_PORT\$|127.0.0.1:$MUPDATED_HA_PORT|" \
+				-e "s|127\.0\.0\.1:$BE1_PORT|127.0.0.1:$BE3_PORT|g" -e "s| 127\.0\.0\.1:$BE2_PORT||" \
+				-e "s|127\.0\.0\.1:$FE_PORT|127.0.0.1:$FE3_PORT|g" \
+				-e "s|127\.0\.0\.1:$FE_MUPDATE_PORT|127.0.0.1:$FE3_MUPDATE_PORT|g" "$d/$s.tmp" >"$d/$s"
+			rm -f "$d/$s.tmp"
+		done
+		chown -R cyrus:mail "$d"
+	done
+	local n cluster=""
+	for n in $MUPDATED_MEMBERS; do
+		cluster="$cluster${cluster:+,}m$n=http://127.0.0.1:$(mupdated_peer_port "$n")"
+	done
+	for n in $MUPDATED_MEMBERS; do
+		d=$LAB/mupdated/$n
+		mkdir -p "$d/data"
+		cat >"$d/mupdated.toml" <<EOF
+# mupdated member $n of the integration lab (written by run.sh)
+listen = "127.0.0.1:$(mupdated_port "$n")"
+server_name = "mupdated-$n"
+metrics = "127.0.0.1:$(mupdated_metrics_port "$n")"
+failed_login_pause = "1s"
+op_timeout = "5s"
+[admins]
+mupdateuser = "mupdatepw"
+[embed]
+dir = "$d/data"
+name = "m$n"
+client_url = "http://127.0.0.1:$(mupdated_client_port "$n")"
+peer_url = "http://127.0.0.1:$(mupdated_peer_port "$n")"
+initial_cluster = "$cluster"
+cluster_token = "imapfront-it"
+start_timeout = "${WAIT}s"
+EOF
+	done
+	{
+		printf 'global\n\tdaemon\n\tpidfile %s/run/haproxy.pid\n' "$LAB"
+		printf 'defaults\n\tmode tcp\n\ttimeout connect 2s\n\ttimeout client 3h\n\ttimeout server 3h\n\ttimeout check 2s\n'
+		printf 'frontend mupdate\n\tbind 127.0.0.1:%s\n\tdefault_backend mupdated\n' "$MUPDATED_HA_PORT"
+		printf 'backend mupdated\n\toption httpchk GET /readyz\n\thttp-check expect status 200\n'
+		printf '\tdefault-server inter 300ms fall 2 rise 1 on-marked-down shutdown-sessions\n'
+		for n in $MUPDATED_MEMBERS; do
+			printf '\tserver m%s 127.0.0.1:%s check port %s\n' "$n" "$(mupdated_port "$n")" "$(mupdated_metrics_port "$n")"
+		done
+	} >"$LAB/haproxy.cfg"
+}
+
+# start_mupdated_member N: (re)start member N in the background; its pid goes to its pidfile.
+start_mupdated_member() {
+	local d=$LAB/mupdated/$1
+	setsid "$LAB/bin/mupdated" -config "$d/mupdated.toml" </dev/null >>"$d/mupdated.log" 2>&1 &
+	echo $! >"$d/pid"
+}
+
+start_mupdated_murder() {
+	local n
+	for n in $MUPDATED_MEMBERS; do
+		start_mupdated_member "$n"
+		record "mupdated-$n" "$LAB/mupdated/$n/pid" mupdated
+	done
+	for n in $MUPDATED_MEMBERS; do # the members form the cluster together: wait after starting all three
+		wait_for "mupdated-$n" "$LAB/mupdated/$n/pid" mupdated \
+			banner 127.0.0.1 "$(mupdated_port "$n")" '^\* OK MUPDATE "mupdated-'"$n"'" .*"\(master\)"'
+	done
+	haproxy -f "$LAB/haproxy.cfg" </dev/null >"$LAB/log/haproxy.out" 2>&1 || {
+		cat "$LAB/log/haproxy.out" >&2
+		die "haproxy did not start"
+	}
+	record haproxy "$LAB/run/haproxy.pid" haproxy
+	wait_for haproxy "$LAB/run/haproxy.pid" haproxy banner 127.0.0.1 $MUPDATED_HA_PORT '^\* OK MUPDATE "mupdated-'
+	# backends push their mailbox list at start and exit if the master is not there: start them after it
+	start_cyrus be3
+	start_cyrus fe3
+	wait_for cyrus-be3 "$LAB/cyrus/be3/run/master.pid" master banner 127.0.0.1 $BE3_PORT '^\* OK .*Cyrus IMAP'
+	wait_for cyrus-fe3 "$LAB/cyrus/fe3/run/master.pid" master banner 127.0.0.1 $FE3_PORT '^\* OK .*Cyrus IMAP'
+	wait_for cyrus-fe3 "$LAB/cyrus/fe3/run/master.pid" master \
+		banner 127.0.0.1 $FE3_MUPDATE_PORT '^\* OK MUPDATE .*"mupdate://127\.0\.0\.1:'$MUPDATED_HA_PORT'"'
+}
+
+write_env_mupdated() {
+	local n members="" pidfiles="" configs="" metrics=""
+	for n in $MUPDATED_MEMBERS; do
+		members="$members${members:+ }127.0.0.1:$(mupdated_port "$n")"
+		metrics="$metrics${metrics:+ }127.0.0.1:$(mupdated_metrics_port "$n")"
+		pidfiles="$pidfiles${pidfiles:+ }$LAB/mupdated/$n/pid"
+		configs="$configs${configs:+ }$LAB/mupdated/$n/mupdated.toml"
+	done
+	cat >>"$LAB/env.sh" <<EOF
+# mupdated (issue 21): the second Murder (be3, fe3) on a 3-member mupdated cluster behind HAProxy
+export IMAPFRONT_IT_MUPDATED=127.0.0.1:$MUPDATED_HA_PORT
+export IMAPFRONT_IT_MUPDATED_MEMBERS="$members"
+export IMAPFRONT_IT_MUPDATED_METRICS="$metrics"
+export IMAPFRONT_IT_MUPDATED_PIDFILES="$pidfiles"
+export IMAPFRONT_IT_MUPDATED_CONFIGS="$configs"
+export IMAPFRONT_IT_MUPDATED_BIN=$LAB/bin/mupdated
+export IMAPFRONT_IT_CYRUS_BE3=127.0.0.1:$BE3_PORT
+export IMAPFRONT_IT_CYRUS_FE3=127.0.0.1:$FE3_PORT
+export IMAPFRONT_IT_CYRUS_FE3_MUPDATE=127.0.0.1:$FE3_MUPDATE_PORT
+EOF
+}
+# --- end mupdated lab functions
+
 go_build() { # output package
 	(cd "$REPO" && go build -o "$1" "$2")
 }
@@ -551,12 +688,15 @@ cmd_up() {
 	# seed program, built while nothing else runs yet (go build is the slowest part of a warm start)
 	go_build "$LAB/bin/seed" ./integration/seed &
 	local build_pid=$!
+	go_build "$LAB/bin/mupdated" ./cmd/mupdated & # mupdated (issue 21)
+	local mupdated_build_pid=$!
 
 	setup_rsyslog
 	setup_sasldb
 	log "sasldb written"
 	local i
 	for i in mupdate be1 be2 fe mupdate-gss; do setup_cyrus "$i"; done
+	setup_mupdated_murder # mupdated (issue 21)
 	setup_dovecot
 	log "Cyrus and Dovecot configured, certificates made"
 	setup_kdc
@@ -585,9 +725,12 @@ cmd_up() {
 	wait_for kdc "$LAB/krb5/run/krb5kdc.pid" krb5kdc kdc_ticket
 	wait_for cyrus-mupdate-gss "$LAB/cyrus/mupdate-gss/run/master.pid" master \
 		banner 127.0.0.1 $MUPDATE_GSS_PORT '^\* AUTH "GSSAPI"$'
+	wait "$mupdated_build_pid" || die "go build ./cmd/mupdated failed" # mupdated (issue 21)
+	start_mupdated_murder
 	log "all servers up ($(elapsed "$t")s)"
 
 	write_env
+	write_env_mupdated # mupdated (issue 21)
 	wait "$build_pid" || die "go build ./integration/seed failed"
 	t=$(date +%s.%N)
 	(

@@ -1,0 +1,626 @@
+//go:build integration
+
+package integration
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/anishathalye/porcupine"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/emersion/go-sasl"
+
+	"github.com/imapfront/imapfront/frontend"
+	"github.com/imapfront/imapfront/frontend/backend"
+	"github.com/imapfront/imapfront/frontend/demo"
+	"github.com/imapfront/imapfront/integration/itenv"
+	"github.com/imapfront/imapfront/mupdatec"
+	"github.com/imapfront/imapfront/mupdated/lincheck"
+	"github.com/imapfront/imapfront/router"
+)
+
+// Tests of mupdated (issue 21) with the real Cyrus servers: the lab's second
+// Murder (backend be3, front end fe3) has a 3-member mupdated cluster behind
+// HAProxy as its MUPDATE master (run.sh, "mupdated" blocks).
+
+// mdEnv is the mupdated part of the lab's environment.
+type mdEnv struct {
+	itenv.Env
+	HA                   string   // HAProxy: the one address the Murder uses
+	Members, Metrics     []string // each member's MUPDATE and /readyz address
+	PIDFiles, Configs    []string
+	Bin                  string
+	BE3, FE3, FE3MUPDATE string
+}
+
+func loadMD(t *testing.T) mdEnv {
+	t.Helper()
+	env := itenv.Load(t)
+	var missing []string
+	get := func(k string) string {
+		v := os.Getenv(k)
+		if v == "" {
+			missing = append(missing, k)
+		}
+		return v
+	}
+	e := mdEnv{Env: env,
+		HA:         get("IMAPFRONT_IT_MUPDATED"),
+		Members:    strings.Fields(get("IMAPFRONT_IT_MUPDATED_MEMBERS")),
+		Metrics:    strings.Fields(get("IMAPFRONT_IT_MUPDATED_METRICS")),
+		PIDFiles:   strings.Fields(get("IMAPFRONT_IT_MUPDATED_PIDFILES")),
+		Configs:    strings.Fields(get("IMAPFRONT_IT_MUPDATED_CONFIGS")),
+		Bin:        get("IMAPFRONT_IT_MUPDATED_BIN"),
+		BE3:        get("IMAPFRONT_IT_CYRUS_BE3"),
+		FE3:        get("IMAPFRONT_IT_CYRUS_FE3"),
+		FE3MUPDATE: get("IMAPFRONT_IT_CYRUS_FE3_MUPDATE"),
+	}
+	if len(missing) > 0 {
+		t.Fatalf("the lab has no mupdated (old run.sh?): missing %s", strings.Join(missing, " "))
+	}
+	return e
+}
+
+func mdCtx(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// mdDial connects to addr as the MUPDATE admin. Through HAProxy a
+// connection may land on a member that just died: retried, bounded.
+func mdDial(t *testing.T, e mdEnv, addr string) *mupdatec.Conn {
+	t.Helper()
+	ctx := mdCtx(t)
+	var last error
+	for range 50 {
+		c, err := mupdatec.Dial(ctx, addr, nil)
+		if err == nil {
+			err = c.Authenticate(ctx, sasl.NewPlainClient("", e.MUPDATEUser, e.MUPDATEPass))
+			if err == nil {
+				t.Cleanup(func() { c.Close() })
+				return c
+			}
+			c.Close()
+		}
+		last = err
+		select {
+		case <-time.After(100 * time.Millisecond): // retry interval of a failed dial
+		case <-ctx.Done():
+		}
+	}
+	t.Fatalf("MUPDATE %s: %v", addr, last)
+	return nil
+}
+
+// waitSink is a map Sink that signals every change.
+type waitSink struct {
+	mcSink
+	mu      sync.Mutex
+	changed chan struct{}
+}
+
+func newWaitSink() *waitSink {
+	return &waitSink{mcSink: mcSink{m: map[string]mupdatec.Entry{}}, changed: make(chan struct{})}
+}
+
+func (s *waitSink) signal() {
+	s.mu.Lock()
+	close(s.changed)
+	s.changed = make(chan struct{})
+	s.mu.Unlock()
+}
+func (s *waitSink) StartResync() mupdatec.Loader {
+	return &waitLoader{mcLoader{s: &s.mcSink, m: map[string]mupdatec.Entry{}}, s}
+}
+func (s *waitSink) Put(name string, reserved bool, location, acl string) {
+	s.mcSink.Put(name, reserved, location, acl)
+	s.signal()
+}
+func (s *waitSink) Delete(name string) {
+	s.mcSink.Delete(name)
+	s.signal()
+}
+
+type waitLoader struct {
+	mcLoader
+	w *waitSink
+}
+
+func (l *waitLoader) Commit() {
+	l.mcLoader.Commit()
+	l.w.signal()
+}
+
+// until waits, on the sink's changes, for cond to hold.
+func (s *waitSink) until(t *testing.T, what string, cond func(map[string]mupdatec.Entry) bool) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for {
+		s.mu.Lock()
+		ch := s.changed
+		s.mu.Unlock()
+		if cond(s.snapshot()) {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("never saw %s", what)
+		}
+	}
+}
+
+// mdFollow runs a follower of addr (user/pass) and waits for its dump.
+func mdFollow(t *testing.T, addr, user, pass string) (*mupdatec.Follower, *waitSink) {
+	t.Helper()
+	sink := newWaitSink()
+	f := mupdatec.NewFollower(mupdatec.FollowerOptions{
+		Addr: addr, Sink: sink,
+		Auth:       func() (sasl.Client, error) { return sasl.NewPlainClient("", user, pass), nil },
+		MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second,
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); f.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if err := f.WaitReady(mdCtx(t)); err != nil {
+		t.Fatalf("follower of %s: %v", addr, err)
+	}
+	return f, sink
+}
+
+// mdFront is an imapfront whose MUPDATE master is mupdated (through
+// HAProxy) and whose one backend is be3.
+type mdFront struct {
+	addr     string
+	follower *mupdatec.Follower
+}
+
+func startMDFront(t *testing.T, e mdEnv) *mdFront {
+	t.Helper()
+	logger := feLogger(t).With("test", t.Name())
+	replica := router.NewReplica(router.Options{Policy: router.Policy{Admins: []string{e.CyrusAdminUser}}})
+	auth := func() (sasl.Client, error) { return sasl.NewPlainClient("", e.MUPDATEUser, e.MUPDATEPass), nil }
+	follower := mupdatec.NewFollower(mupdatec.FollowerOptions{Addr: e.HA, Auth: auth, Sink: demo.ReplicaSink{R: replica},
+		Logger: logger, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); follower.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	if err := follower.WaitReady(mdCtx(t)); err != nil {
+		t.Fatalf("imapfront's follower of mupdated: %v", err)
+	}
+	dialMaster := func(ctx context.Context) (*mupdatec.Conn, error) {
+		c, err := mupdatec.Dial(ctx, e.HA, nil)
+		if err != nil {
+			return nil, err
+		}
+		cl, _ := auth()
+		if err := c.Authenticate(ctx, cl); err != nil {
+			c.Close()
+			return nil, err
+		}
+		return c, nil
+	}
+	srv := frontend.New(frontend.Options{
+		Hostname: "imapfront-it-mupdated", Logger: logger, AllowPlaintext: true, FailureDelay: -1,
+		Directory: frontend.ReplicaDirectory{R: replica},
+		Backends: map[string]*frontend.Backend{e.BE3: {Server: e.BE3, Dial: backend.Options{Addr: e.BE3},
+			ProxyUser: e.CyrusAdminUser, ProxyPassword: e.CyrusAdminPass, Separator: '/'}},
+		DefaultBackend: e.BE3, MailboxDB: &frontend.MUPDATEWriter{Dial: dialMaster}, Sync: follower.Sync,
+		Admins: []string{e.CyrusAdminUser},
+	})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var served sync.WaitGroup
+	served.Add(1)
+	go func() { defer served.Done(); srv.Serve(ln) }()
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer scancel()
+		srv.Shutdown(sctx)
+		served.Wait()
+	})
+	return &mdFront{addr: ln.Addr().String(), follower: follower}
+}
+
+func imapLogin(t *testing.T, e mdEnv, addr, user, pass string) *imapclient.Client {
+	t.Helper()
+	c := dialIMAP(t, e.Env, addr, plain)
+	if err := c.Login(user, pass).Wait(); err != nil {
+		t.Fatalf("LOGIN %s at %s: %v", user, addr, err)
+	}
+	return c
+}
+
+// mdEnsureAlice gives alice an INBOX on be3 (the second Murder's only
+// backend), created by the Cyrus admin, which be3 puts into mupdated.
+func mdEnsureAlice(t *testing.T, e mdEnv) {
+	t.Helper()
+	c := mdDial(t, e, e.HA)
+	if _, ok, err := c.Find(mdCtx(t), "user.alice"); err != nil {
+		t.Fatal(err)
+	} else if ok {
+		return
+	}
+	adm := imapLogin(t, e, e.BE3, e.CyrusAdminUser, e.CyrusAdminPass)
+	if err := adm.Create("user/alice", nil).Wait(); err != nil {
+		t.Fatalf("CREATE user/alice on be3: %v", err)
+	}
+	if ent, ok, err := c.Find(mdCtx(t), "user.alice"); err != nil || !ok || ent.Server() != e.BE3 {
+		t.Fatalf("be3's CREATE did not land in mupdated: %+v %v %v", ent, ok, err)
+	}
+}
+
+// findOnEveryMember checks that every member answers FIND name alike.
+func findOnEveryMember(t *testing.T, e mdEnv, name string, want bool) mupdatec.Entry {
+	t.Helper()
+	var first mupdatec.Entry
+	for i, m := range e.Members {
+		ent, ok, err := mdDial(t, e, m).Find(mdCtx(t), name)
+		if err != nil {
+			t.Fatalf("FIND %s on member %d: %v", name, i+1, err)
+		}
+		if ok != want {
+			t.Fatalf("FIND %s on member %d: present=%v, want %v", name, i+1, ok, want)
+		}
+		if i == 0 {
+			first = ent
+		} else if ent != first {
+			t.Fatalf("members disagree on %s: %+v vs %+v", name, first, ent)
+		}
+	}
+	return first
+}
+
+func listHas(t *testing.T, c *imapclient.Client, name string) bool {
+	t.Helper()
+	boxes, err := c.List("", name, nil).Collect()
+	if err != nil {
+		t.Fatalf("LIST %s: %v", name, err)
+	}
+	return len(boxes) == 1
+}
+
+// CREATE, RENAME and DELETE through Cyrus's own front end and through
+// imapfront land in etcd (every member answers the same) and reach every
+// front end (fe3's MUPDATE slave, imapfront's replica).
+func TestMupdatedCyrusMurder(t *testing.T) {
+	e := loadMD(t)
+	alice := e.MustUser(t, "alice")
+	mdEnsureAlice(t, e)
+	_, slave := mdFollow(t, e.FE3MUPDATE, e.CyrusAdminUser, e.CyrusAdminPass)
+	slave.until(t, "user.alice on fe3's slave", func(m map[string]mupdatec.Entry) bool { _, ok := m["user.alice"]; return ok })
+
+	fe := imapLogin(t, e, e.FE3, "alice", alice.Password)
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	viaFE, renamed := "MdFe"+suffix, "MdFeRenamed"+suffix
+	if err := fe.Create(viaFE, nil).Wait(); err != nil {
+		t.Fatalf("CREATE through Cyrus's front end: %v", err)
+	}
+	ent := findOnEveryMember(t, e, "user.alice."+viaFE, true)
+	if ent.Reserved || ent.Server() != e.BE3 || !strings.Contains(ent.ACL, "alice\t") {
+		t.Fatalf("entry after CREATE: %+v", ent)
+	}
+	if !listHas(t, fe, viaFE) { // fe3 NOOP-syncs its slave after a proxied CREATE
+		t.Fatalf("Cyrus front end's LIST lacks %s", viaFE)
+	}
+	if err := fe.Rename(viaFE, renamed, nil).Wait(); err != nil {
+		t.Fatalf("RENAME through Cyrus's front end: %v", err)
+	}
+	findOnEveryMember(t, e, "user.alice."+viaFE, false)
+	if ent := findOnEveryMember(t, e, "user.alice."+renamed, true); ent.Server() != e.BE3 {
+		t.Fatalf("renamed entry: %+v", ent)
+	}
+
+	// imapfront on the same mupdated sees fe3's work and writes its own.
+	f := startMDFront(t, e)
+	ic := imapLogin(t, e, f.addr, "alice", alice.Password)
+	if !listHas(t, ic, renamed) {
+		t.Fatalf("imapfront's LIST lacks %s", renamed)
+	}
+	viaIF := "MdIf" + suffix
+	if err := ic.Create(viaIF, nil).Wait(); err != nil {
+		t.Fatalf("CREATE through imapfront: %v", err)
+	}
+	findOnEveryMember(t, e, "user.alice."+viaIF, true)
+	slave.until(t, viaIF+" on fe3's slave", func(m map[string]mupdatec.Entry) bool {
+		ent, ok := m["user.alice."+viaIF]
+		return ok && !ent.Reserved
+	})
+	if !listHas(t, fe, viaIF) {
+		t.Fatalf("Cyrus front end's LIST lacks %s created through imapfront", viaIF)
+	}
+	if err := ic.Rename(viaIF, viaIF+"R", nil).Wait(); err != nil {
+		t.Fatalf("RENAME through imapfront: %v", err)
+	}
+	findOnEveryMember(t, e, "user.alice."+viaIF, false)
+	findOnEveryMember(t, e, "user.alice."+viaIF+"R", true)
+	for _, del := range []struct {
+		c    *imapclient.Client
+		name string
+	}{{ic, viaIF + "R"}, {fe, renamed}} {
+		if err := del.c.Delete(del.name).Wait(); err != nil {
+			t.Fatalf("DELETE %s: %v", del.name, err)
+		}
+		findOnEveryMember(t, e, "user.alice."+del.name, false)
+		slave.until(t, del.name+" gone from fe3's slave", func(m map[string]mupdatec.Entry) bool {
+			_, ok := m["user.alice."+del.name]
+			return !ok
+		})
+	}
+	if err := f.follower.Sync(mdCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	if listHas(t, ic, renamed) || listHas(t, fe, viaIF+"R") {
+		t.Fatal("a deleted mailbox is still listed")
+	}
+}
+
+// DELETE and DEACTIVATE of missing names (which crash Cyrus's master) are
+// NO on every member, and every stream carries on.
+func TestMupdatedNoCrash(t *testing.T) {
+	e := loadMD(t)
+	_, sink := mdFollow(t, e.HA, e.MUPDATEUser, e.MUPDATEPass)
+	_, slave := mdFollow(t, e.FE3MUPDATE, e.CyrusAdminUser, e.CyrusAdminPass)
+	for _, m := range e.Members {
+		c := mdDial(t, e, m)
+		ctx := mdCtx(t)
+		var se *mupdatec.ServerError
+		if err := c.Delete(ctx, "user.nosuch.crash"); !errors.As(err, &se) || se.Status != "NO" {
+			t.Fatalf("DELETE of a missing name on %s: %v", m, err)
+		}
+		if err := c.Deactivate(ctx, "user.nosuch.crash", e.BE3+"!default"); !errors.As(err, &se) || se.Status != "NO" {
+			t.Fatalf("DEACTIVATE of a missing name on %s: %v", m, err)
+		}
+	}
+	name := "zz-imapfront-it-mupdated.nocrash." + strconv.FormatInt(time.Now().UnixNano(), 36)
+	c := mdDial(t, e, e.HA)
+	if err := c.Activate(mdCtx(t), name, "zz!p", "x\tlr\t"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Delete(context.Background(), name) })
+	for _, s := range []*waitSink{sink, slave} {
+		s.until(t, name+" on a stream after the NOs", func(m map[string]mupdatec.Entry) bool { _, ok := m[name]; return ok })
+	}
+}
+
+func readyz(addr string) error {
+	cl := &http.Client{Timeout: 2 * time.Second}
+	resp, err := cl.Get("http://" + addr + "/readyz")
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("readyz: %s", resp.Status)
+	}
+	return nil
+}
+
+// killMember SIGKILLs member i (0-based) and waits for its exit.
+func killMember(t *testing.T, e mdEnv, i int) {
+	t.Helper()
+	b, err := os.ReadFile(e.PIDFiles[i])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid)); strings.TrimSpace(string(comm)) != "mupdated" {
+		t.Fatalf("pid %d of member %d is not mupdated (%q)", pid, i+1, comm)
+	}
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	// The member's MUPDATE port closes when the process is gone.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", e.Members[i], time.Second)
+		if err != nil {
+			return
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatalf("member %d still accepts connections after SIGKILL", i+1)
+		}
+		time.Sleep(50 * time.Millisecond) // poll interval: the kernel closes the socket with the process
+	}
+}
+
+// restartMember starts member i again from its configuration (the lab's
+// pidfile gets the new pid, so run.sh down stops it) and waits until it
+// is ready (it has caught up with the cluster).
+func restartMember(t *testing.T, e mdEnv, i int) {
+	t.Helper()
+	logf, err := os.OpenFile(strings.TrimSuffix(e.Configs[i], "mupdated.toml")+"mupdated.log", os.O_APPEND|os.O_WRONLY|os.O_CREATE, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	cmd := exec.Command(e.Bin, "-config", e.Configs[i])
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go cmd.Wait()
+	if err := os.WriteFile(e.PIDFiles[i], []byte(strconv.Itoa(cmd.Process.Pid)+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for readyz(e.Metrics[i]) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("member %d not ready 60 s after restart", i+1)
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval of the readiness probe
+	}
+}
+
+// One member (with its etcd member) killed, then restarted, then another:
+// the Murder keeps creating mailboxes through HAProxy, a follower keeps
+// up, and every member ends with the same entries.
+func TestMupdatedMemberKilled(t *testing.T) {
+	e := loadMD(t)
+	alice := e.MustUser(t, "alice")
+	mdEnsureAlice(t, e)
+	fol, sink := mdFollow(t, e.HA, e.MUPDATEUser, e.MUPDATEPass)
+	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
+	for _, i := range []int{0, 1} {
+		killMember(t, e, i)
+		fe := imapLogin(t, e, e.FE3, "alice", alice.Password)
+		name := fmt.Sprintf("MdKill%d%s", i+1, suffix)
+		if err := fe.Create(name, nil).Wait(); err != nil {
+			t.Fatalf("CREATE through Cyrus with member %d down: %v", i+1, err)
+		}
+		t.Cleanup(func() {
+			c := imapLogin(t, e, e.FE3, "alice", alice.Password)
+			c.Delete(name).Wait()
+		})
+		if !listHas(t, fe, name) {
+			t.Fatalf("LIST lacks %s with member %d down", name, i+1)
+		}
+		sink.until(t, name+" on the follower", func(m map[string]mupdatec.Entry) bool { _, ok := m["user.alice."+name]; return ok })
+		restartMember(t, e, i)
+		findOnEveryMember(t, e, "user.alice."+name, true)
+	}
+	if err := fol.Sync(mdCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	want := mcList(t, mdDial(t, e, e.HA))
+	got := sink.snapshot()
+	if len(got) != len(want) {
+		t.Fatalf("follower has %d entries, the cluster %d", len(got), len(want))
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Fatalf("follower's %s = %+v, cluster's %+v", k, got[k], v)
+		}
+	}
+	for i, m := range e.Members {
+		if l := mcList(t, mdDial(t, e, m)); len(l) != len(want) {
+			t.Fatalf("member %d lists %d entries, want %d", i+1, len(l), len(want))
+		}
+	}
+}
+
+// Several clients run at least 1,000 RESERVE/ACTIVATE/DEACTIVATE/DELETE/FIND
+// on overlapping names, each connected to one member directly, while member
+// 1 (with its etcd member) is killed and restarted, then member 2. The
+// recorded history, closed by a FIND of every name at the end, is
+// linearizable (porcupine, against lincheck's model of the MUPDATE states):
+// so every acknowledged write is in the final database and no failed one
+// is. A follower through HAProxy ends equal to every member.
+func TestMupdatedLinearizableWithKills(t *testing.T) {
+	e := loadMD(t)
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	var names []string
+	for i := range 4 {
+		names = append(names, fmt.Sprintf("zz-imapfront-it-mupdated.lin.%s.n%d", run, i))
+	}
+	t.Cleanup(func() {
+		c := mdDial(t, e, e.HA)
+		for _, n := range names {
+			c.Delete(context.Background(), n)
+		}
+	})
+	fol, sink := mdFollow(t, e.HA, e.MUPDATEUser, e.MUPDATEPass)
+	w := lincheck.Workload{
+		Names: names, Locations: []string{"zzlin-a!p", "zzlin-b!p"}, ACLs: []string{"x\tlr\t", "y\tlrs\t"},
+		Clients: 6, OpTimeout: 8 * time.Second, Seed: uint64(time.Now().UnixNano()),
+		Dial: func(ctx context.Context, client, attempt int) (*mupdatec.Conn, error) {
+			dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			defer cancel()
+			c, err := mupdatec.Dial(dctx, e.Members[(client+attempt)%len(e.Members)], nil)
+			if err != nil {
+				return nil, err
+			}
+			if err := c.Authenticate(dctx, sasl.NewPlainClient("", e.MUPDATEUser, e.MUPDATEPass)); err != nil {
+				c.Close()
+				return nil, err
+			}
+			return c, nil
+		},
+	}
+	rec := lincheck.NewRecorder()
+	ctx := mdCtx(t)
+	var done bool
+	var doneMu sync.Mutex
+	more := func(n int) bool {
+		doneMu.Lock()
+		defer doneMu.Unlock()
+		return n < 1000 || !done
+	}
+	workDone := make(chan struct{})
+	go func() { defer close(workDone); w.Run(ctx, rec, more) }()
+	step := func(n int, what string, f func()) {
+		if err := rec.Wait(ctx, n); err != nil {
+			t.Fatalf("workload stalled before %d operations: %v", n, err)
+		}
+		start := time.Now()
+		f()
+		t.Logf("%s after %d operations (%v)", what, rec.Len(), time.Since(start).Round(time.Millisecond))
+	}
+	step(150, "member 1 killed", func() { killMember(t, e, 0) })
+	step(350, "member 1 restarted", func() { restartMember(t, e, 0) })
+	step(550, "member 2 killed", func() { killMember(t, e, 1) })
+	step(750, "member 2 restarted", func() { restartMember(t, e, 1) })
+	doneMu.Lock()
+	done = true
+	doneMu.Unlock()
+	<-workDone
+	// Close the history: the final state of every name, read on every member.
+	final := map[string]mupdatec.Entry{}
+	for _, m := range e.Members {
+		c := mdDial(t, e, m)
+		for _, n := range names {
+			call := rec.Now()
+			ent, ok, err := c.Find(ctx, n)
+			ret := rec.Now()
+			if err != nil {
+				t.Fatalf("final FIND %s on %s: %v", n, m, err)
+			}
+			rec.Add(100, lincheck.Input{Op: lincheck.Find, Name: n}, call, lincheck.Output{Status: lincheck.OK, Found: ok, Entry: ent}, ret)
+			if ok {
+				final[n] = ent
+			}
+		}
+	}
+	counts := rec.Counts()
+	t.Logf("%d operations: %d OK, %d NO, %d unknown (seed %d)", rec.Len(), counts[lincheck.OK], counts[lincheck.NO],
+		counts[lincheck.Unknown], w.Seed)
+	if res := rec.Check(time.Minute); res != porcupine.Ok {
+		t.Fatalf("history is %s (seed %d)", res, w.Seed)
+	}
+	if counts[lincheck.OK] < 500 || counts[lincheck.NO] == 0 {
+		t.Fatalf("counts %v: the workload did too little to mean anything", counts)
+	}
+	if err := fol.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := sink.snapshot()
+	for _, n := range names {
+		want, wok := final[n]
+		have, hok := got[n]
+		if wok != hok || want != have {
+			t.Fatalf("follower's %s = %+v (%v), members' %+v (%v)", n, have, hok, want, wok)
+		}
+	}
+}
