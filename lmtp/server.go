@@ -105,7 +105,7 @@ func New(opts Options) *Server {
 func (s *Server) Serve(l net.Listener) error {
 	if !s.track(l) {
 		l.Close()
-		return smtp.ErrServerClosed
+		return nil
 	}
 	return s.smtp.Serve(l)
 }
