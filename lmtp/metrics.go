@@ -72,8 +72,8 @@ func (m *Metrics) delivery(backend string, err error) {
 	r := "delivered"
 	var se *smtp.SMTPError
 	switch {
-	case err == nil:
-	case errors.As(err, &se) && se.Code >= 500:
+	case err == nil, errors.As(err, &se) && se.Code < 300:
+	case se != nil && se.Code >= 500:
 		r = "failed"
 	default:
 		r = "deferred"

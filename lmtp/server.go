@@ -414,7 +414,8 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 		switch {
 		case res.err != nil:
 			err = res.err
-		case res.ok[rc.addr]:
+		case res.ok[rc.addr] != nil:
+			err = res.ok[rc.addr]
 		case res.fail[rc.addr] != nil:
 			err = res.fail[rc.addr]
 		default:
@@ -428,8 +429,8 @@ func (s *session) LMTPData(r io.Reader, status smtp.StatusCollector) error {
 
 // txnResult is one backend's answer to DATA.
 type txnResult struct {
-	err  error // for every recipient of the backend
-	ok   map[string]bool
+	err  error                      // for every recipient of the backend
+	ok   map[string]*smtp.SMTPError // the backend's 250 replies (code 250)
 	fail map[string]*smtp.SMTPError
 }
 
@@ -459,9 +460,9 @@ func (s *session) send(t *txn, body io.Reader) (txnResult, error) {
 		return txnResult{err: errLost}, nil
 	}
 	resp, err := w.CloseWithLMTPResponse()
-	res := txnResult{ok: map[string]bool{}, fail: map[string]*smtp.SMTPError{}}
-	for addr := range resp {
-		res.ok[addr] = true
+	res := txnResult{ok: map[string]*smtp.SMTPError{}, fail: map[string]*smtp.SMTPError{}}
+	for addr, r := range resp {
+		res.ok[addr] = okReply(r.StatusText)
 	}
 	var lerr smtp.LMTPDataError
 	if errors.As(err, &lerr) {
@@ -473,6 +474,37 @@ func (s *session) send(t *txn, body io.Reader) (txnResult, error) {
 		s.log.Warn("backend lost during DATA", "backend", t.server, "err", err)
 	}
 	return res, nil
+}
+
+// okReply turns a backend's 250 text ("2.1.5 Success ...") into the
+// status go-smtp writes, so the MTA sees the backend's own words (its
+// queue or session id); go-smtp puts "<rcpt> " before the text, so a
+// leading "<rcpt>" of the backend's (Dovecot's) is dropped.
+func okReply(text string) *smtp.SMTPError {
+	e := &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "OK"}
+	code, rest, _ := strings.Cut(text, " ")
+	var a, b, c int
+	if n, err := fmt.Sscanf(code, "%d.%d.%d", &a, &b, &c); err == nil && n == 3 && a == 2 && b < 1000 && c < 1000 && b >= 0 && c >= 0 {
+		e.EnhancedCode = smtp.EnhancedCode{a, b, c}
+		text = rest
+	}
+	if strings.HasPrefix(text, "<") {
+		if _, after, ok := strings.Cut(text, "> "); ok {
+			text = after
+		}
+	}
+	if text = strings.Map(printable, text); text != "" {
+		e.Message = text
+	}
+	return e
+}
+
+// printable drops control characters from a relayed reply text.
+func printable(r rune) rune {
+	if r < ' ' || r == 0x7f {
+		return -1
+	}
+	return r
 }
 
 // countingReader remembers the reader's own error, to tell a client
