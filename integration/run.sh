@@ -40,6 +40,24 @@ KDC_PORT=$((18888 + OFF))
 KADMIN_PORT=$((18749 + OFF))
 KPASSWD_PORT=$((18464 + OFF))
 PORTS="$MUPDATE_PORT $MUPDATE_GSS_PORT $BE1_PORT $BE2_PORT $FE_PORT $FE_MUPDATE_PORT $DOVECOT_PORT $DOVECOT_IMAPS_PORT $KDC_PORT"
+# --- LMTP, POP3 and ManageSieve on every backend (issue 19) ---
+BE1_LMTP_PORT=$((12124 + OFF))
+BE1_POP3_PORT=$((12110 + OFF))
+BE1_SIEVE_PORT=$((12190 + OFF))
+BE2_LMTP_PORT=$((12224 + OFF))
+BE2_POP3_PORT=$((12210 + OFF))
+BE2_SIEVE_PORT=$((12290 + OFF))
+DOVECOT_LMTP_PORT=$((14024 + OFF))
+DOVECOT_POP3_PORT=$((14110 + OFF))
+DOVECOT_SIEVE_PORT=$((14190 + OFF))
+PROTO_PORTS="$BE1_LMTP_PORT $BE1_POP3_PORT $BE1_SIEVE_PORT $BE2_LMTP_PORT $BE2_POP3_PORT $BE2_SIEVE_PORT
+  $DOVECOT_LMTP_PORT $DOVECOT_POP3_PORT $DOVECOT_SIEVE_PORT"
+PORTS="$PORTS $PROTO_PORTS"
+# Dovecot's lmtp, pop3 and managesieve, unpacked into their own directory beside the core's (so a lab
+# running from the core's directory is never disturbed) and overlaid with it.
+DOVECOT_EXTRA_DEBS="dovecot-lmtpd dovecot-pop3d dovecot-managesieved dovecot-sieve"
+# swaks: the MTA of the LMTP tests.
+PROTO_PACKAGES="swaks"
 
 # Users: name:password. Cyrus realms get the first five; Dovecot gets alice bob carol dave.
 CYRUS_USERS="alice:alicepw bob:bobpw carol:carolpw cyrus:cyruspw mupdateuser:mupdatepw"
@@ -55,9 +73,10 @@ PACKAGES="cyrus-imapd cyrus-murder cyrus-admin cyrus-clients sasl2-bin libsasl2-
   libsasl2-modules-gssapi-mit krb5-kdc krb5-admin-server krb5-user rsyslog openssl ca-certificates
   util-linux iproute2 ssl-cert libexttextcat-2.0-0 liblua5.4-0 libsodium23 libstemmer0d libunwind8 libwrap0
   libicu72 libapparmor1 libcap2 libtirpc3 libssl3 libzstd1 liblz4-1 libbz2-1.0 liblzma5 zlib1g libpam0g
-  $CLIENT_PACKAGES"
+  $CLIENT_PACKAGES $PROTO_PACKAGES"
 DOVECOT_DEBS="dovecot-core dovecot-imapd"
 DOVECOT_ROOT=$CACHE/dovecot/root
+DOVECOT_EXTRA_ROOT=$CACHE/dovecot/extra-root
 
 # --- mupdated (issue 21): a second Murder whose MUPDATE master is a 3-member mupdated cluster on embedded etcd,
 # behind HAProxy as the one address its Cyrus servers take. Cyrus backend be3 and Cyrus front end fe3 use it;
@@ -186,9 +205,36 @@ install_dovecot() {
 	dovecot_ready || die "unpacked Dovecot lacks usr/sbin/dovecot or usr/lib/dovecot/imap"
 }
 
+# --- Dovecot's lmtp, pop3, managesieve (issue 19) ---
+dovecot_extra_ready() {
+	[ -x "$DOVECOT_EXTRA_ROOT/usr/lib/dovecot/lmtp" ] && [ -x "$DOVECOT_EXTRA_ROOT/usr/lib/dovecot/pop3" ] &&
+		[ -x "$DOVECOT_EXTRA_ROOT/usr/lib/dovecot/managesieve" ]
+}
+
+install_dovecot_extra() {
+	dovecot_extra_ready && return 0
+	local dl=$CACHE/dovecot/extra-debs
+	rm -rf "$dl" "$DOVECOT_EXTRA_ROOT.tmp"
+	mkdir -p "$dl"
+	log "apt-get download $DOVECOT_EXTRA_DEBS"
+	if ! (cd "$dl" && apt-get download $DOVECOT_EXTRA_DEBS >"$CACHE/apt-download-extra.log" 2>&1); then
+		apt_update_once
+		(cd "$dl" && apt-get download $DOVECOT_EXTRA_DEBS >"$CACHE/apt-download-extra.log" 2>&1) || {
+			tail -20 "$CACHE/apt-download-extra.log" >&2
+			die "apt-get download $DOVECOT_EXTRA_DEBS failed"
+		}
+	fi
+	local deb
+	for deb in "$dl"/*.deb; do dpkg -x "$deb" "$DOVECOT_EXTRA_ROOT.tmp"; done
+	rm -rf "$DOVECOT_EXTRA_ROOT"
+	mv "$DOVECOT_EXTRA_ROOT.tmp" "$DOVECOT_EXTRA_ROOT"
+	dovecot_extra_ready || die "unpacked $DOVECOT_EXTRA_DEBS lack usr/lib/dovecot/lmtp, pop3 or managesieve"
+}
+
 install_all() {
 	install_packages
 	install_dovecot
+	install_dovecot_extra
 }
 
 ensure_system_user() {
@@ -201,7 +247,7 @@ cmd_install() {
 	mkdir -p "$CACHE"
 	local t
 	t=$(date +%s.%N)
-	if [ -z "$(pkgs_missing)" ] && dovecot_ready; then
+	if [ -z "$(pkgs_missing)" ] && dovecot_ready && dovecot_extra_ready; then
 		log "packages already installed"
 	else
 		with_policy_rc_d install_all
@@ -211,7 +257,8 @@ cmd_install() {
 	local f
 	for f in $CYRUS_BIN/master $CYRUS_BIN/mupdate /usr/sbin/saslpasswd2 /usr/sbin/krb5kdc /usr/sbin/kdb5_util \
 		/usr/sbin/kadmin.local /usr/bin/kinit /usr/sbin/rsyslogd /usr/bin/openssl /usr/bin/unshare \
-		/usr/bin/mbsync /usr/bin/offlineimap /usr/bin/fetchmail /usr/bin/curl /usr/bin/neomutt /usr/bin/tmux /usr/bin/python3; do
+		/usr/bin/mbsync /usr/bin/offlineimap /usr/bin/fetchmail /usr/bin/curl /usr/bin/neomutt /usr/bin/tmux /usr/bin/python3 \
+		/usr/bin/swaks; do
 		[ -x "$f" ] || die "$f is missing after the install step"
 	done
 	log "install step took $(elapsed "$t")s"
@@ -364,7 +411,12 @@ render() { # template destination
 		-e "s|127\.0\.0\.1:11143|127.0.0.1:$FE_PORT|g" -e "s|127\.0\.0\.1:13906|127.0.0.1:$FE_MUPDATE_PORT|g" \
 		-e "s|port = 14143|port = $DOVECOT_PORT|" -e "s|port = 14993|port = $DOVECOT_IMAPS_PORT|" \
 		-e "s|127\.0\.0\.1:18888|127.0.0.1:$KDC_PORT|g" -e "s|127\.0\.0\.1:18749|127.0.0.1:$KADMIN_PORT|g" \
-		-e "s|127\.0\.0\.1:18464|127.0.0.1:$KPASSWD_PORT|g" "$TEMPLATES/$1" >"$2"
+		-e "s|127\.0\.0\.1:18464|127.0.0.1:$KPASSWD_PORT|g" \
+		-e "s|127\.0\.0\.1:12124|127.0.0.1:$BE1_LMTP_PORT|g" -e "s|127\.0\.0\.1:12110|127.0.0.1:$BE1_POP3_PORT|g" \
+		-e "s|127\.0\.0\.1:12190|127.0.0.1:$BE1_SIEVE_PORT|g" -e "s|127\.0\.0\.1:12224|127.0.0.1:$BE2_LMTP_PORT|g" \
+		-e "s|127\.0\.0\.1:12210|127.0.0.1:$BE2_POP3_PORT|g" -e "s|127\.0\.0\.1:12290|127.0.0.1:$BE2_SIEVE_PORT|g" \
+		-e "s|port = 14024|port = $DOVECOT_LMTP_PORT|" -e "s|port = 14110|port = $DOVECOT_POP3_PORT|" \
+		-e "s|port = 14190|port = $DOVECOT_SIEVE_PORT|" "$TEMPLATES/$1" >"$2"
 }
 
 check_ports_free() {
@@ -456,7 +508,7 @@ start_dovecot() {
 	# Dovecot's binaries have /usr paths compiled in: overlay the unpacked usr on /usr, in this namespace only.
 	# (unshare -m makes every mount private first, so the overlay can never show outside.)
 	if ! IMAPFRONT_IT_LAB=$LAB unshare -m sh -c \
-		"mount -t overlay imapfront-dovecot -o lowerdir=$DOVECOT_ROOT/usr:/usr /usr && exec /usr/sbin/dovecot -c $d/dovecot.conf" \
+		"mount -t overlay imapfront-dovecot -o lowerdir=$DOVECOT_EXTRA_ROOT/usr:$DOVECOT_ROOT/usr:/usr /usr && exec /usr/sbin/dovecot -c $d/dovecot.conf" \
 		</dev/null >>"$d/log/dovecot.stderr" 2>&1; then
 		show_log dovecot
 		die "Dovecot did not start (its private mount namespace with $DOVECOT_ROOT/usr overlaid on /usr failed?)"
@@ -557,7 +609,8 @@ setup_mupdated_murder() {
 				-e "s|127\.0\.0\.1:$MUPDATE_PORT\$|127.0.0.1:$MUPDATED_HA_PORT|" \
 				-e "s|127\.0\.0\.1:$BE1_PORT|127.0.0.1:$BE3_PORT|g" -e "s| 127\.0\.0\.1:$BE2_PORT||" \
 				-e "s|127\.0\.0\.1:$FE_PORT|127.0.0.1:$FE3_PORT|g" \
-				-e "s|127\.0\.0\.1:$FE_MUPDATE_PORT|127.0.0.1:$FE3_MUPDATE_PORT|g" "$d/$s.tmp" >"$d/$s"
+				-e "s|127\.0\.0\.1:$FE_MUPDATE_PORT|127.0.0.1:$FE3_MUPDATE_PORT|g" \
+				-e '/^  \(lmtp\|pop3\|sieve\)  *cmd=/d' "$d/$s.tmp" >"$d/$s" # be1's TCP LMTP/POP3/Sieve ports are be1's
 			rm -f "$d/$s.tmp"
 		done
 		chown -R cyrus:mail "$d"
@@ -655,6 +708,29 @@ EOF
 }
 # --- end mupdated lab functions
 
+# --- LMTP, POP3 and ManageSieve of the backends (issue 19) ---
+wait_protocols() {
+	local p
+	for p in $BE1_LMTP_PORT $BE1_POP3_PORT $BE1_SIEVE_PORT; do
+		wait_for cyrus-be1 "$LAB/cyrus/be1/run/master.pid" master tcp_open 127.0.0.1 "$p"
+	done
+	for p in $BE2_LMTP_PORT $BE2_POP3_PORT $BE2_SIEVE_PORT; do
+		wait_for cyrus-be2 "$LAB/cyrus/be2/run/master.pid" master tcp_open 127.0.0.1 "$p"
+	done
+	for p in $DOVECOT_LMTP_PORT $DOVECOT_POP3_PORT $DOVECOT_SIEVE_PORT; do
+		wait_for dovecot "$LAB/dovecot/run/master.pid" dovecot tcp_open 127.0.0.1 "$p"
+	done
+}
+
+write_env_protocols() {
+	cat >>"$LAB/env.sh" <<EOF
+# LMTP, POP3, ManageSieve of the backends, as "server=host:port" by MUPDATE server name (issue 19)
+export IMAPFRONT_IT_LMTP="127.0.0.1:$BE1_PORT=127.0.0.1:$BE1_LMTP_PORT 127.0.0.1:$BE2_PORT=127.0.0.1:$BE2_LMTP_PORT 127.0.0.1:$DOVECOT_PORT=127.0.0.1:$DOVECOT_LMTP_PORT"
+export IMAPFRONT_IT_POP3="127.0.0.1:$BE1_PORT=127.0.0.1:$BE1_POP3_PORT 127.0.0.1:$BE2_PORT=127.0.0.1:$BE2_POP3_PORT 127.0.0.1:$DOVECOT_PORT=127.0.0.1:$DOVECOT_POP3_PORT"
+export IMAPFRONT_IT_SIEVE="127.0.0.1:$BE1_PORT=127.0.0.1:$BE1_SIEVE_PORT 127.0.0.1:$BE2_PORT=127.0.0.1:$BE2_SIEVE_PORT 127.0.0.1:$DOVECOT_PORT=127.0.0.1:$DOVECOT_SIEVE_PORT"
+EOF
+}
+
 go_build() { # output package
 	(cd "$REPO" && go build -o "$1" "$2")
 }
@@ -727,10 +803,12 @@ cmd_up() {
 		banner 127.0.0.1 $MUPDATE_GSS_PORT '^\* AUTH "GSSAPI"$'
 	wait "$mupdated_build_pid" || die "go build ./cmd/mupdated failed" # mupdated (issue 21)
 	start_mupdated_murder
+	wait_protocols
 	log "all servers up ($(elapsed "$t")s)"
 
 	write_env
 	write_env_mupdated # mupdated (issue 21)
+	write_env_protocols
 	wait "$build_pid" || die "go build ./integration/seed failed"
 	t=$(date +%s.%N)
 	(

@@ -32,6 +32,9 @@ type Config struct {
 	Placement PlacementConfig `toml:"placement"`
 	// Namespace prefixes shown to clients.
 	Namespace NamespaceConfig `toml:"namespace"`
+
+	// LMTP is the LMTP proxy (config_lmtp.go).
+	LMTP LMTPConfig `toml:"lmtp"`
 }
 
 // ListenConfig lists the client-facing listeners.
@@ -240,6 +243,8 @@ type BackendConfig struct {
 	// KerberosLogin: mechanism = "GSSAPI" logs in as a proxy from a client
 	// keytab, with authzid = the user, instead of proxy_user.
 	KerberosLogin
+	// BackendLMTP is the backend's LMTP service (config_lmtp.go).
+	BackendLMTP
 }
 
 // Duration is a time.Duration written as "30s" in TOML.
@@ -350,6 +355,9 @@ func parseConfig(data []byte) (*Config, error) {
 	}
 	cfg.MUPDATE.Mechanism = strings.ToUpper(cfg.MUPDATE.Mechanism)
 	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.checkLMTP(); err != nil {
 		return nil, err
 	}
 	return &cfg, nil

@@ -306,6 +306,13 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 			h.metricsReady(ml.Addr().String())
 		}
 	}
+	// LMTP proxy (cmd/imapfront/lmtp.go).
+	stopLMTP, _, err := startLMTP(cfg, replica, follower, reg, logger)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer stopLMTP()
 	if h.reloads != nil {
 		go applyReloads(ctx, h, srv, store, logger, kerberos)
 	}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// LMTPConfig is the LMTP proxy (section [lmtp]): MTAs deliver to it and it
+// relays each recipient to the backend holding the mailbox.
+type LMTPConfig struct {
+	// Listen is a TCP address; "" disables it.
+	Listen string `toml:"listen"`
+	// Socket is a Unix socket path (as Postfix's lmtp:unix:); "" disables.
+	Socket string `toml:"socket"`
+	// SocketMode is the socket's permission bits, octal (default "0660").
+	SocketMode string `toml:"socket_mode"`
+	// MaxMessageBytes bounds a message (SIZE); 0 means 64 MiB.
+	MaxMessageBytes int64 `toml:"max_message_bytes"`
+	// MaxRecipients bounds RCPT TO per transaction; 0 means 1000.
+	MaxRecipients int `toml:"max_recipients"`
+	// SpoolThreshold is the size above which a message for several
+	// backends goes to a temporary file; 0 means 1 MiB.
+	SpoolThreshold int64 `toml:"spool_threshold"`
+	// SpoolDir holds those files ("" means the system's temporary directory).
+	SpoolDir string `toml:"spool_dir"`
+	// IdleTimeout bounds the wait for an MTA's command; 0 means 5 minutes.
+	IdleTimeout Duration `toml:"idle_timeout"`
+}
+
+// BackendLMTP is a [[backend]]'s LMTP service, for the LMTP proxy.
+type BackendLMTP struct {
+	// LMTP is host:port or unix:/path of the backend's lmtpd; "" means
+	// recipients on this backend are deferred (451).
+	LMTP string `toml:"lmtp"`
+	// LMTPTLS is none (default) or tls (implicit TLS, verified like tls).
+	LMTPTLS string `toml:"lmtp_tls"`
+	// LMTPLogin logs in with proxy_user/proxy_password (AUTH PLAIN), as
+	// Cyrus lmtpd over TCP requires; Dovecot's lmtp takes no login.
+	LMTPLogin bool `toml:"lmtp_login"`
+}
+
+// enabled reports whether any LMTP listener is configured.
+func (c LMTPConfig) enabled() bool { return c.Listen != "" || c.Socket != "" }
+
+// socketMode returns the parsed SocketMode (default 0660).
+func (c LMTPConfig) socketMode() uint32 {
+	m, err := strconv.ParseUint(c.SocketMode, 8, 32)
+	if err != nil {
+		return 0o660
+	}
+	return uint32(m)
+}
+
+// lmtpNetwork splits "unix:/path" from a TCP address.
+func lmtpNetwork(addr string) (network, address string) {
+	if p, ok := strings.CutPrefix(addr, "unix:"); ok {
+		return "unix", p
+	}
+	return "tcp", addr
+}
+
+// checkLMTP validates [lmtp] and the backends' lmtp keys.
+func (c *Config) checkLMTP() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
+	}
+	l := c.LMTP
+	if l.SocketMode != "" {
+		if m, err := strconv.ParseUint(l.SocketMode, 8, 32); err != nil || m > 0o777 {
+			return bad("lmtp.socket_mode", "%q is not an octal mode such as \"0660\"", l.SocketMode)
+		}
+	}
+	if l.MaxMessageBytes < 0 || l.MaxRecipients < 0 || l.SpoolThreshold < 0 || l.IdleTimeout.Duration < 0 {
+		return bad("lmtp", "limits must not be negative (0 means the default)")
+	}
+	for i, b := range c.Backends {
+		key := fmt.Sprintf("backend[%d]", i)
+		switch b.LMTPTLS {
+		case "", "none", "tls":
+		default:
+			return bad(key+".lmtp_tls", "%q is not none or tls (STARTTLS toward LMTP backends is not supported)", b.LMTPTLS)
+		}
+		if b.LMTP == "" && (b.LMTPTLS == "tls" || b.LMTPLogin) {
+			return bad(key+".lmtp", "required with lmtp_tls or lmtp_login")
+		}
+		if b.LMTPLogin && b.ProxyUser == "" {
+			return bad(key+".lmtp_login", "needs proxy_user and proxy_password")
+		}
+	}
+	if l.enabled() {
+		n := 0
+		for _, b := range c.Backends {
+			if b.LMTP != "" {
+				n++
+			}
+		}
+		if n == 0 {
+			return bad("lmtp", "an LMTP listener is set but no [[backend]] has lmtp")
+		}
+	}
+	return nil
+}
