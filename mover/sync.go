@@ -1,0 +1,355 @@
+package mover
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/imapfront/imapfront/imapwire"
+)
+
+func quote(s string) string { return imapwire.AString(s) }
+
+// syncer copies one mailbox from s (source) to d (destination).
+type syncer struct {
+	m                *Mover
+	s, d             *conn
+	srcName, dstName string
+	mb               *Mailbox
+	srcUV, dstUV     string
+	sums             map[uint32][32]byte // source UID -> digest, as copied
+}
+
+// state reads both sides' messages (the destination selected read-write).
+func (sy *syncer) state(ctx context.Context) (src, dst []*msg, err error) {
+	uv, n, err := sy.s.selectBox(ctx, sy.srcName, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sy.srcUV != "" && uv != sy.srcUV {
+		sy.mb.uidMap = nil // the source was recreated: match again
+	}
+	sy.srcUV = uv
+	if src, err = sy.s.fetchMeta(ctx, n); err != nil {
+		return nil, nil, err
+	}
+	uv, n, err = sy.d.selectBox(ctx, sy.dstName, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	if sy.dstUV != "" && uv != sy.dstUV {
+		sy.mb.uidMap = nil
+	}
+	sy.dstUV = uv
+	dst, err = sy.d.fetchMeta(ctx, n)
+	return src, dst, err
+}
+
+// match pairs source and destination messages by digest (a destination
+// left by an interrupted run), filling the UID map.
+func (sy *syncer) match(ctx context.Context, src, dst []*msg) error {
+	sy.mb.uidMap = map[uint32]uint32{}
+	if len(dst) == 0 {
+		return nil
+	}
+	byDigest := map[[32]byte][]uint32{}
+	for _, x := range dst {
+		sum, _, err := sy.d.digest(ctx, x.uid)
+		if errors.Is(err, errGone) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		byDigest[sum] = append(byDigest[sum], x.uid)
+	}
+	for _, x := range src {
+		sum, _, err := sy.s.digest(ctx, x.uid)
+		if errors.Is(err, errGone) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if l := byDigest[sum]; len(l) > 0 {
+			sy.mb.uidMap[x.uid] = l[0]
+			byDigest[sum] = l[1:]
+		}
+	}
+	sy.m.log.Info("resumed a partial copy", "mailbox", sy.mb.Name, "matched", len(sy.mb.uidMap), "on destination", len(dst))
+	return nil
+}
+
+// round makes the destination equal the source: it copies new messages,
+// expunges on the destination what is gone from the source (and what the
+// destination has that no source message maps to), and carries flag
+// changes. It returns how many changes it made.
+func (sy *syncer) round(ctx context.Context) (int, error) {
+	src, dst, err := sy.state(ctx)
+	if err != nil {
+		return 0, err
+	}
+	if sy.mb.uidMap == nil {
+		if err := sy.match(ctx, src, dst); err != nil {
+			return 0, err
+		}
+	}
+	mp := sy.mb.uidMap
+	changes := 0
+	srcByUID := map[uint32]*msg{}
+	for _, x := range src {
+		srcByUID[x.uid] = x
+	}
+	dstByUID := map[uint32]*msg{}
+	for _, x := range dst {
+		dstByUID[x.uid] = x
+	}
+	mapped := map[uint32]bool{}
+	var gone []uint32
+	for su, du := range mp {
+		if srcByUID[su] == nil || dstByUID[du] == nil {
+			// Expunged from the source (or lost from the destination,
+			// then copied again below).
+			if dstByUID[du] != nil {
+				gone = append(gone, du)
+			}
+			delete(mp, su)
+			continue
+		}
+		mapped[du] = true
+	}
+	for _, x := range dst {
+		if !mapped[x.uid] && !slices.Contains(gone, x.uid) {
+			gone = append(gone, x.uid) // not from the source: a stray copy
+		}
+	}
+	if err := sy.d.expunge(ctx, gone); err != nil {
+		return 0, err
+	}
+	changes += len(gone)
+	for _, x := range src {
+		du, ok := mp[x.uid]
+		if !ok {
+			err := sy.copy(ctx, x)
+			if errors.Is(err, errGone) {
+				continue
+			}
+			if err != nil {
+				return changes, err
+			}
+			changes++
+			continue
+		}
+		if !slices.Equal(x.flags, dstByUID[du].flags) {
+			if err := sy.d.setFlags(ctx, du, x.flags); err != nil {
+				return changes, err
+			}
+			changes++
+		}
+	}
+	return changes, nil
+}
+
+// copy streams one message from the source into the destination.
+func (sy *syncer) copy(ctx context.Context, x *msg) error {
+	var du uint32
+	h := sha256.New()
+	err := sy.s.body(ctx, x.uid, func(size int64, r io.Reader) error {
+		var err error
+		du, err = sy.d.appendFrom(ctx, sy.dstName, x.flags, x.rawDay, size, io.TeeReader(r, h))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	sy.mb.uidMap[x.uid] = du
+	if sy.sums == nil {
+		sy.sums = map[uint32][32]byte{}
+	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	sy.sums[x.uid] = sum
+	m := sy.m
+	m.done.Messages++
+	m.done.Bytes += x.size
+	if m.opts.Progress != nil {
+		p := m.done
+		p.Mailbox = sy.mb.Name
+		p.TotalMessages, p.TotalBytes = m.total.TotalMessages, m.total.TotalBytes
+		p.Elapsed = time.Since(m.start)
+		m.opts.Progress(p)
+	}
+	return nil
+}
+
+// VerifyError lists what differs between source and destination.
+type VerifyError struct {
+	Mailbox  string
+	Problems []string
+}
+
+func (e *VerifyError) Error() string {
+	const show = 5
+	p := e.Problems
+	more := ""
+	if len(p) > show {
+		more = fmt.Sprintf(" (and %d more)", len(p)-show)
+		p = p[:show]
+	}
+	return "verify " + e.Mailbox + ": " + strings.Join(p, "; ") + more
+}
+
+// verify compares the source and the destination message by message:
+// count, size, SHA-256, flags, internal date. It returns the source as
+// verified.
+func (sy *syncer) verify(ctx context.Context) ([]*msg, error) {
+	src, dst, err := sy.state(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ve := &VerifyError{Mailbox: sy.mb.Name}
+	bad := func(f string, a ...any) { ve.Problems = append(ve.Problems, fmt.Sprintf(f, a...)) }
+	if len(src) != len(dst) {
+		bad("%d messages on the source, %d on the destination", len(src), len(dst))
+	}
+	dstByUID := map[uint32]*msg{}
+	for _, x := range dst {
+		dstByUID[x.uid] = x
+	}
+	seen := map[uint32]bool{}
+	for _, x := range src {
+		du, ok := sy.mb.uidMap[x.uid]
+		y := dstByUID[du]
+		if !ok || y == nil {
+			bad("source UID %d has no copy", x.uid)
+			continue
+		}
+		if seen[du] {
+			bad("destination UID %d is the copy of two messages", du)
+		}
+		seen[du] = true
+		if x.size != y.size {
+			bad("UID %d: size %d, copy %d", x.uid, x.size, y.size)
+		}
+		if !slices.Equal(x.flags, y.flags) {
+			bad("UID %d: flags %v, copy %v", x.uid, x.flags, y.flags)
+		}
+		if !x.date.Equal(y.date) {
+			bad("UID %d: internal date %s, copy %s", x.uid, x.date, y.date)
+		}
+		ss, sn, err := sy.s.digest(ctx, x.uid)
+		if err != nil {
+			return nil, err
+		}
+		ds, dn, err := sy.d.digest(ctx, du)
+		if err != nil {
+			return nil, err
+		}
+		if ss != ds || sn != dn {
+			bad("UID %d: SHA-256 %x (%d bytes), copy %x (%d bytes)", x.uid, ss[:6], sn, ds[:6], dn)
+		}
+		if cs, ok := sy.sums[x.uid]; ok && cs != ss {
+			bad("UID %d changed on the source since it was copied", x.uid)
+		}
+	}
+	for _, y := range dst {
+		if !seen[y.uid] {
+			bad("destination UID %d is not a copy of a source message", y.uid)
+		}
+	}
+	if len(ve.Problems) > 0 {
+		return nil, ve
+	}
+	sy.d.unselect(ctx)
+	return src, nil
+}
+
+// carryOver brings to the destination what the source received after it
+// was verified (writes that reached it between the verification and the
+// switch): new messages, expunges and flag changes. For a leftover of an
+// earlier run (no snapshot) only messages the destination lacks, by
+// digest, are copied: the destination is authoritative now.
+func (sy *syncer) carryOver(ctx context.Context) error {
+	uv, n, err := sy.s.selectBox(ctx, sy.srcName, true)
+	if err != nil {
+		return err
+	}
+	src, err := sy.s.fetchMeta(ctx, n)
+	if err != nil {
+		return err
+	}
+	_, dn, err := sy.d.selectBox(ctx, sy.dstName, false)
+	if err != nil {
+		return err
+	}
+	if sy.mb.snapshot == nil || uv != sy.srcUV {
+		dst, err := sy.d.fetchMeta(ctx, dn)
+		if err != nil {
+			return err
+		}
+		have := map[[32]byte]int{}
+		for _, y := range dst {
+			sum, _, err := sy.d.digest(ctx, y.uid)
+			if err != nil && !errors.Is(err, errGone) {
+				return err
+			}
+			have[sum]++
+		}
+		sy.mb.uidMap = map[uint32]uint32{}
+		copied := 0
+		for _, x := range src {
+			sum, _, err := sy.s.digest(ctx, x.uid)
+			if errors.Is(err, errGone) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if have[sum] > 0 {
+				have[sum]--
+				continue
+			}
+			if err := sy.copy(ctx, x); err != nil && !errors.Is(err, errGone) {
+				return err
+			}
+			copied++
+		}
+		if copied > 0 {
+			sy.m.log.Warn("leftover source had messages the destination lacked: copied", "mailbox", sy.mb.Name, "messages", copied)
+		}
+		return nil
+	}
+	before := map[uint32]*msg{}
+	for _, x := range sy.mb.snapshot {
+		before[x.uid] = x
+	}
+	now := map[uint32]bool{}
+	for _, x := range src {
+		now[x.uid] = true
+		was := before[x.uid]
+		if was == nil {
+			if err := sy.copy(ctx, x); err != nil && !errors.Is(err, errGone) {
+				return err
+			}
+			sy.m.log.Warn("message written to the source after verification: carried over", "mailbox", sy.mb.Name, "uid", x.uid)
+			continue
+		}
+		if !slices.Equal(was.flags, x.flags) {
+			if err := sy.d.setFlags(ctx, sy.mb.uidMap[x.uid], x.flags); err != nil {
+				return err
+			}
+		}
+	}
+	var gone []uint32
+	for u := range before {
+		if !now[u] {
+			gone = append(gone, sy.mb.uidMap[u])
+		}
+	}
+	return sy.d.expunge(ctx, gone)
+}
