@@ -518,6 +518,28 @@ EOF
 	chmod 0644 "$f"
 }
 
+# --- issue 20 (mupdatectl move): users of the move tests' own, so that moving accounts around never
+# touches the fixture users. They exist in every Cyrus realm and in Dovecot, with no mailbox: each
+# test creates its account and removes it. ---
+MOVE_USERS="mover:moverpw mover2:mover2pw"
+
+setup_move_users() {
+	local db=$LAB/cyrus/sasldb2 u realm
+	for realm in $CYRUS_REALMS; do
+		for u in $MOVE_USERS; do
+			printf '%s' "${u#*:}" | saslpasswd2 -p -c -f "$db" -u "$realm" "${u%%:*}"
+		done
+	done
+	for u in $MOVE_USERS; do
+		printf '%s:{PLAIN}%s::::::\n' "${u%%:*}" "${u#*:}" >>"$LAB/dovecot/users"
+	done
+}
+
+write_move_env() {
+	echo "export IMAPFRONT_IT_MOVE_USERS=\"$MOVE_USERS\"" >>"$LAB/env.sh"
+}
+# --- end of issue 20 ---
+
 go_build() { # output package
 	(cd "$REPO" && go build -o "$1" "$2")
 }
@@ -558,6 +580,7 @@ cmd_up() {
 	local i
 	for i in mupdate be1 be2 fe mupdate-gss; do setup_cyrus "$i"; done
 	setup_dovecot
+	setup_move_users
 	log "Cyrus and Dovecot configured, certificates made"
 	setup_kdc
 	log "KDC database and keytabs made"
@@ -588,6 +611,7 @@ cmd_up() {
 	log "all servers up ($(elapsed "$t")s)"
 
 	write_env
+	write_move_env
 	wait "$build_pid" || die "go build ./integration/seed failed"
 	t=$(date +%s.%N)
 	(

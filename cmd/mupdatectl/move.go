@@ -48,10 +48,10 @@ running it again.
 Backends come from an imapfront configuration file (-config: its [[backend]] tables, and its
 [mupdate] table unless -server is given) or from -backend flags:
   -backend 'SERVER[,addr=HOST:PORT][,tls=none|starttls|tls][,ca=FILE][,proxy-user=NAME][,sep=/|.]
-            [,namespace=murder|personal][,mode=self|front]'
+            [,namespace=murder|personal][,mode=self|front][,password-env=VAR]'
 (defaults: addr=SERVER, tls=starttls, sep=/, namespace=murder, mode=self: a Cyrus Murder backend;
 a Dovecot server is sep=.,namespace=personal,mode=front). The proxy user's password of -backend
-flags comes from MUPDATECTL_BACKEND_PASSWORD or a prompt.
+flags comes from the environment variable VAR (default MUPDATECTL_BACKEND_PASSWORD) or a prompt.
 flags:
 `)
 	fs.SetOutput(w)
@@ -108,12 +108,12 @@ func parseMove(e *env, args []string) (*moveOptions, int) {
 		}
 	}
 	if len(o.specs) > 0 {
-		pw := e.getenv("MUPDATECTL_BACKEND_PASSWORD")
 		for _, s := range o.specs {
 			bc, err := parseBackendSpec(s)
 			if err != nil {
 				return bad(err.Error())
 			}
+			pw := e.getenv(bc.passwordEnv)
 			if bc.ProxyPassword = pw; pw == "" {
 				if pw, err = e.prompt(fmt.Sprintf("Password of %s at the backends: ", bc.ProxyUser)); err != nil {
 					return bad("no backend password: set MUPDATECTL_BACKEND_PASSWORD or run on a terminal")
@@ -160,6 +160,8 @@ type backendConfig struct {
 	Separator          string `toml:"separator"`
 	Namespace          string `toml:"namespace"`
 	MUPDATEMode        string `toml:"mupdate_mode"`
+	// passwordEnv names the variable with the proxy password (-backend).
+	passwordEnv string
 }
 
 func readFileConfig(path string) (*fileConfig, error) {
@@ -180,7 +182,7 @@ func readFileConfig(path string) (*fileConfig, error) {
 // parseBackendSpec reads "SERVER,key=value,...".
 func parseBackendSpec(s string) (*backendConfig, error) {
 	parts := strings.Split(s, ",")
-	bc := &backendConfig{Server: parts[0]}
+	bc := &backendConfig{Server: parts[0], passwordEnv: "MUPDATECTL_BACKEND_PASSWORD"}
 	for _, p := range parts[1:] {
 		k, v, ok := strings.Cut(p, "=")
 		if !ok {
@@ -203,6 +205,8 @@ func parseBackendSpec(s string) (*backendConfig, error) {
 			bc.Namespace = v
 		case "mode":
 			bc.MUPDATEMode = v
+		case "password-env":
+			bc.passwordEnv = v
 		default:
 			return nil, fmt.Errorf("-backend %s: unknown key %q", s, k)
 		}
