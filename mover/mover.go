@@ -79,6 +79,7 @@ type Step string
 const (
 	StepCopied   Step = "copied"   // online copy rounds done
 	StepFrozen   Step = "frozen"   // source entry deactivated
+	StepDelta    Step = "delta"    // final delta copied, not verified yet
 	StepVerified Step = "verified" // final delta copied and verified
 	StepSwitched Step = "switched" // ACTIVATE at the destination done
 	StepDeleted  Step = "deleted"  // source deleted
@@ -517,12 +518,26 @@ func (m *Mover) moveOne(ctx context.Context, mc *mupdatec.Conn, p *Plan, mb *Mai
 	if err := m.hook(StepFrozen, mb.Name); err != nil {
 		return 0, err
 	}
-	if _, err := sy.round(ctx); err != nil {
-		return 0, err
-	}
-	snap, err := sy.verify(ctx)
-	if err != nil {
-		return 0, err
+	// Final delta and verification; a write that slipped in (a session
+	// that had the mailbox selected before the freeze) gets another
+	// delta, a few times at most.
+	var snap []*msg
+	for attempt := 1; ; attempt++ {
+		if _, err := sy.round(ctx); err != nil {
+			return 0, err
+		}
+		if err := m.hook(StepDelta, mb.Name); err != nil {
+			return 0, err
+		}
+		snap, err = sy.verify(ctx)
+		var ve *VerifyError
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &ve) || attempt == 3 {
+			return 0, err
+		}
+		m.log.Warn("verification failed, another final delta", "mailbox", mb.Name, "err", err)
 	}
 	mb.snapshot = snap
 	if err := m.hook(StepVerified, mb.Name); err != nil {
