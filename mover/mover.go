@@ -100,6 +100,11 @@ type Options struct {
 	// Rounds bounds the online copy rounds before the freeze (default 3);
 	// rounds stop early once a round finds nothing to do.
 	Rounds int
+	// Grace is how long to wait after the switches before the sources are
+	// finished (late writes carried over, then deleted), so that every
+	// front end's replica has followed the switch (Cyrus's master sends
+	// changes in batches, every 5 s).
+	Grace time.Duration
 	// Logger receives one line per step; nil discards.
 	Logger *slog.Logger
 	// Progress, if set, is called after each copied message.
@@ -439,6 +444,16 @@ func (m *Mover) Run(ctx context.Context, p *Plan) (*Report, error) {
 	if p.User != "" {
 		if err := m.copySubscriptions(ctx, p); err != nil {
 			return rep, err
+		}
+	}
+	if m.opts.Grace > 0 && len(rep.Moved) > 0 {
+		m.log.Info("waiting for the front ends to follow the switch", "grace", m.opts.Grace)
+		t := time.NewTimer(m.opts.Grace)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return rep, ctx.Err()
 		}
 	}
 	// Sources last, children before their parents.

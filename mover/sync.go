@@ -214,6 +214,24 @@ func (sy *syncer) verify(ctx context.Context) ([]*msg, error) {
 	}
 	ve := &VerifyError{Mailbox: sy.mb.Name}
 	bad := func(f string, a ...any) { ve.Problems = append(ve.Problems, fmt.Sprintf(f, a...)) }
+	// Messages that reached the source after the last delta (UIDs above
+	// every copied one) are not part of this verification: they are
+	// carried over, and checked by digest, after the switch.
+	var maxCopied uint32
+	for su := range sy.mb.uidMap {
+		maxCopied = max(maxCopied, su)
+	}
+	late := 0
+	for len(src) > 0 && src[len(src)-1].uid > maxCopied {
+		if _, ok := sy.mb.uidMap[src[len(src)-1].uid]; ok {
+			break
+		}
+		src = src[:len(src)-1]
+		late++
+	}
+	if late > 0 {
+		sy.m.log.Info("messages arrived after the final delta: carried over after the switch", "mailbox", sy.mb.Name, "messages", late)
+	}
 	if len(src) != len(dst) {
 		bad("%d messages on the source, %d on the destination", len(src), len(dst))
 	}
@@ -333,8 +351,21 @@ func (sy *syncer) carryOver(ctx context.Context) error {
 		now[x.uid] = true
 		was := before[x.uid]
 		if was == nil {
-			if err := sy.copy(ctx, x); err != nil && !errors.Is(err, errGone) {
+			err := sy.copy(ctx, x)
+			if errors.Is(err, errGone) {
+				continue
+			}
+			if err != nil {
 				return err
+			}
+			// Verified like the rest: the copy's digest against the
+			// source's bytes as they were streamed.
+			sum, _, err := sy.d.digest(ctx, sy.mb.uidMap[x.uid])
+			if err != nil {
+				return err
+			}
+			if sum != sy.sums[x.uid] {
+				return &VerifyError{Mailbox: sy.mb.Name, Problems: []string{fmt.Sprintf("UID %d (carried over after the switch): SHA-256 of the copy differs", x.uid)}}
 			}
 			sy.m.log.Warn("message written to the source after verification: carried over", "mailbox", sy.mb.Name, "uid", x.uid)
 			continue

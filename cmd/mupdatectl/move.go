@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"strings"
@@ -26,6 +27,8 @@ type moveOptions struct {
 	dryRun     bool
 	keepSource bool
 	rounds     int
+	grace      time.Duration
+	verbose    bool
 	configFile string
 	specs      []string
 	cfg        *fileConfig
@@ -67,6 +70,8 @@ func parseMove(e *env, args []string) (*moveOptions, int) {
 	fs.BoolVar(&o.dryRun, "dry-run", false, "print the plan without changing anything")
 	fs.BoolVar(&o.keepSource, "keep-source", false, "leave the source mailboxes in place after the switch")
 	fs.IntVar(&o.rounds, "rounds", 3, "online copy rounds at most before the freeze")
+	fs.DurationVar(&o.grace, "grace", 10*time.Second, "wait after the switch before finishing the sources, for the front ends' replicas to follow")
+	fs.BoolVar(&o.verbose, "v", false, "log each step of each mailbox")
 	fs.StringVar(&o.configFile, "config", "", "imapfront configuration `file` to take the backends from")
 	fs.Var((*multiFlag)(&o.specs), "backend", "a backend `SPEC` (repeatable; see above)")
 	if err := fs.Parse(args); err != nil {
@@ -286,8 +291,12 @@ func runMove(ctx context.Context, e *env, dial func(context.Context) (*mupdatec.
 		fmt.Fprintf(e.stderr, "mupdatectl: move: %s: %d/%d messages, %s/%s, %s\n",
 			p.Mailbox, p.Messages, p.TotalMessages, mb(p.Bytes), mb(p.TotalBytes), rate(p.Messages, p.Bytes, p.Elapsed, p.TotalMessages))
 	}
+	logger := slog.New(slog.DiscardHandler)
+	if o.verbose {
+		logger = slog.New(slog.NewTextHandler(e.stderr, nil))
+	}
 	m := mover.New(mover.Options{
-		Master: dial, Backends: o.backends, KeepSource: o.keepSource, Rounds: o.rounds, Progress: progress,
+		Logger: logger, Master: dial, Backends: o.backends, KeepSource: o.keepSource, Rounds: o.rounds, Grace: o.grace, Progress: progress,
 	})
 	plan, err := m.Plan(ctx, mover.Request{Names: o.names, User: o.user, To: o.to})
 	if err != nil {

@@ -41,7 +41,7 @@ func TestMoveCommand(t *testing.T) {
 		defer cancel()
 		var o, e bytes.Buffer
 		env := envOf(map[string]string{"MUPDATE_SERVER": addr, "MUPDATE_PASSWORD": "mupdatepw", "MUPDATECTL_BACKEND_PASSWORD": "proxypw"})
-		code := run(ctx, append([]string{"move"}, args...), env, noPrompt, &o, &e)
+		code := run(ctx, append([]string{"move", "-grace", "0"}, args...), env, noPrompt, &o, &e)
 		return code, o.String(), e.String()
 	}
 	code, out, errs := move("-dry-run", "-backend", spec("m1", bes[0]), "-backend", spec("m2", bes[1]), "-to", "m2", "user.alice.Sent")
@@ -83,7 +83,7 @@ mupdate_mode = "front"
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	var o, e bytes.Buffer
-	code = run(ctx, []string{"move", "-config", path, "-user", "alice", "-to", "m2"}, envOf(nil), noPrompt, &o, &e)
+	code = run(ctx, []string{"move", "-grace", "0", "-config", path, "-user", "alice", "-to", "m2"}, envOf(nil), noPrompt, &o, &e)
 	if code != exitOK || !strings.Contains(e.String(), "done: 2 mailboxes switched, 2 sources deleted, 3 messages") {
 		t.Fatalf("move: %d\n%s%s", code, o.String(), e.String())
 	}
