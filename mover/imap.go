@@ -405,3 +405,94 @@ func uidSet(uids []uint32) string {
 	}
 	return b.String()
 }
+
+// digestOf is a message's SHA-256 and size.
+type digestOf struct {
+	sum  [32]byte
+	size int64
+}
+
+// errNoUID means a server's FETCH answer did not give the UID before the body.
+var errNoUID = errors.New("FETCH answer without the UID before BODY[]")
+
+// digests reads every message of the selected mailbox (exists messages)
+// in one FETCH and returns their digests by UID; memory holds one
+// message's buffer at a time, not the messages.
+func (c *conn) digests(ctx context.Context, exists uint32) (map[uint32]digestOf, error) {
+	out := make(map[uint32]digestOf, exists)
+	if exists == 0 {
+		return out, nil
+	}
+	err := c.c.FetchLiterals(ctx, "UID FETCH 1:* (UID BODY.PEEK[])", func(head []byte, size int64, r io.Reader) error {
+		f := strings.Fields(strings.ToUpper(string(head)))
+		uid := uint64(0)
+		for i := 0; i+1 < len(f); i++ {
+			if strings.TrimPrefix(f[i], "(") == "UID" {
+				uid, _ = strconv.ParseUint(f[i+1], 10, 32)
+			}
+		}
+		if uid == 0 {
+			return errNoUID
+		}
+		h := sha256.New()
+		n, err := io.Copy(h, r)
+		if err != nil {
+			return err
+		}
+		var d digestOf
+		copy(d.sum[:], h.Sum(nil))
+		d.size = n
+		out[uint32(uid)] = d
+		return nil
+	}, func([]byte) {})
+	if errors.Is(err, errNoUID) {
+		// Message by message instead.
+		metas, merr := c.fetchMeta(ctx, exists)
+		if merr != nil {
+			return nil, merr
+		}
+		for _, m := range metas {
+			sum, n, err := c.digest(ctx, m.uid)
+			if errors.Is(err, errGone) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			out[m.uid] = digestOf{sum, n}
+		}
+		return out, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("backend %s: UID FETCH BODY.PEEK[]: %w", c.b.Server, err)
+	}
+	return out, nil
+}
+
+// parseUIDSet expands an IMAP UID set ("4:6,9").
+func parseUIDSet(s string) ([]uint32, error) {
+	var out []uint32
+	for _, r := range strings.Split(s, ",") {
+		a, b, isRange := strings.Cut(r, ":")
+		lo, err := strconv.ParseUint(a, 10, 32)
+		if err != nil {
+			return nil, err
+		}
+		hi := lo
+		if isRange {
+			if hi, err = strconv.ParseUint(b, 10, 32); err != nil {
+				return nil, err
+			}
+		}
+		if hi < lo {
+			lo, hi = hi, lo
+		}
+		if hi-lo > 1<<20 {
+			return nil, errors.New("UID range too long")
+		}
+		for u := lo; u <= hi; u++ {
+			out = append(out, uint32(u))
+		}
+	}
+	return out, nil
+}

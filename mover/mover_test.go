@@ -419,3 +419,23 @@ func TestVerifyCatchesCorruptCopy(t *testing.T) {
 		t.Fatalf("verify: %v", err)
 	}
 }
+
+func TestParseUIDSet(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want []uint32
+		bad  bool
+	}{
+		{in: "7", want: []uint32{7}},
+		{in: "4:6,9", want: []uint32{4, 5, 6, 9}},
+		{in: "6:4", want: []uint32{4, 5, 6}},
+		{in: "1:4294967295", bad: true},
+		{in: "x", bad: true},
+		{in: "", bad: true},
+	} {
+		got, err := parseUIDSet(tc.in)
+		if (err != nil) != tc.bad || (!tc.bad && !slices.Equal(got, tc.want)) {
+			t.Errorf("parseUIDSet(%q) = %v, %v", tc.in, got, err)
+		}
+	}
+}

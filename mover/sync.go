@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/imapwire"
 )
 
@@ -57,28 +58,28 @@ func (sy *syncer) match(ctx context.Context, src, dst []*msg) error {
 	if len(dst) == 0 {
 		return nil
 	}
+	dd, err := sy.d.digests(ctx, uint32(len(dst)))
+	if err != nil {
+		return err
+	}
+	sd, err := sy.s.digests(ctx, uint32(len(src)))
+	if err != nil {
+		return err
+	}
 	byDigest := map[[32]byte][]uint32{}
 	for _, x := range dst {
-		sum, _, err := sy.d.digest(ctx, x.uid)
-		if errors.Is(err, errGone) {
-			continue
+		if d, ok := dd[x.uid]; ok {
+			byDigest[d.sum] = append(byDigest[d.sum], x.uid)
 		}
-		if err != nil {
-			return err
-		}
-		byDigest[sum] = append(byDigest[sum], x.uid)
 	}
 	for _, x := range src {
-		sum, _, err := sy.s.digest(ctx, x.uid)
-		if errors.Is(err, errGone) {
+		d, ok := sd[x.uid]
+		if !ok {
 			continue
 		}
-		if err != nil {
-			return err
-		}
-		if l := byDigest[sum]; len(l) > 0 {
+		if l := byDigest[d.sum]; len(l) > 0 {
 			sy.mb.uidMap[x.uid] = l[0]
-			byDigest[sum] = l[1:]
+			byDigest[d.sum] = l[1:]
 		}
 	}
 	sy.m.log.Info("resumed a partial copy", "mailbox", sy.mb.Name, "matched", len(sy.mb.uidMap), "on destination", len(dst))
@@ -132,17 +133,11 @@ func (sy *syncer) round(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	changes += len(gone)
+	var todo []*msg
 	for _, x := range src {
 		du, ok := mp[x.uid]
 		if !ok {
-			err := sy.copy(ctx, x)
-			if errors.Is(err, errGone) {
-				continue
-			}
-			if err != nil {
-				return changes, err
-			}
-			changes++
+			todo = append(todo, x)
 			continue
 		}
 		if !slices.Equal(x.flags, dstByUID[du].flags) {
@@ -152,7 +147,95 @@ func (sy *syncer) round(ctx context.Context) (int, error) {
 			changes++
 		}
 	}
-	return changes, nil
+	n, err := sy.copyAll(ctx, todo)
+	return changes + n, err
+}
+
+// Batches of a MULTIAPPEND (RFC 3502): on Cyrus, one commit (and fsync)
+// per command rather than per message.
+const (
+	batchMessages = 100
+	batchBytes    = 16 << 20
+)
+
+// copyAll copies msgs to the destination, in MULTIAPPEND batches where
+// the destination has MULTIAPPEND and LITERAL+, else one by one. It
+// returns how many were copied (messages expunged meanwhile are skipped).
+func (sy *syncer) copyAll(ctx context.Context, msgs []*msg) (int, error) {
+	if !sy.d.c.Has("MULTIAPPEND") || !sy.d.c.Has("LITERAL+") {
+		n := 0
+		for _, x := range msgs {
+			err := sy.copy(ctx, x)
+			if errors.Is(err, errGone) {
+				continue
+			}
+			if err != nil {
+				return n, err
+			}
+			n++
+		}
+		return n, nil
+	}
+	n := 0
+	for len(msgs) > 0 {
+		k, size := 0, int64(0)
+		for k < len(msgs) && k < batchMessages && (k == 0 || size+msgs[k].size <= batchBytes) {
+			size += msgs[k].size
+			k++
+		}
+		c, err := sy.copyBatch(ctx, msgs[:k])
+		n += c
+		if err != nil {
+			return n, err
+		}
+		msgs = msgs[k:]
+	}
+	return n, nil
+}
+
+// copyBatch copies msgs with one MULTIAPPEND, each body streamed from
+// the source's FETCH into the command.
+func (sy *syncer) copyBatch(ctx context.Context, msgs []*msg) (int, error) {
+	var sent []*msg
+	var sums [][32]byte
+	resp, err := sy.d.c.ExecLiterals(ctx, "APPEND "+quote(sy.dstName), func(part func(string, int64, io.Reader) error) error {
+		for _, x := range msgs {
+			h := sha256.New()
+			mid := "(" + strings.Join(x.flags, " ") + ")"
+			if x.rawDay != "" {
+				mid += " " + imapwire.Quote(x.rawDay)
+			}
+			err := sy.s.body(ctx, x.uid, func(size int64, r io.Reader) error {
+				return part(mid, size, io.TeeReader(r, h))
+			})
+			if errors.Is(err, errGone) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			var sum [32]byte
+			copy(sum[:], h.Sum(nil))
+			sent, sums = append(sent, x), append(sums, sum)
+		}
+		return nil
+	})
+	if len(sent) == 0 && (err == nil || errors.Is(err, backend.ErrNoParts)) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("backend %s: APPEND of %d messages: %w", sy.d.b.Server, len(sent), err)
+	}
+	uv, set, ok := strings.Cut(strings.TrimPrefix(strings.ToUpper(resp.Text), "[APPENDUID "), " ")
+	set, _, _ = strings.Cut(set, "]")
+	uids, perr := parseUIDSet(set)
+	if !ok || uv == "" || perr != nil || len(uids) != len(sent) {
+		return 0, fmt.Errorf("backend %s: MULTIAPPEND of %d messages answered %q (no usable APPENDUID)", sy.d.b.Server, len(sent), resp.Text)
+	}
+	for i, x := range sent {
+		sy.recordCopy(x, uids[i], sums[i])
+	}
+	return len(sent), nil
 }
 
 // copy streams one message from the source into the destination.
@@ -167,12 +250,19 @@ func (sy *syncer) copy(ctx context.Context, x *msg) error {
 	if err != nil {
 		return err
 	}
+	var sum [32]byte
+	copy(sum[:], h.Sum(nil))
+	sy.recordCopy(x, du, sum)
+	return nil
+}
+
+// recordCopy notes that source message x is destination UID du, with the
+// digest of the bytes that were sent, and reports progress.
+func (sy *syncer) recordCopy(x *msg, du uint32, sum [32]byte) {
 	sy.mb.uidMap[x.uid] = du
 	if sy.sums == nil {
 		sy.sums = map[uint32][32]byte{}
 	}
-	var sum [32]byte
-	copy(sum[:], h.Sum(nil))
 	sy.sums[x.uid] = sum
 	m := sy.m
 	m.done.Messages++
@@ -184,7 +274,6 @@ func (sy *syncer) copy(ctx context.Context, x *msg) error {
 		p.Elapsed = time.Since(m.start)
 		m.opts.Progress(p)
 	}
-	return nil
 }
 
 // VerifyError lists what differs between source and destination.
@@ -239,6 +328,14 @@ func (sy *syncer) verify(ctx context.Context) ([]*msg, error) {
 	for _, x := range dst {
 		dstByUID[x.uid] = x
 	}
+	sd, err := sy.s.digests(ctx, uint32(len(src)+late))
+	if err != nil {
+		return nil, err
+	}
+	dd, err := sy.d.digests(ctx, uint32(len(dst)))
+	if err != nil {
+		return nil, err
+	}
 	seen := map[uint32]bool{}
 	for _, x := range src {
 		du, ok := sy.mb.uidMap[x.uid]
@@ -260,14 +357,13 @@ func (sy *syncer) verify(ctx context.Context) ([]*msg, error) {
 		if !x.date.Equal(y.date) {
 			bad("UID %d: internal date %s, copy %s", x.uid, x.date, y.date)
 		}
-		ss, sn, err := sy.s.digest(ctx, x.uid)
-		if err != nil {
-			return nil, err
+		sdig, ok1 := sd[x.uid]
+		ddig, ok2 := dd[du]
+		if !ok1 || !ok2 {
+			bad("UID %d: expunged during the verification", x.uid)
+			continue
 		}
-		ds, dn, err := sy.d.digest(ctx, du)
-		if err != nil {
-			return nil, err
-		}
+		ss, sn, ds, dn := sdig.sum, sdig.size, ddig.sum, ddig.size
 		if ss != ds || sn != dn {
 			bad("UID %d: SHA-256 %x (%d bytes), copy %x (%d bytes)", x.uid, ss[:6], sn, ds[:6], dn)
 		}
@@ -310,26 +406,27 @@ func (sy *syncer) carryOver(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		dd, err := sy.d.digests(ctx, uint32(len(dst)))
+		if err != nil {
+			return err
+		}
 		have := map[[32]byte]int{}
-		for _, y := range dst {
-			sum, _, err := sy.d.digest(ctx, y.uid)
-			if err != nil && !errors.Is(err, errGone) {
-				return err
-			}
-			have[sum]++
+		for _, d := range dd {
+			have[d.sum]++
+		}
+		sd, err := sy.s.digests(ctx, n)
+		if err != nil {
+			return err
 		}
 		sy.mb.uidMap = map[uint32]uint32{}
 		copied := 0
 		for _, x := range src {
-			sum, _, err := sy.s.digest(ctx, x.uid)
-			if errors.Is(err, errGone) {
+			d, ok := sd[x.uid]
+			if !ok {
 				continue
 			}
-			if err != nil {
-				return err
-			}
-			if have[sum] > 0 {
-				have[sum]--
+			if have[d.sum] > 0 {
+				have[d.sum]--
 				continue
 			}
 			if err := sy.copy(ctx, x); err != nil && !errors.Is(err, errGone) {
