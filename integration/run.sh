@@ -731,6 +731,28 @@ export IMAPFRONT_IT_SIEVE="127.0.0.1:$BE1_PORT=127.0.0.1:$BE1_SIEVE_PORT 127.0.0
 EOF
 }
 
+# --- issue 20 (mupdatectl move): users of the move tests' own, so that moving accounts around never
+# touches the fixture users. They exist in every Cyrus realm and in Dovecot, with no mailbox: each
+# test creates its account and removes it. ---
+MOVE_USERS="mover:moverpw mover2:mover2pw"
+
+setup_move_users() {
+	local db=$LAB/cyrus/sasldb2 u realm
+	for realm in $CYRUS_REALMS; do
+		for u in $MOVE_USERS; do
+			printf '%s' "${u#*:}" | saslpasswd2 -p -c -f "$db" -u "$realm" "${u%%:*}"
+		done
+	done
+	for u in $MOVE_USERS; do
+		printf '%s:{PLAIN}%s::::::\n' "${u%%:*}" "${u#*:}" >>"$LAB/dovecot/users"
+	done
+}
+
+write_move_env() {
+	echo "export IMAPFRONT_IT_MOVE_USERS=\"$MOVE_USERS\"" >>"$LAB/env.sh"
+}
+# --- end of issue 20 ---
+
 go_build() { # output package
 	(cd "$REPO" && go build -o "$1" "$2")
 }
@@ -774,6 +796,7 @@ cmd_up() {
 	for i in mupdate be1 be2 fe mupdate-gss; do setup_cyrus "$i"; done
 	setup_mupdated_murder # mupdated (issue 21)
 	setup_dovecot
+	setup_move_users
 	log "Cyrus and Dovecot configured, certificates made"
 	setup_kdc
 	log "KDC database and keytabs made"
@@ -809,6 +832,7 @@ cmd_up() {
 	write_env
 	write_env_mupdated # mupdated (issue 21)
 	write_env_protocols
+	write_move_env
 	wait "$build_pid" || die "go build ./integration/seed failed"
 	t=$(date +%s.%N)
 	(

@@ -13,6 +13,10 @@
 //	mupdatectl [flags] deactivate NAME LOCATION
 //	mupdatectl [flags] delete NAME
 //	mupdatectl [flags] sync -backend ADDR -location SERVER!PARTITION -proxy-user NAME [-users FILE] [-dry-run] [USER...]
+//	mupdatectl [flags] move [-dry-run] [-keep-source] (-config FILE | -backend SPEC...) -to SERVER[!PARTITION] (-user USER | NAME...)
+//
+// move moves mailboxes (with their children) or a whole account between
+// any two backends of the Murder, online and verified (package mover).
 //
 // sync makes the master's entries of the given users at LOCATION equal to
 // their mailboxes on an IMAP backend with a personal namespace (e.g.
@@ -89,6 +93,9 @@ commands:
   sync -backend ADDR -location SERVER!PARTITION -proxy-user NAME [-dry-run] [USER...]
                                   make the users' entries at LOCATION equal to the backend's mailboxes
                                   (mupdatectl sync -h for details)
+  move [-dry-run] [-keep-source] (-config FILE | -backend SPEC...) -to SERVER[!PARTITION] (-user USER | NAME...)
+                                  move mailboxes or an account to another backend, online and verified
+                                  (mupdatectl move -h for details)
 The password is read from MUPDATE_PASSWORD or prompted for.
 flags:
 `)
@@ -132,6 +139,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, prompt 
 	cmd, cargs := fs.Arg(0), fs.Args()[1:]
 	var dump bool
 	var so *syncOptions
+	var mo *moveOptions
 	want := -1 // exact argument count, -1 = checked below
 	switch cmd {
 	case "find", "delete":
@@ -156,6 +164,39 @@ func run(ctx context.Context, args []string, getenv func(string) string, prompt 
 		var code int
 		if so, code = parseSync(e, cargs); so == nil {
 			return code
+		}
+	case "move":
+		var code int
+		if mo, code = parseMove(e, cargs); mo == nil {
+			return code
+		}
+		if cfg := mo.cfg; cfg != nil && !flagSet(fs, "server") && cfg.MUPDATE.Server != "" {
+			// The master of the configuration file, unless -server says otherwise.
+			*server = cfg.MUPDATE.Server
+			if cfg.MUPDATE.User != "" && !flagSet(fs, "user") {
+				*user = cfg.MUPDATE.User
+			}
+			*useTLS = cfg.MUPDATE.TLS == "tls"
+			*startTLS = cfg.MUPDATE.TLS == "starttls"
+			if cfg.MUPDATE.CA != "" && *caFile == "" {
+				*caFile = cfg.MUPDATE.CA
+			}
+			if getenv("MUPDATE_PASSWORD") == "" {
+				pw := cfg.MUPDATE.Password
+				if cfg.MUPDATE.PasswordFile != "" {
+					b, err := os.ReadFile(cfg.MUPDATE.PasswordFile)
+					if err != nil {
+						return usageErr(e, fs, err.Error())
+					}
+					pw = strings.TrimRight(string(b), "\r\n")
+				}
+				getenv = func(k string) string {
+					if k == "MUPDATE_PASSWORD" {
+						return pw
+					}
+					return e.getenv(k)
+				}
+			}
 		}
 	default:
 		return usageErr(e, fs, fmt.Sprintf("unknown command %q", cmd))
@@ -212,9 +253,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, prompt 
 		}
 	}
 
-	dctx, cancel := context.WithTimeout(ctx, *timeout)
-	c, err := mupdatec.Dial(dctx, *server, opts)
-	if err == nil {
+	dialMaster := func(ctx context.Context) (*mupdatec.Conn, error) {
+		dctx, cancel := context.WithTimeout(ctx, *timeout)
+		defer cancel()
+		c, err := mupdatec.Dial(dctx, *server, opts)
+		if err != nil {
+			return nil, err
+		}
 		var client sasl.Client
 		if m == "LOGIN" {
 			client = sasl.NewLoginClient(*user, password)
@@ -223,10 +268,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, prompt 
 		}
 		if err = c.Authenticate(dctx, client); err != nil {
 			c.Close()
-			err = fmt.Errorf("login as %s failed: %w", *user, err)
+			return nil, fmt.Errorf("login as %s failed: %w", *user, err)
 		}
+		return c, nil
 	}
-	cancel()
+	c, err := dialMaster(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "mupdatectl: %v\n", err)
 		return exitConn
@@ -236,6 +282,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, prompt 
 	switch cmd {
 	case "watch":
 		return watch(ctx, e, c, cargs, dump)
+	case "move":
+		c.Close() // the mover opens its own connections
+		return runMove(ctx, e, dialMaster, mo)
 	case "sync":
 		code := runSync(ctx, e, c, so, backendTLS, backendPassword)
 		lctx, lcancel := context.WithTimeout(ctx, 5*time.Second)
@@ -269,6 +318,13 @@ func tlsConfig(caFile string) (*tls.Config, error) {
 	}
 	conf.RootCAs = pool
 	return conf, nil
+}
+
+// flagSet reports whether the flag name was given on the command line.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
 
 func usageErr(e *env, fs *flag.FlagSet, msg string) int {

@@ -1,0 +1,826 @@
+// Package mover moves mailboxes of an IMAP Murder between any two IMAP
+// backends (Cyrus ↔ Cyrus, Cyrus ↔ Dovecot, …) while they stay in use,
+// and keeps the MUPDATE master true throughout.
+//
+// A move of one mailbox goes:
+//
+//  1. copy online, repeatedly, while the source serves: every message with
+//     its flags, keywords and internal date (APPEND), the UID map from
+//     APPENDUID; later rounds copy what is new, expunge what was expunged
+//     and carry flag changes (by UID);
+//  2. freeze: the MUPDATE entry is DEACTIVATEd (FIND-guarded, so never a
+//     command that crashes a Cyrus 3.6 master), which front ends see as a
+//     reservation ("being moved");
+//  3. final delta, then verify: the same number of messages, and for each
+//     message the same size, SHA-256 of its bytes, flags, keywords and
+//     internal date;
+//  4. switch: ACTIVATE at the destination with the source's ACL (every
+//     front end's replica follows); on a Cyrus destination the backend's
+//     own ACL is then made equal to it and checked;
+//  5. what was written to the source between the verification and the
+//     switch is carried over, then the source is deleted (unless
+//     KeepSource).
+//
+// Until the switch the source is authoritative and intact: a failure
+// before it re-activates the source entry (rollback), and a rerun finds
+// the partial copy, matches it to the source by digest and resumes. A
+// rerun after the switch carries over what the source still has that the
+// destination lacks and finishes the deletion.
+//
+// Cyrus backends that update MUPDATE themselves (SelfMode) get the
+// destination mailbox with LOCALCREATE and lose the source with
+// LOCALDELETE (as the backend's admin), which do not touch MUPDATE, so no
+// backend ever writes an entry for the mailbox before the switch. A Cyrus
+// backend restarted meanwhile runs ctl_mboxlist -m, which deletes local
+// mailboxes that MUPDATE places elsewhere: before the switch that is the
+// destination's partial copy (the next run copies again), after it the
+// source (which was to be deleted anyway).
+package mover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/imapfront/imapfront/frontend/backend"
+	"github.com/imapfront/imapfront/mupdatec"
+	"github.com/imapfront/imapfront/router"
+)
+
+// Backend is one IMAP backend of the Murder.
+type Backend struct {
+	// Server is the backend's name in MUPDATE locations.
+	Server string
+	// Dial says how to reach it.
+	Dial backend.Options
+	// ProxyUser and ProxyPassword log in as any user (SASL PLAIN with the
+	// user as authorization identity); on a Cyrus backend the proxy user
+	// is also an admin (for LOCALCREATE, LOCALDELETE and shared mailboxes).
+	ProxyUser, ProxyPassword string
+	// Separator is the backend's hierarchy separator ('/' or '.').
+	Separator byte
+	// Personal is set for backends with only a personal namespace
+	// (Dovecot's default): shared mailboxes cannot live there.
+	Personal bool
+	// SelfMode is set for Cyrus Murder backends, which write MUPDATE
+	// themselves.
+	SelfMode bool
+}
+
+// Step names a point of a move, for Options.Hook.
+type Step string
+
+// The steps after which Options.Hook is called.
+const (
+	StepCopied   Step = "copied"   // online copy rounds done
+	StepFrozen   Step = "frozen"   // source entry deactivated
+	StepDelta    Step = "delta"    // final delta copied, not verified yet
+	StepVerified Step = "verified" // final delta copied and verified
+	StepSwitched Step = "switched" // ACTIVATE at the destination done
+	StepDeleted  Step = "deleted"  // source deleted
+)
+
+// ErrAbandon, returned (wrapped) by Options.Hook, makes Run stop at once
+// without any rollback, as if the process had been killed there.
+var ErrAbandon = errors.New("mover: abandoned")
+
+// Options configure a Mover.
+type Options struct {
+	// Master returns an authenticated connection to the MUPDATE master.
+	Master func(ctx context.Context) (*mupdatec.Conn, error)
+	// Backends are the Murder's backends, by Server.
+	Backends map[string]*Backend
+	// KeepSource leaves the source mailboxes in place after the switch.
+	KeepSource bool
+	// Rounds bounds the online copy rounds before the freeze (default 3);
+	// rounds stop early once a round finds nothing to do.
+	Rounds int
+	// Grace is how long to wait after the switches before the sources are
+	// finished (late writes carried over, then deleted), so that every
+	// front end's replica has followed the switch (Cyrus's master sends
+	// changes in batches, every 5 s).
+	Grace time.Duration
+	// Logger receives one line per step; nil discards.
+	Logger *slog.Logger
+	// Progress, if set, is called after each copied message.
+	Progress func(Progress)
+	// Hook, if set, is called after each step of each mailbox; an error
+	// fails the move there (tests inject failures with it).
+	Hook func(step Step, mailbox string) error
+}
+
+// Progress reports a running move.
+type Progress struct {
+	Mailbox        string
+	Messages       int   // messages copied so far (all mailboxes)
+	Bytes          int64 // bytes copied so far
+	TotalMessages  int   // messages of the plan at planning time
+	TotalBytes     int64
+	Elapsed        time.Duration
+	CurrentMessage int // of Mailbox
+}
+
+// Mover moves mailboxes. It is safe for use by one goroutine at a time.
+type Mover struct {
+	opts  Options
+	log   *slog.Logger
+	done  Progress
+	start time.Time
+	total Progress
+}
+
+// New returns a Mover.
+func New(opts Options) *Mover {
+	if opts.Rounds <= 0 {
+		opts.Rounds = 3
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Mover{opts: opts, log: log}
+}
+
+// State is where a mailbox of a plan stands.
+type State string
+
+// States of a planned mailbox.
+const (
+	StateActive   State = "active at source" // normal: copy, freeze, verify, switch
+	StateFrozen   State = "frozen"           // an earlier run froze it: resume from the freeze
+	StateSwitched State = "switched"         // already at the destination: only the source's leftovers remain
+)
+
+// Mailbox is one mailbox of a plan.
+type Mailbox struct {
+	Name   string   // internal name
+	State  State    // at planning time
+	Source *Backend // nil for a switched mailbox without leftover
+	// SourceLocation is the MUPDATE location it is moved from.
+	SourceLocation string
+	// ACL is the ACL carried to the destination (Cyrus form).
+	ACL string
+	// Messages and Bytes are the source's at planning time.
+	Messages int
+	Bytes    int64
+
+	snapshot []*msg // the source as verified (set by the freeze step)
+	uidMap   map[uint32]uint32
+}
+
+// Plan is what a Run will do.
+type Plan struct {
+	Dest         *Backend
+	DestLocation string
+	// User is set for a whole-account move (subscriptions are copied).
+	User      string
+	Mailboxes []*Mailbox
+}
+
+// Request names what to move where.
+type Request struct {
+	// Names are internal mailbox names, each moved with its children.
+	Names []string
+	// User, if set, moves the whole account user.<User>.
+	User string
+	// To is SERVER or SERVER!PARTITION (default partition "default").
+	To string
+}
+
+// Plan looks the request up in the master and on the backends.
+func (m *Mover) Plan(ctx context.Context, req Request) (*Plan, error) {
+	server, part, _ := strings.Cut(req.To, "!")
+	if part == "" {
+		part = "default"
+	}
+	dest := m.opts.Backends[server]
+	if dest == nil {
+		return nil, fmt.Errorf("mover: destination %q is not a configured backend", server)
+	}
+	p := &Plan{Dest: dest, DestLocation: server + "!" + part, User: req.User}
+	roots := slices.Clone(req.Names)
+	if req.User != "" {
+		roots = append(roots, "user."+strings.ReplaceAll(router.EncodeUTF7(req.User), ".", "^"))
+	}
+	if len(roots) == 0 {
+		return nil, errors.New("mover: nothing to move")
+	}
+	mc, err := m.opts.Master(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("mover: MUPDATE master: %w", err)
+	}
+	defer mc.Close()
+	var entries []mupdatec.Entry
+	if err := mc.ListFunc(ctx, "", func(e mupdatec.Entry) {
+		for _, r := range roots {
+			if e.Name == r || strings.HasPrefix(e.Name, r+".") {
+				entries = append(entries, e)
+				return
+			}
+		}
+	}); err != nil {
+		return nil, fmt.Errorf("mover: MUPDATE LIST: %w", err)
+	}
+	for _, r := range roots {
+		if !slices.ContainsFunc(entries, func(e mupdatec.Entry) bool { return e.Name == r }) {
+			return nil, fmt.Errorf("mover: %s: no such mailbox in the MUPDATE master", r)
+		}
+	}
+	slices.SortFunc(entries, func(a, b mupdatec.Entry) int { return strings.Compare(a.Name, b.Name) })
+	entries = slices.CompactFunc(entries, func(a, b mupdatec.Entry) bool { return a.Name == b.Name })
+	for _, e := range entries {
+		mb := &Mailbox{Name: e.Name, SourceLocation: e.Location, ACL: e.ACL}
+		src := m.opts.Backends[e.Server()]
+		switch {
+		case e.Location == p.DestLocation && !e.Reserved:
+			mb.State = StateSwitched
+			if err := m.findLeftover(ctx, p, mb); err != nil {
+				return nil, err
+			}
+		case e.Server() == server:
+			return nil, fmt.Errorf("mover: %s is reserved at %s (a CREATE or another move in progress); not touched", e.Name, e.Location)
+		case src == nil:
+			return nil, fmt.Errorf("mover: %s lives on %s, which is not a configured backend", e.Name, e.Server())
+		case e.Reserved:
+			mb.State, mb.Source = StateFrozen, src
+			if err := m.recoverACL(ctx, mb); err != nil {
+				return nil, err
+			}
+		default:
+			mb.State, mb.Source = StateActive, src
+		}
+		if mb.Source != nil {
+			if err := checkNameable(mb.Source, mb.Name); err != nil {
+				return nil, err
+			}
+			if err := checkNameable(dest, mb.Name); err != nil {
+				return nil, err
+			}
+			if err := m.measure(ctx, mb); err != nil {
+				return nil, err
+			}
+		}
+		p.Mailboxes = append(p.Mailboxes, mb)
+	}
+	return p, nil
+}
+
+// checkNameable refuses a mailbox the backend cannot hold.
+func checkNameable(b *Backend, name string) error {
+	if _, _, err := native(b, name); err != nil {
+		return fmt.Errorf("mover: %s cannot live on %s: %w", name, b.Server, err)
+	}
+	return nil
+}
+
+// native returns the user to log in as ("" = the backend's admin) and the
+// backend-native name of the internal name.
+func native(b *Backend, internal string) (user, name string, err error) {
+	owner, _ := router.SplitInternal(internal)
+	if owner == "" {
+		if b.Personal {
+			return "", "", fmt.Errorf("shared mailboxes need a backend with a shared namespace: %w", router.ErrNotInPersonalNamespace)
+		}
+		return "", adminName(internal), nil
+	}
+	name, err = router.PersonalName(owner, internal, b.Separator)
+	return owner, name, err
+}
+
+// adminName is the name a Cyrus admin uses for an internal name
+// (unixhierarchysep): user.alice.a^b is user/alice/a.b.
+func adminName(internal string) string {
+	var b strings.Builder
+	for i := 0; i < len(internal); i++ {
+		switch c := internal[i]; c {
+		case '.':
+			b.WriteByte('/')
+		case '^':
+			b.WriteByte('.')
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return b.String()
+}
+
+// measure counts the source's messages and bytes.
+func (m *Mover) measure(ctx context.Context, mb *Mailbox) error {
+	user, name, _ := native(mb.Source, mb.Name)
+	c, err := m.dial(ctx, mb.Source, user)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	_, exists, err := c.selectBox(ctx, name, true)
+	if err != nil {
+		return fmt.Errorf("mover: %s on %s: %w", mb.Name, mb.Source.Server, err)
+	}
+	msgs, err := c.fetchMeta(ctx, exists)
+	if err != nil {
+		return err
+	}
+	mb.Messages = len(msgs)
+	for _, x := range msgs {
+		mb.Bytes += x.size
+	}
+	return nil
+}
+
+// recoverACL finds the ACL of a mailbox frozen by an interrupted run (a
+// reservation has none): the source backend's own ACL where it has ACLs,
+// else the owner's default rights.
+func (m *Mover) recoverACL(ctx context.Context, mb *Mailbox) error {
+	user, name, err := native(mb.Source, mb.Name)
+	if err != nil {
+		return err
+	}
+	c, err := m.dial(ctx, mb.Source, user)
+	if err != nil {
+		return err
+	}
+	defer c.close()
+	if c.c.Has("ACL") {
+		acl, err := c.getACL(ctx, name)
+		if err == nil && len(acl) > 0 {
+			mb.ACL = acl.String()
+			return nil
+		}
+	}
+	owner, _ := router.SplitInternal(mb.Name)
+	if owner == "" {
+		return fmt.Errorf("mover: %s is frozen and its ACL cannot be recovered from %s", mb.Name, mb.Source.Server)
+	}
+	mb.ACL = router.EncodeUTF7(owner) + "\tlrswipkxtecdan\t"
+	m.log.Warn("frozen mailbox: ACL not recoverable from the source backend, owner's default rights used", "mailbox", mb.Name, "acl", mb.ACL)
+	return nil
+}
+
+// findLeftover looks for a copy of a switched mailbox on the other
+// backends (a run interrupted after the switch).
+func (m *Mover) findLeftover(ctx context.Context, p *Plan, mb *Mailbox) error {
+	servers := make([]string, 0, len(m.opts.Backends))
+	for s := range m.opts.Backends {
+		servers = append(servers, s)
+	}
+	slices.Sort(servers)
+	for _, s := range servers {
+		b := m.opts.Backends[s]
+		if b == p.Dest {
+			continue
+		}
+		user, name, err := native(b, mb.Name)
+		if err != nil {
+			continue
+		}
+		c, err := m.dial(ctx, b, user)
+		if err != nil {
+			m.log.Warn("leftover check: backend unreachable", "backend", s, "err", err)
+			continue
+		}
+		ok, err := c.exists(ctx, name)
+		if ok && err == nil && strings.EqualFold(name, "INBOX") && b.Personal {
+			// Such servers make an empty INBOX for anyone: only one with
+			// messages is a leftover.
+			_, n, serr := c.selectBox(ctx, name, true)
+			ok = serr == nil && n > 0
+		}
+		c.close()
+		if ok {
+			mb.Source = b
+			mb.SourceLocation = s + "!" + p.DestLocation[strings.IndexByte(p.DestLocation, '!')+1:]
+			return nil
+		}
+	}
+	return nil
+}
+
+// Report is what a Run did.
+type Report struct {
+	Moved    []string // switched to the destination in this run
+	Deleted  []string // sources deleted
+	Messages int
+	Bytes    int64
+	Elapsed  time.Duration
+	// MaxFreeze is the longest time a mailbox stayed frozen.
+	MaxFreeze time.Duration
+}
+
+// Run carries out the plan. It stops at the first mailbox that fails
+// (after rolling it back) and returns what was done so far.
+func (m *Mover) Run(ctx context.Context, p *Plan) (*Report, error) {
+	m.start = time.Now()
+	m.done = Progress{}
+	m.total = Progress{}
+	for _, mb := range p.Mailboxes {
+		if mb.State != StateSwitched {
+			m.total.TotalMessages += mb.Messages
+			m.total.TotalBytes += mb.Bytes
+		}
+	}
+	rep := &Report{}
+	mc, err := m.opts.Master(ctx)
+	if err != nil {
+		return rep, fmt.Errorf("mover: MUPDATE master: %w", err)
+	}
+	defer mc.Close()
+	for _, mb := range p.Mailboxes {
+		if mb.State == StateSwitched {
+			continue
+		}
+		frozeFor, err := m.moveOne(ctx, mc, p, mb)
+		rep.MaxFreeze = max(rep.MaxFreeze, frozeFor)
+		if err != nil {
+			rep.Messages, rep.Bytes, rep.Elapsed = m.done.Messages, m.done.Bytes, time.Since(m.start)
+			return rep, fmt.Errorf("mover: %s: %w", mb.Name, err)
+		}
+		rep.Moved = append(rep.Moved, mb.Name)
+	}
+	if p.User != "" {
+		if err := m.copySubscriptions(ctx, p); err != nil {
+			return rep, err
+		}
+	}
+	if m.opts.Grace > 0 && len(rep.Moved) > 0 {
+		m.log.Info("waiting for the front ends to follow the switch", "grace", m.opts.Grace)
+		t := time.NewTimer(m.opts.Grace)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return rep, ctx.Err()
+		}
+	}
+	// Sources last, children before their parents.
+	for i := len(p.Mailboxes) - 1; i >= 0; i-- {
+		mb := p.Mailboxes[i]
+		if mb.Source == nil {
+			continue
+		}
+		if err := m.finishSource(ctx, mc, p, mb); err != nil {
+			return rep, fmt.Errorf("mover: %s: %w", mb.Name, err)
+		}
+		if !m.opts.KeepSource {
+			rep.Deleted = append(rep.Deleted, mb.Name)
+		}
+	}
+	rep.Messages, rep.Bytes, rep.Elapsed = m.done.Messages, m.done.Bytes, time.Since(m.start)
+	return rep, nil
+}
+
+func (m *Mover) hook(step Step, name string) error {
+	m.log.Info("move step", "mailbox", name, "step", string(step))
+	if m.opts.Hook == nil {
+		return nil
+	}
+	return m.opts.Hook(step, name)
+}
+
+// moveOne copies, freezes, verifies and switches one mailbox.
+func (m *Mover) moveOne(ctx context.Context, mc *mupdatec.Conn, p *Plan, mb *Mailbox) (frozeFor time.Duration, err error) {
+	srcUser, srcName, _ := native(mb.Source, mb.Name)
+	dstUser, dstName, _ := native(p.Dest, mb.Name)
+	s, err := m.dial(ctx, mb.Source, srcUser)
+	if err != nil {
+		return 0, err
+	}
+	defer s.close()
+	d, err := m.dial(ctx, p.Dest, dstUser)
+	if err != nil {
+		return 0, err
+	}
+	defer d.close()
+	if !d.c.Has("UIDPLUS") {
+		return 0, fmt.Errorf("destination %s lacks UIDPLUS", p.Dest.Server)
+	}
+	if err := m.createDest(ctx, p.Dest, d, mb.Name, dstName); err != nil {
+		return 0, err
+	}
+	sy := &syncer{m: m, s: s, d: d, srcName: srcName, dstName: dstName, mb: mb}
+
+	if mb.State == StateActive {
+		for round := 0; round < m.opts.Rounds; round++ {
+			n, err := sy.round(ctx)
+			if err != nil {
+				return 0, err
+			}
+			if n == 0 && round > 0 {
+				break
+			}
+		}
+		if err := m.hook(StepCopied, mb.Name); err != nil {
+			return 0, err
+		}
+		if err := mc.SafeDeactivate(ctx, mb.Name, mb.SourceLocation); err != nil {
+			return 0, fmt.Errorf("freeze: %w", err)
+		}
+		mb.State = StateFrozen
+	}
+	frozeAt := time.Now()
+	defer func() {
+		frozeFor = time.Since(frozeAt)
+		if err != nil && !errors.Is(err, ErrAbandon) {
+			if rerr := m.rollback(mc, mb); rerr != nil {
+				err = fmt.Errorf("%w (and the rollback failed: %v; rerun the move)", err, rerr)
+			}
+		}
+	}()
+	if err := m.hook(StepFrozen, mb.Name); err != nil {
+		return 0, err
+	}
+	// Final delta and verification; a write that slipped in (a session
+	// that had the mailbox selected before the freeze) gets another
+	// delta, a few times at most.
+	var snap []*msg
+	for attempt := 1; ; attempt++ {
+		if _, err := sy.round(ctx); err != nil {
+			return 0, err
+		}
+		if err := m.hook(StepDelta, mb.Name); err != nil {
+			return 0, err
+		}
+		snap, err = sy.verify(ctx)
+		var ve *VerifyError
+		if err == nil {
+			break
+		}
+		if !errors.As(err, &ve) || attempt == 3 {
+			return 0, err
+		}
+		m.log.Warn("verification failed, another final delta", "mailbox", mb.Name, "err", err)
+	}
+	mb.snapshot = snap
+	if err := m.hook(StepVerified, mb.Name); err != nil {
+		return 0, err
+	}
+	// Switch only from our own freeze: a source backend that re-activated
+	// its entry meanwhile (ctl_mboxlist -m at a restart, a SETACL) may
+	// have taken writes we did not verify.
+	e, ok, err := mc.Find(ctx, mb.Name)
+	if err != nil {
+		return 0, err
+	}
+	if !ok || !e.Reserved || e.Location != mb.SourceLocation {
+		return 0, fmt.Errorf("the source entry changed during the freeze (now %+v); nothing switched, rerun the move", e)
+	}
+	if err := mc.Activate(ctx, mb.Name, p.DestLocation, mb.ACL); err != nil {
+		return 0, fmt.Errorf("switch: %w", err)
+	}
+	mb.State = StateSwitched
+	m.log.Info("switched", "mailbox", mb.Name, "to", p.DestLocation, "frozen", time.Since(frozeAt))
+	if err := m.hook(StepSwitched, mb.Name); err != nil {
+		return 0, err
+	}
+	if err := m.destACL(ctx, mc, p, d, mb, dstName); err != nil {
+		return 0, err
+	}
+	return 0, nil
+}
+
+// rollback undoes a freeze: the source entry is active again with its ACL.
+func (m *Mover) rollback(mc *mupdatec.Conn, mb *Mailbox) error {
+	if mb.State != StateFrozen {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, ok, err := mc.Find(ctx, mb.Name)
+	if err != nil {
+		return err
+	}
+	if ok && e.Reserved && e.Location == mb.SourceLocation {
+		if err := mc.Activate(ctx, mb.Name, mb.SourceLocation, mb.ACL); err != nil {
+			return err
+		}
+	}
+	mb.State = StateActive
+	m.log.Warn("move rolled back: source active again", "mailbox", mb.Name, "location", mb.SourceLocation)
+	return nil
+}
+
+// createDest makes the destination mailbox if it does not exist.
+func (m *Mover) createDest(ctx context.Context, b *Backend, d *conn, internal, name string) error {
+	ok, err := d.exists(ctx, name)
+	if err != nil || ok {
+		return err
+	}
+	if b.SelfMode {
+		// LOCALCREATE: the Cyrus backend creates it without telling
+		// MUPDATE, where the source stays authoritative until the switch.
+		a, err := m.dial(ctx, b, "")
+		if err != nil {
+			return err
+		}
+		defer a.close()
+		_, err = a.exec(ctx, "LOCALCREATE "+quote(adminName(internal)))
+		return err
+	}
+	_, err = d.exec(ctx, "CREATE "+quote(name))
+	return err
+}
+
+// destACL makes a Cyrus destination's own ACL equal to the carried ACL,
+// after the switch (on Cyrus each SETACL re-activates the entry at the
+// backend), and checks the master's entry.
+func (m *Mover) destACL(ctx context.Context, mc *mupdatec.Conn, p *Plan, d *conn, mb *Mailbox, dstName string) error {
+	want, err := router.ParseACL(mb.ACL)
+	if err != nil {
+		return fmt.Errorf("source ACL: %w", err)
+	}
+	if p.Dest.SelfMode && d.c.Has("ACL") {
+		c := d
+		if owner, _ := router.SplitInternal(mb.Name); owner == "" {
+			// A shared mailbox: its ACL is set by the admin connection.
+			a, err := m.dial(ctx, p.Dest, "")
+			if err != nil {
+				return err
+			}
+			defer a.close()
+			c = a
+		}
+		have, err := c.getACL(ctx, dstName)
+		if err != nil {
+			return err
+		}
+		wantM, haveM := aclMap(want), aclMap(have)
+		for id := range haveM { // removals first: never more rights than the source gave
+			if _, ok := wantM[id]; !ok {
+				if _, err := c.exec(ctx, "DELETEACL "+quote(dstName)+" "+quote(id)); err != nil {
+					return err
+				}
+			}
+		}
+		for id, r := range wantM {
+			if haveM[id] != r {
+				if _, err := c.exec(ctx, "SETACL "+quote(dstName)+" "+quote(id)+" "+quote(r)); err != nil {
+					return err
+				}
+			}
+		}
+		have, err = c.getACL(ctx, dstName)
+		if err != nil {
+			return err
+		}
+		if !maps.Equal(aclMap(have), wantM) {
+			return fmt.Errorf("verify: ACL on %s is %q, want %q", p.Dest.Server, have.String(), mb.ACL)
+		}
+	}
+	e, ok, err := mc.Find(ctx, mb.Name)
+	if err != nil {
+		return err
+	}
+	if !ok || e.Reserved || e.Location != p.DestLocation {
+		return fmt.Errorf("verify: master entry after the switch is %+v", e)
+	}
+	got, _ := router.ParseACL(e.ACL)
+	if !maps.Equal(aclMap(got), aclMap(want)) {
+		return fmt.Errorf("verify: master ACL after the switch is %q, want %q", e.ACL, mb.ACL)
+	}
+	return nil
+}
+
+func aclMap(a router.ACL) map[string]string {
+	out := make(map[string]string, len(a))
+	for _, e := range a {
+		id := e.ID
+		if e.Negative {
+			id = "-" + id
+		}
+		out[id] = e.Rights.String()
+	}
+	return out
+}
+
+// finishSource carries over what reached the source after it was verified
+// and deletes it (unless KeepSource).
+func (m *Mover) finishSource(ctx context.Context, mc *mupdatec.Conn, p *Plan, mb *Mailbox) error {
+	e, ok, err := mc.Find(ctx, mb.Name)
+	if err != nil {
+		return err
+	}
+	if !ok || e.Reserved || e.Location != p.DestLocation {
+		return fmt.Errorf("not deleting the source: the master says %+v, not active at %s", e, p.DestLocation)
+	}
+	srcUser, srcName, _ := native(mb.Source, mb.Name)
+	dstUser, dstName, _ := native(p.Dest, mb.Name)
+	s, err := m.dial(ctx, mb.Source, srcUser)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	d, err := m.dial(ctx, p.Dest, dstUser)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	sy := &syncer{m: m, s: s, d: d, srcName: srcName, dstName: dstName, mb: mb}
+	if err := sy.carryOver(ctx); err != nil {
+		return fmt.Errorf("carrying over late writes: %w", err)
+	}
+	if m.opts.KeepSource {
+		return nil
+	}
+	s.unselect(ctx)
+	if mb.Source.SelfMode {
+		a, err := m.dial(ctx, mb.Source, "")
+		if err != nil {
+			return err
+		}
+		defer a.close()
+		if _, err := a.exec(ctx, "LOCALDELETE "+quote(adminName(mb.Name))); err != nil {
+			return err
+		}
+	} else if strings.EqualFold(srcName, "INBOX") {
+		// INBOX cannot be deleted on such servers: empty it.
+		_, n, err := s.selectBox(ctx, srcName, false)
+		if err != nil {
+			return err
+		}
+		msgs, err := s.fetchMeta(ctx, n)
+		if err != nil {
+			return err
+		}
+		uids := make([]uint32, len(msgs))
+		for i, x := range msgs {
+			uids[i] = x.uid
+		}
+		if err := s.expunge(ctx, uids); err != nil {
+			return err
+		}
+	} else if _, err := s.exec(ctx, "DELETE "+quote(srcName)); err != nil {
+		return err
+	}
+	return m.hook(StepDeleted, mb.Name)
+}
+
+// copySubscriptions subscribes the user, on the destination, to what the
+// user was subscribed to on the source INBOX's backend.
+func (m *Mover) copySubscriptions(ctx context.Context, p *Plan) error {
+	var inbox *Mailbox
+	for _, mb := range p.Mailboxes {
+		if owner, path := router.SplitInternal(mb.Name); owner == p.User && path == "" {
+			inbox = mb
+		}
+	}
+	if inbox == nil || inbox.Source == nil {
+		return nil
+	}
+	s, err := m.dial(ctx, inbox.Source, p.User)
+	if err != nil {
+		return err
+	}
+	defer s.close()
+	subs, err := s.list(ctx, "LSUB", "*")
+	if err != nil {
+		return err
+	}
+	d, err := m.dial(ctx, p.Dest, p.User)
+	if err != nil {
+		return err
+	}
+	defer d.close()
+	for _, name := range subs {
+		internal, err := toInternal(inbox.Source, p.User, name)
+		if err != nil {
+			m.log.Warn("subscription not carried (name not understood)", "name", name, "err", err)
+			continue
+		}
+		dn, err := fromInternal(p.Dest, p.User, internal)
+		if err != nil {
+			m.log.Warn("subscription not carried (no name on the destination)", "mailbox", internal, "err", err)
+			continue
+		}
+		if _, err := d.exec(ctx, "SUBSCRIBE "+quote(dn)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// toInternal and fromInternal translate a user's names on a backend.
+func toInternal(b *Backend, user, name string) (string, error) {
+	if b.Personal {
+		return router.FromPersonalName(user, name, b.Separator)
+	}
+	ns, err := router.NewNamespace(router.DefaultOtherUsersPrefix, router.DefaultSharedPrefix, b.Separator)
+	if err != nil {
+		return "", err
+	}
+	return ns.ToInternal(user, name)
+}
+
+func fromInternal(b *Backend, user, internal string) (string, error) {
+	if b.Personal {
+		return router.PersonalName(user, internal, b.Separator)
+	}
+	ns, err := router.NewNamespace(router.DefaultOtherUsersPrefix, router.DefaultSharedPrefix, b.Separator)
+	if err != nil {
+		return "", err
+	}
+	return ns.ToClient(user, internal)
+}
