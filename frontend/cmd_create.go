@@ -8,6 +8,7 @@ import (
 
 	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/imapwire"
+	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/router"
 )
 
@@ -156,7 +157,7 @@ func (sess *session) createFront(cmd *command, b *Backend, parent *Mailbox, name
 	ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
 	defer cancel()
 	if err := db.Reserve(ctx, internal, location); err != nil {
-		if errors.Is(err, ErrMailboxExists) {
+		if errors.Is(err, mupdatec.ErrExists) {
 			return no("ALREADYEXISTS", "Mailbox already exists")
 		}
 		sess.log.Warn("MUPDATE reserve failed", "err", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/imapwire"
+	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/router"
 )
 
@@ -185,7 +186,7 @@ func (sess *session) renameFront(r *resolved, parent *Mailbox, to, toInternal st
 		in := renamed(m)
 		if err := db.Reserve(ctx, in, r.mb.Location()); err != nil {
 			unreserve(nil)
-			if errors.Is(err, ErrMailboxExists) {
+			if errors.Is(err, mupdatec.ErrExists) {
 				return no("ALREADYEXISTS", "Target mailbox already exists")
 			}
 			sess.log.Warn("MUPDATE reserve failed", "err", err)

@@ -160,7 +160,7 @@ func TestFrontendGSSAPIFollower(t *testing.T) {
 		t.Fatalf("follower of the GSSAPI-only master %s: %v", env.MUPDATEGSSAPI, err)
 	}
 
-	w := &frontend.MUPDATEWriter{Dial: func(ctx context.Context) (*mupdatec.Conn, error) {
+	w := &mupdatec.Writer{Dial: func(ctx context.Context) (*mupdatec.Conn, error) {
 		c, err := mupdatec.Dial(ctx, env.MUPDATEGSSAPI, nil)
 		if err != nil {
 			return nil, err

@@ -97,18 +97,7 @@ func startFront(t *testing.T, env itenv.Env, o feOptions) *feFront {
 			Separator: '.', Personal: true, FrontMode: true, ForwardClient: o.forwardClient,
 		},
 	}
-	dialMaster := func(ctx context.Context) (*mupdatec.Conn, error) {
-		c, err := mupdatec.Dial(ctx, env.MUPDATE, nil)
-		if err != nil {
-			return nil, err
-		}
-		cl, _ := auth()
-		if err := c.Authenticate(ctx, cl); err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, nil
-	}
+	dialMaster := mupdatec.Dialer{Addr: env.MUPDATE, Auth: auth}.Dial
 	var dir frontend.Directory = frontend.ReplicaDirectory{R: replica}
 	cons := wiring.ForFollower(follower, wiring.ConsistencyOptions{})
 	if o.find {
@@ -121,7 +110,7 @@ func startFront(t *testing.T, env itenv.Env, o feOptions) *feFront {
 	srv := frontend.New(frontend.Options{
 		Hostname: "imapfront-it", Logger: logger, AllowPlaintext: true, FailureDelay: -1,
 		Directory: dir, Backends: backends, DefaultBackend: env.CyrusBE1,
-		Referrals: o.referrals, MailboxDB: &frontend.MUPDATEWriter{Dial: dialMaster}, Sync: cons.Sync, Confirm: cons.Confirm,
+		Referrals: o.referrals, MailboxDB: &mupdatec.Writer{Dial: dialMaster}, Sync: cons.Sync, Confirm: cons.Confirm,
 		Admins: []string{env.CyrusAdminUser}, TLSConfig: o.tls,
 	})
 	var served sync.WaitGroup

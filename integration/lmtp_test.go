@@ -21,11 +21,11 @@ import (
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 
-	"github.com/imapfront/imapfront/frontend/demo"
 	"github.com/imapfront/imapfront/integration/itenv"
 	"github.com/imapfront/imapfront/lmtp"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/router"
+	"github.com/imapfront/imapfront/wiring"
 )
 
 // Tests of the LMTP proxy (package lmtp) against the real backends' LMTP
@@ -261,7 +261,7 @@ func TestLMTPProxyMasterDownDefers(t *testing.T) {
 	dead.Close()
 	replica := router.NewReplica(router.Options{})
 	follower := mupdatec.NewFollower(mupdatec.FollowerOptions{
-		Addr: deadAddr, Sink: demo.ReplicaSink{R: replica}, Logger: feLogger(t),
+		Addr: deadAddr, Sink: wiring.ReplicaSink{R: replica}, Logger: feLogger(t),
 		Auth: func() (sasl.Client, error) { return sasl.NewPlainClient("", env.MUPDATEUser, env.MUPDATEPass), nil },
 	})
 	ctx, cancel := context.WithCancel(context.Background())

@@ -23,11 +23,11 @@ import (
 
 	"github.com/imapfront/imapfront/frontend"
 	"github.com/imapfront/imapfront/frontend/backend"
-	"github.com/imapfront/imapfront/frontend/demo"
 	"github.com/imapfront/imapfront/integration/itenv"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/mupdated/lincheck"
 	"github.com/imapfront/imapfront/router"
+	"github.com/imapfront/imapfront/wiring"
 )
 
 // Tests of mupdated (issue 21) with the real Cyrus servers: the lab's second
@@ -194,7 +194,7 @@ func startMDFront(t *testing.T, e mdEnv) *mdFront {
 	logger := feLogger(t).With("test", t.Name())
 	replica := router.NewReplica(router.Options{Policy: router.Policy{Admins: []string{e.CyrusAdminUser}}})
 	auth := func() (sasl.Client, error) { return sasl.NewPlainClient("", e.MUPDATEUser, e.MUPDATEPass), nil }
-	follower := mupdatec.NewFollower(mupdatec.FollowerOptions{Addr: e.HA, Auth: auth, Sink: demo.ReplicaSink{R: replica},
+	follower := mupdatec.NewFollower(mupdatec.FollowerOptions{Addr: e.HA, Auth: auth, Sink: wiring.ReplicaSink{R: replica},
 		Logger: logger, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -203,24 +203,14 @@ func startMDFront(t *testing.T, e mdEnv) *mdFront {
 	if err := follower.WaitReady(mdCtx(t)); err != nil {
 		t.Fatalf("imapfront's follower of mupdated: %v", err)
 	}
-	dialMaster := func(ctx context.Context) (*mupdatec.Conn, error) {
-		c, err := mupdatec.Dial(ctx, e.HA, nil)
-		if err != nil {
-			return nil, err
-		}
-		cl, _ := auth()
-		if err := c.Authenticate(ctx, cl); err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, nil
-	}
+	dialMaster := mupdatec.Dialer{Addr: e.HA, Auth: auth}.Dial
+	cons := wiring.ForFollower(follower, wiring.ConsistencyOptions{})
 	srv := frontend.New(frontend.Options{
 		Hostname: "imapfront-it-mupdated", Logger: logger, AllowPlaintext: true, FailureDelay: -1,
 		Directory: frontend.ReplicaDirectory{R: replica},
 		Backends: map[string]*frontend.Backend{e.BE3: {Server: e.BE3, Dial: backend.Options{Addr: e.BE3},
 			ProxyUser: e.CyrusAdminUser, ProxyPassword: e.CyrusAdminPass, Separator: '/'}},
-		DefaultBackend: e.BE3, MailboxDB: &frontend.MUPDATEWriter{Dial: dialMaster}, Sync: follower.Sync,
+		DefaultBackend: e.BE3, MailboxDB: &mupdatec.Writer{Dial: dialMaster}, Sync: cons.Sync, Confirm: cons.Confirm,
 		Admins: []string{e.CyrusAdminUser},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -248,10 +248,25 @@ func (f *Follower) Run(ctx context.Context) error {
 }
 
 func (f *Follower) dial(ctx context.Context) (*Conn, error) {
-	if f.opts.Dial != nil {
-		return f.opts.Dial(ctx)
+	if f.opts.Dial == nil {
+		return Dialer{Addr: f.opts.Addr, Options: f.opts.Conn, Auth: f.opts.Auth}.Dial(ctx)
 	}
-	return Dial(ctx, f.opts.Addr, f.opts.Conn)
+	conn, err := f.opts.Dial(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if f.opts.Auth != nil {
+		client, err := f.opts.Auth()
+		if err != nil {
+			conn.Close()
+			return nil, fmt.Errorf("mupdatec: SASL client: %w", err)
+		}
+		if err := conn.Authenticate(ctx, client); err != nil {
+			conn.Close()
+			return nil, err
+		}
+	}
+	return conn, nil
 }
 
 // session runs one connection: dial, authenticate, dump, stream. It
@@ -266,15 +281,6 @@ func (f *Follower) session(ctx context.Context) (streamed bool, err error) {
 	f.mu.Lock()
 	f.st.Server = conn.Banner().ServerName
 	f.mu.Unlock()
-	if f.opts.Auth != nil {
-		client, err := f.opts.Auth()
-		if err != nil {
-			return false, fmt.Errorf("mupdatec: SASL client: %w", err)
-		}
-		if err := conn.Authenticate(ctx, client); err != nil {
-			return false, err
-		}
-	}
 	f.setState(StateLoading)
 	sink := f.opts.Sink
 	loader := sink.StartResync()

@@ -112,19 +112,7 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		Sink:   wiring.ReplicaSink{R: replica},
 		Logger: logger.With("component", "follower"),
 	})
-	dialMaster := func(ctx context.Context) (*mupdatec.Conn, error) {
-		c, err := mupdatec.Dial(ctx, cfg.MUPDATE.Server, connOpts)
-		if err != nil {
-			return nil, err
-		}
-		if cl, _ := mupdateAuth(); cl != nil {
-			if err := c.Authenticate(ctx, cl); err != nil {
-				c.Close()
-				return nil, err
-			}
-		}
-		return c, nil
-	}
+	dialMaster := mupdatec.Dialer{Addr: cfg.MUPDATE.Server, Options: connOpts, Auth: mupdateAuth}.Dial
 
 	backends, err := buildBackends(cfg, logger, kerberos)
 	if err != nil {
@@ -264,7 +252,7 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		DefaultBackend:      cfg.defaultBackend(),
 		Referrals:           frontend.ReferralPolicy(cfg.Referral.Policy),
 		ReferStatus:         cfg.Referral.Status,
-		MailboxDB:           &frontend.MUPDATEWriter{Dial: dialMaster},
+		MailboxDB:           &mupdatec.Writer{Dial: dialMaster},
 		Sync:                cons.Sync,
 		Confirm:             cons.Confirm,
 	})

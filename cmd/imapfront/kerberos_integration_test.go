@@ -13,7 +13,6 @@ import (
 	krb5config "github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 
-	"github.com/imapfront/imapfront/frontend"
 	"github.com/imapfront/imapfront/frontend/gssapi"
 	"github.com/imapfront/imapfront/integration/itenv"
 	"github.com/imapfront/imapfront/mupdatec"
@@ -48,7 +47,7 @@ func TestDaemonKerberosAgainstLab(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	admin := itInitiator(t, env, env.MUPDATEUser)
-	w := &frontend.MUPDATEWriter{Dial: func(ctx context.Context) (*mupdatec.Conn, error) {
+	w := &mupdatec.Writer{Dial: func(ctx context.Context) (*mupdatec.Conn, error) {
 		c, err := mupdatec.Dial(ctx, env.MUPDATEGSSAPI, nil)
 		if err != nil {
 			return nil, err
@@ -60,7 +59,7 @@ func TestDaemonKerberosAgainstLab(t *testing.T) {
 		return c, nil
 	}}
 	loc := env.CyrusBE1 + "!default"
-	if err := w.Reserve(ctx, "user.alice", loc); err != nil && !errors.Is(err, frontend.ErrMailboxExists) {
+	if err := w.Reserve(ctx, "user.alice", loc); err != nil && !errors.Is(err, mupdatec.ErrExists) {
 		t.Fatalf("reserve user.alice on the GSSAPI master: %v", err)
 	}
 	if err := w.Activate(ctx, "user.alice", loc, "alice\tlrswipkxtean\t"); err != nil {

@@ -253,24 +253,21 @@ func run(ctx context.Context, args []string, getenv func(string) string, prompt 
 		}
 	}
 
+	dialer := mupdatec.Dialer{Addr: *server, Options: opts, Auth: func() (sasl.Client, error) {
+		if m == "LOGIN" {
+			return sasl.NewLoginClient(*user, password), nil
+		}
+		return sasl.NewPlainClient(*authz, *user, password), nil
+	}}
 	dialMaster := func(ctx context.Context) (*mupdatec.Conn, error) {
 		dctx, cancel := context.WithTimeout(ctx, *timeout)
 		defer cancel()
-		c, err := mupdatec.Dial(dctx, *server, opts)
-		if err != nil {
-			return nil, err
-		}
-		var client sasl.Client
-		if m == "LOGIN" {
-			client = sasl.NewLoginClient(*user, password)
-		} else {
-			client = sasl.NewPlainClient(*authz, *user, password)
-		}
-		if err = c.Authenticate(dctx, client); err != nil {
-			c.Close()
+		c, err := dialer.Dial(dctx)
+		var se *mupdatec.ServerError
+		if errors.As(err, &se) {
 			return nil, fmt.Errorf("login as %s failed: %w", *user, err)
 		}
-		return c, nil
+		return c, err
 	}
 	c, err := dialMaster(ctx)
 	if err != nil {

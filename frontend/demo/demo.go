@@ -133,17 +133,8 @@ func Start(opts Options) (m *Murder, err error) {
 	}
 
 	m.Replica = router.NewReplica(router.Options{Logger: logger.With("component", "router")})
-	dialMaster := func(ctx context.Context) (*mupdatec.Conn, error) {
-		c, err := mupdatec.Dial(ctx, masterAddr, &mupdatec.Options{Logger: logger.With("component", "mupdate-writer")})
-		if err != nil {
-			return nil, err
-		}
-		if err := c.Authenticate(ctx, sasl.NewPlainClient("", MUPDATEUser, MUPDATEPass)); err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, nil
-	}
+	dialMaster := mupdatec.Dialer{Addr: masterAddr, Options: &mupdatec.Options{Logger: logger.With("component", "mupdate-writer")},
+		Auth: func() (sasl.Client, error) { return sasl.NewPlainClient("", MUPDATEUser, MUPDATEPass), nil }}.Dial
 	m.Follower = mupdatec.NewFollower(mupdatec.FollowerOptions{
 		Addr:   masterAddr,
 		Auth:   func() (sasl.Client, error) { return sasl.NewPlainClient("", MUPDATEUser, MUPDATEPass), nil },
@@ -197,7 +188,7 @@ func Start(opts Options) (m *Murder, err error) {
 		Backends:       backends,
 		DefaultBackend: m.BE1,
 		Referrals:      opts.Referrals,
-		MailboxDB:      &frontend.MUPDATEWriter{Dial: dialMaster},
+		MailboxDB:      &mupdatec.Writer{Dial: dialMaster},
 		Sync:           cons.Sync,
 		Confirm:        cons.Confirm,
 	})

@@ -52,23 +52,12 @@ func startInproc(env itenv.Env, backendAddr map[string]string) (*inprocFront, er
 	for server, addr := range backendAddr {
 		backends[server] = &frontend.Backend{Server: server, Dial: backend.Options{Addr: addr}, ProxyUser: env.CyrusAdminUser, ProxyPassword: env.CyrusAdminPass, Separator: '/'}
 	}
-	dialMaster := func(ctx context.Context) (*mupdatec.Conn, error) {
-		c, err := mupdatec.Dial(ctx, env.MUPDATE, nil)
-		if err != nil {
-			return nil, err
-		}
-		cl, _ := auth()
-		if err := c.Authenticate(ctx, cl); err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, nil
-	}
+	dialMaster := mupdatec.Dialer{Addr: env.MUPDATE, Auth: auth}.Dial
 	cons := wiring.ForFollower(follower, wiring.ConsistencyOptions{})
 	srv := frontend.New(frontend.Options{
 		Hostname: "imapfront-bench-inproc", Logger: logger, AllowPlaintext: true,
 		Directory: frontend.ReplicaDirectory{R: replica}, Backends: backends, DefaultBackend: env.CyrusBE1,
-		MailboxDB: &frontend.MUPDATEWriter{Dial: dialMaster}, Sync: cons.Sync, Confirm: cons.Confirm, Admins: []string{env.CyrusAdminUser},
+		MailboxDB: &mupdatec.Writer{Dial: dialMaster}, Sync: cons.Sync, Confirm: cons.Confirm, Admins: []string{env.CyrusAdminUser},
 	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
