@@ -19,14 +19,6 @@ type command struct {
 	uid bool
 }
 
-// String names the command for logs, never with arguments (which may carry
-// passwords).
-func (c *command) String() string {
-	if c.uid {
-		return c.tag + " UID " + c.name
-	}
-	return c.tag + " " + c.name
-}
 
 // wireName is the command's name as sent to a backend.
 func (c *command) wireName() string {

@@ -396,13 +396,6 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 }
 
-// Sessions returns the number of open client sessions.
-func (s *Server) Sessions() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.sessions)
-}
-
 // dialOptions returns how to dial b, with the server's relay timeout.
 func (s *Server) dialOptions(b *Backend) backend.Options {
 	o := b.Dial

@@ -94,14 +94,6 @@ type Status struct {
 	CurrentAt time.Time
 }
 
-// Age returns how stale the replica may be at now (0 while streaming).
-func (s Status) Age(now time.Time) time.Duration {
-	if s.CurrentAt.IsZero() {
-		return 0
-	}
-	return max(0, now.Sub(s.CurrentAt))
-}
-
 // ErrRunning is returned by Run when the follower is already running.
 var ErrRunning = errors.New("mupdatec: follower already running")
 

@@ -220,7 +220,7 @@ func TestFollowerDumpStreamSync(t *testing.T) {
 	env.wantSinkEqualsServer(t)
 	st := env.f.Status()
 	if st.State != mupdatec.StateStreaming || st.LastError != nil || st.Reconnects != 0 || st.Server != "mupdate-master" ||
-		st.LastLoad.IsZero() || st.Age(env.clock.Now()) != 0 {
+		st.LastLoad.IsZero() || !st.CurrentAt.Equal(env.clock.Now()) {
 		t.Fatalf("status %+v", st)
 	}
 	if env.sink.resyncs != 1 {
@@ -277,8 +277,8 @@ func TestFollowerReconnect(t *testing.T) {
 		t.Fatalf("capped backoff %v", d)
 	}
 	var se *mupdatec.ServerError
-	if st := env.f.Status(); !errors.As(st.LastError, &se) || st.Age(env.clock.Now()) != 17250*time.Millisecond {
-		t.Fatalf("status after failed logins %+v age %v", st, st.Age(env.clock.Now()))
+	if st := env.f.Status(); !errors.As(st.LastError, &se) || env.clock.Now().Sub(st.CurrentAt) != 17250*time.Millisecond {
+		t.Fatalf("status after failed logins %+v age %v", st, env.clock.Now().Sub(st.CurrentAt))
 	}
 	// Changes made while the follower is away arrive with the full resync.
 	env.srv.Set(mupdatec.Entry{Name: "user.bob", Location: loc2, ACL: "bob\tlrs\t"})

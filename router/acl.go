@@ -260,20 +260,6 @@ func (p *Policy) rights(user string, ids []string, internal, acl string) Rights 
 	return r
 }
 
-// ListRights returns the data of a LISTRIGHTS response (RFC 4314 section
-// 3.7) for identifier on the internal mailbox: the rights always granted
-// (an admin's or the owner's implicit ones) and the rights that may be
-// granted, each as one group.
-func (p *Policy) ListRights(identifier, internal string) (required, optional Rights) {
-	if p.IsAdmin(identifier) {
-		return AllRights, 0
-	}
-	if owner, _ := SplitInternal(internal); owner != "" && owner == identifier {
-		required = p.ownerRights()
-	}
-	return required, AllRights &^ required
-}
-
 // aclInfo is a stored ACL: the raw Cyrus string and its entries sorted by
 // identifier for binary search. Replicas share one aclInfo among the
 // mailboxes with the same ACL string (refs counts them, writer side only).

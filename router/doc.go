@@ -8,7 +8,7 @@
 //     "Other Users/bob/x", "Shared Folders/shared/x") and Cyrus internal
 //     names ("user.alice", "user.alice.Projects.Murder", "shared.x"), and
 //     validates names (modified UTF-7, RFC 3501 section 5.1.3: DecodeUTF7,
-//     EncodeUTF7, ValidUTF7). PersonalName maps a mailbox to a backend that
+//     EncodeUTF7, DecodeUTF7). PersonalName maps a mailbox to a backend that
 //     only has a personal namespace (Dovecot, separator '.').
 //   - ParseACL, ParseRights, Rights and Policy: Cyrus ACL strings, RFC 4314
 //     rights with the legacy 'c'/'d' macros, admins, implicit owner rights,

@@ -29,15 +29,6 @@ func b64val(c byte) int {
 	return -1
 }
 
-// ValidUTF7 reports whether s is canonical modified UTF-7: printable ASCII
-// stands for itself, "&-" for "&", and every other character is in a
-// base64 run that a canonical encoder would have produced (no encoded
-// printable ASCII, no two adjacent runs, no stray bits, valid UTF-16).
-func ValidUTF7(s string) bool {
-	_, err := DecodeUTF7(s)
-	return err == nil
-}
-
 // DecodeUTF7 decodes canonical modified UTF-7 to UTF-8. Anything that
 // EncodeUTF7 would not have produced is an error, so that
 // EncodeUTF7(DecodeUTF7(s)) == s whenever the decode succeeds.

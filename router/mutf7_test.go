@@ -22,8 +22,8 @@ func TestUTF7(t *testing.T) {
 		}
 	}
 	for _, bad := range []string{"&", "&Jjo", "&AGE-", "&APw-&APw-", "&2D3c-", "&3gA-", "&APx-", "&AP-", "a\x80", "\x01", "&A-B", "&APw", "&!-"} {
-		if ValidUTF7(bad) {
-			t.Errorf("ValidUTF7(%q) = true", bad)
+		if _, err := DecodeUTF7(bad); err == nil {
+			t.Errorf("DecodeUTF7(%q) accepted a non-canonical name", bad)
 		}
 	}
 }

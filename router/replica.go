@@ -168,8 +168,7 @@ func NewReplica(opts Options) *Replica {
 // Namespace returns the replica's namespace.
 func (r *Replica) Namespace() *Namespace { return r.opts.Namespace }
 
-// Policy returns the replica's rights policy (for ListRights and the like);
-// it must not be modified.
+// Policy returns the replica's rights policy; it must not be modified.
 func (r *Replica) Policy() *Policy { return &r.opts.Policy }
 
 // Len returns the number of mailboxes (active and reserved, DELETED.*

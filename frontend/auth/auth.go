@@ -55,21 +55,6 @@ func (f AuthenticatorFunc) Authenticate(ctx context.Context, user, password stri
 	return f(ctx, user, password)
 }
 
-// Response maps an error from an Authenticator or Authorize to the IMAP
-// response code and text the client gets (the cause goes to the log, never
-// to the client). Response(nil) is ("", "").
-func Response(err error) (code, text string) {
-	switch {
-	case err == nil:
-		return "", ""
-	case errors.Is(err, ErrInvalidCredentials):
-		return "AUTHENTICATIONFAILED", "Authentication failed"
-	case errors.Is(err, ErrNotAuthorized):
-		return "AUTHORIZATIONFAILED", "Authorization failed"
-	default:
-		return "UNAVAILABLE", "Authentication temporarily unavailable"
-	}
-}
 
 // unavailable wraps a temporary failure so that it matches both
 // ErrUnavailable and its cause.

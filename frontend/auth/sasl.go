@@ -7,10 +7,6 @@ import (
 	"github.com/emersion/go-sasl"
 )
 
-// Mechanisms returns the names of the SASL mechanisms NewServer supports,
-// for the AUTH= capabilities.
-func Mechanisms() []string { return []string{sasl.Plain, sasl.Login} }
-
 // ErrUnsupportedMechanism is returned by NewServer for a mechanism it does
 // not implement.
 var ErrUnsupportedMechanism = errors.New("auth: unsupported SASL mechanism")

@@ -167,8 +167,9 @@ func hermeticTarget() (*soakTarget, func(), error) {
 // labTarget runs against the integration lab's real Cyrus backends (alice
 // on be1, bob on be2, proxy login as the Cyrus admin) and Cyrus MUPDATE
 // master; a kill SIGKILLs every imapd process of one backend (its Cyrus
-// master starts new ones), and the master's restart kills its mupdate
-// process (its Cyrus master starts a new one).
+// master then disables the service until a SIGHUP, sent a second later),
+// and the master's restart kills its mupdate process (its Cyrus master
+// starts a new one).
 func labTarget(env itenv.Env) *soakTarget {
 	cfg := fmt.Sprintf("[mupdate]\nserver = %q\nuser = %q\npassword = %q\n", env.MUPDATE, env.MUPDATEUser, env.MUPDATEPass)
 	for _, be := range []string{env.CyrusBE1, env.CyrusBE2} {
@@ -183,7 +184,13 @@ func labTarget(env itenv.Env) *soakTarget {
 			if err != nil {
 				return "", err
 			}
-			return fmt.Sprintf("killed %d imapd processes of Cyrus %s", k, name), nil
+			// Its master now refuses the service until SIGHUP; an admin's
+			// restart comes a second later.
+			soakPause(context.Background(), time.Second)
+			if err := env.ReviveCyrus(name); err != nil {
+				return "", err
+			}
+			return fmt.Sprintf("killed %d imapd processes of Cyrus %s, SIGHUP to its master 1 s later", k, name), nil
 		},
 		restartMaster: func() error {
 			_, err := env.KillMUPDATE(syscall.SIGKILL)

@@ -337,8 +337,10 @@ func children(pid int) ([]int, error) {
 // KillCyrusIMAPD sends sig to every imapd process of the lab's Cyrus
 // instance name ("be1", "be2": the processes started with
 // <LAB>/cyrus/<name>/imapd.conf) and returns how many it signalled. With
-// SIGKILL this is a backend crash as its clients see it; the instance's
-// Cyrus master starts new imapd processes for new connections.
+// SIGKILL this is a backend crash as its clients see it. Cyrus's master
+// then disables the service ("too many failures for service imap ...
+// disabling until next SIGHUP"): ReviveCyrus brings it back, as an admin
+// would.
 func (e Env) KillCyrusIMAPD(name string, sig syscall.Signal) (int, error) {
 	conf := []byte(filepath.Join(e.Lab, "cyrus", name, "imapd.conf"))
 	procs, err := os.ReadDir("/proc")
@@ -364,4 +366,20 @@ func (e Env) KillCyrusIMAPD(name string, sig syscall.Signal) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// ReviveCyrus sends SIGHUP to the Cyrus master of the lab's instance name
+// (its pid file <LAB>/cyrus/<name>/run/master.pid): it re-reads its
+// configuration and re-enables the services it disabled after their
+// processes died.
+func (e Env) ReviveCyrus(name string) error {
+	b, err := os.ReadFile(filepath.Join(e.Lab, "cyrus", name, "run", "master.pid"))
+	if err != nil {
+		return err
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		return fmt.Errorf("Cyrus %s master pid file: %w", name, err)
+	}
+	return syscall.Kill(pid, syscall.SIGHUP)
 }
