@@ -19,7 +19,6 @@ type command struct {
 	uid bool
 }
 
-
 // wireName is the command's name as sent to a backend.
 func (c *command) wireName() string {
 	if c.uid {

@@ -55,7 +55,6 @@ func (f AuthenticatorFunc) Authenticate(ctx context.Context, user, password stri
 	return f(ctx, user, password)
 }
 
-
 // unavailable wraps a temporary failure so that it matches both
 // ErrUnavailable and its cause.
 type unavailable struct{ cause error }

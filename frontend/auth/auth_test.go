@@ -115,8 +115,6 @@ func TestHashLine(t *testing.T) {
 	}
 }
 
-
-
 func TestAuthorize(t *testing.T) {
 	admins := Admins("proxy")
 	tests := []struct {

@@ -46,6 +46,7 @@ type soakStats struct {
 	refused    atomic.Int64 // connects or logins refused while a backend was down
 	unanswered atomic.Int64 // commands with no answer within backend_timeout + 15 s
 	slowest    atomic.Int64 // the slowest answered command, ns
+	slowestCmd atomic.Value // its name (string)
 }
 
 // soakMaster is the in-process MUPDATE master, restartable on one address.
@@ -389,7 +390,8 @@ loop:
 	fmt.Printf("| sessions completed / commands answered | %d / %d |\n", st.sessions.Load(), st.commands.Load())
 	fmt.Printf("| sessions cut by a dying backend / connects or logins refused meanwhile | %d / %d |\n", st.cut.Load(), st.refused.Load())
 	fmt.Printf("| commands unanswered past backend_timeout (%v) + 15 s | %d |\n", o.backendTimeout, st.unanswered.Load())
-	fmt.Printf("| slowest answered command | %v |\n", time.Duration(st.slowest.Load()).Round(time.Millisecond))
+	slowName, _ := st.slowestCmd.Load().(string)
+	fmt.Printf("| slowest answered command | %v (%s) |\n", time.Duration(st.slowest.Load()).Round(time.Millisecond), slowName)
 	fmt.Printf("| imapfront goroutines: before / peak / after | %d / %d / %d |\n", baseG, peakG, endG)
 	endAnon, endFile := rssParts(pid)
 	fmt.Printf("| imapfront RSS KiB: cold start / after warm-up / peak / after (%v after the churn) | %d / %d / %d / %d (%+.0f %% of the warm baseline) |\n",
@@ -434,7 +436,7 @@ func soakWorker(ctx context.Context, i int, addr, user string, o soakOptions, st
 // soakSession is one session: LOGIN, SELECT INBOX, FETCH, IDLE for up to
 // 2 s, LOGOUT; every command must be answered within answerBy.
 func soakSession(rc *rawConn, user string, rng *rand.Rand, answerBy time.Duration, st *soakStats) error {
-	timed := func(f func() error) error {
+	timed := func(name string, f func() error) error {
 		t0 := time.Now()
 		_ = rc.c.SetDeadline(t0.Add(answerBy))
 		err := f()
@@ -443,22 +445,26 @@ func soakSession(rc *rawConn, user string, rng *rand.Rand, answerBy time.Duratio
 			d := int64(time.Since(t0))
 			for {
 				cur := st.slowest.Load()
-				if d <= cur || st.slowest.CompareAndSwap(cur, d) {
+				if d <= cur {
+					break
+				}
+				if st.slowest.CompareAndSwap(cur, d) {
+					st.slowestCmd.Store(name)
 					break
 				}
 			}
 		}
 		return err
 	}
-	if err := timed(func() error { return rc.login(user, user+"pw") }); err != nil {
+	if err := timed("LOGIN", func() error { return rc.login(user, user+"pw") }); err != nil {
 		return err
 	}
 	for _, c := range []string{"SELECT INBOX", "FETCH 1:* (FLAGS RFC822.SIZE)"} {
-		if err := timed(func() error { return rc.cmd(c) }); err != nil {
+		if err := timed(c, func() error { return rc.cmd(c) }); err != nil {
 			return err
 		}
 	}
-	if err := timed(rc.idle); err != nil {
+	if err := timed("IDLE", rc.idle); err != nil {
 		return err
 	}
 	tag := "b" + strconv.Itoa(rc.tagN)
@@ -482,7 +488,7 @@ func soakSession(rc *rawConn, user string, rng *rand.Rand, answerBy time.Duratio
 	if err := <-gone; !errors.Is(err, os.ErrDeadlineExceeded) {
 		return fmt.Errorf("IDLE: %w", err)
 	}
-	if err := timed(func() error {
+	if err := timed("DONE", func() error {
 		rc.w.WriteString("DONE\r\n")
 		if err := rc.w.Flush(); err != nil {
 			return err
@@ -491,7 +497,7 @@ func soakSession(rc *rawConn, user string, rng *rand.Rand, answerBy time.Duratio
 	}); err != nil {
 		return err
 	}
-	return timed(rc.logout)
+	return timed("LOGOUT", rc.logout)
 }
 
 func soakPause(ctx context.Context, d time.Duration) {
