@@ -39,7 +39,7 @@ func (sess *session) cmdLogin(cmd *command) error {
 func (sess *session) login(user, authzid, pass string) error {
 	ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
 	defer cancel()
-	if user == "" || strings.ContainsAny(user, "\x00\r\n") {
+	if !auth.ValidUser(user) {
 		return sess.loginFailed(ctx, nil)
 	}
 	ip := sess.clientIP()
@@ -69,16 +69,15 @@ func (sess *session) login(user, authzid, pass string) error {
 // user's password, or "" when there is none (GSSAPI): the pool then logs
 // in with proxy credentials only.
 func (sess *session) loggedIn(ctx context.Context, canonical, authzid, pass, mech string) error {
-	actAs := canonical
-	if authzid != "" && authzid != canonical {
-		if !sess.s.isAdmin(canonical) {
-			sess.log.Info("authorization refused", "authcid", canonical)
-			// The password check may have left a connection logged in as
-			// canonical: it is not this session's to keep.
-			sess.pool.dropForeign()
-			return sess.loginFailed(ctx, nil)
-		}
-		actAs = authzid
+	actAs, err := auth.Authorize(canonical, authzid, sess.s.isAdmin)
+	if err != nil {
+		sess.log.Info("authorization refused", "authcid", canonical)
+		// The password check may have left a connection logged in as
+		// canonical: it is not this session's to keep.
+		sess.pool.dropForeign()
+		return sess.loginFailed(ctx, nil)
+	}
+	if actAs != canonical {
 		// A connection logged in as the admin is not the user's: drop it.
 		sess.pool.closeAll()
 	}
@@ -206,14 +205,8 @@ func (sess *session) cmdAuthenticate(cmd *command) error {
 	return sess.loginOK(cmd.tag)
 }
 
-func (s *Server) isAdmin(user string) bool {
-	for _, a := range s.opts.Admins {
-		if a == user {
-			return true
-		}
-	}
-	return false
-}
+// isAdmin reports whether user is one of Options.Admins.
+func (s *Server) isAdmin(user string) bool { return s.admins(user) }
 
 // needUserPassword reports whether some backend has no proxy credentials,
 // so that the session must keep the user's password to log in there.

@@ -3,9 +3,9 @@ package frontend
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
 
+	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/frontend/gssapi"
 )
 
@@ -36,7 +36,7 @@ func (sess *session) authenticateGSSAPI(cmd *command, ir []byte, hasIR bool) err
 		return err
 	}
 	r, ok := srv.Result()
-	if !ok || !validUserName(r.User) || strings.ContainsAny(r.Authzid, "\x00\r\n") {
+	if !ok || !auth.ValidUser(r.User) || r.Authzid != "" && !auth.ValidUser(r.Authzid) {
 		sess.log.Info("gssapi: unusable user name", "principal", r.Principal, "realm", r.Realm)
 		return sess.loginFailed(ctx, nil)
 	}
@@ -54,8 +54,4 @@ func (sess *session) gssapiFailed(ctx context.Context, err error) error {
 	return sess.loginFailedText(ctx, nil, gssapi.ResponseText(err))
 }
 
-// validUserName reports whether a name mapped from a Kerberos principal can
-// be a user name on the wire and in the mailbox database.
-func validUserName(u string) bool {
-	return u != "" && !strings.ContainsAny(u, "\x00\r\n")
-}
+

@@ -168,6 +168,8 @@ type Server struct {
 	opts   Options
 	log    *slog.Logger
 	nextID atomic.Uint64
+	// admins reports whether a user is one of Options.Admins.
+	admins func(user string) bool
 	// onDispatch, if set (by tests), sees each parsed command before its
 	// handler runs: the commands imapfront acted on.
 	onDispatch func(tag, name string)
@@ -266,6 +268,7 @@ func New(opts Options) *Server {
 	s := &Server{
 		opts:      opts,
 		log:       opts.Logger,
+		admins:    auth.Admins(opts.Admins...),
 		listeners: make(map[net.Listener]struct{}),
 		sessions:  make(map[*session]struct{}),
 		counts:    admissionCounts{perIP: make(map[string]int)},

@@ -98,7 +98,7 @@ func Authorize(user, authzid string, isProxyAdmin func(user string) bool) (strin
 	if authzid == "" || authzid == user {
 		return user, nil
 	}
-	if isProxyAdmin != nil && isProxyAdmin(user) && validUser(authzid) {
+	if isProxyAdmin != nil && isProxyAdmin(user) && ValidUser(authzid) {
 		return authzid, nil
 	}
 	return "", ErrNotAuthorized
@@ -114,9 +114,10 @@ func Admins(names ...string) func(string) bool {
 	return func(u string) bool { return set[u] }
 }
 
-// validUser reports whether name can be a user name: not empty, no
-// control characters.
-func validUser(name string) bool {
+// ValidUser reports whether name can be a user name on the wire, in logs
+// and in the mailbox database: not empty, no control characters (NUL, CR
+// and LF included). It is the one check every login path makes.
+func ValidUser(name string) bool {
 	if name == "" {
 		return false
 	}

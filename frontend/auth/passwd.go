@@ -51,7 +51,7 @@ func ParsePasswd(r io.Reader, name string) (*Passwd, error) {
 		if !ok {
 			return nil, fmt.Errorf("auth: %s:%d: expected user:bcrypt-hash", name, n)
 		}
-		if !validUser(user) || strings.ContainsAny(user, " \t") {
+		if !ValidUser(user) || strings.ContainsAny(user, " \t") {
 			return nil, fmt.Errorf("auth: %s:%d: invalid user name %q", name, n, user)
 		}
 		cost, err := bcrypt.Cost([]byte(hash))
@@ -115,7 +115,7 @@ func (p *Passwd) Authenticate(ctx context.Context, user, password string) (strin
 // bcrypt at cost (bcrypt.DefaultCost if 0). It is the helper behind an
 // "imapfront passwd" command.
 func HashLine(user, password string, cost int) (string, error) {
-	if !validUser(user) || strings.ContainsAny(user, ": \t") || strings.HasPrefix(user, "#") {
+	if !ValidUser(user) || strings.ContainsAny(user, ": \t") || strings.HasPrefix(user, "#") {
 		return "", fmt.Errorf("auth: invalid user name %q", user)
 	}
 	if cost == 0 {
