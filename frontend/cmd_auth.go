@@ -233,10 +233,7 @@ func (sess *session) loginOK(tag string) error {
 	if sess.s.live().LoginReferrals {
 		if server, ok := sess.s.opts.Directory.Home(sess.ctx, sess.user); ok {
 			if b := sess.s.live().Backends[server]; b != nil && b.DirectLogin {
-				host := b.ReferralHost
-				if host == "" {
-					host = b.Server
-				}
+				host := b.referralHost()
 				sess.s.opts.Metrics.Referral("login")
 				sess.bw.WriteString("* CAPABILITY " + sess.postAuthCaps() + "\r\n")
 				if err := sess.writeLine(tag + " OK [REFERRAL imap://;AUTH=*@" + host + "/] Logged in; your mailbox server can also be reached directly"); err != nil {

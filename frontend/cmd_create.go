@@ -148,7 +148,7 @@ func (sess *session) createFront(cmd *command, b *Backend, parent *Mailbox, name
 		}
 		acl = parent.ACL
 	case owner == sess.user:
-		acl = sess.user + "\t" + router.AllRights.String() + "\t"
+		acl = router.OwnerACL(sess.user)
 	case sess.s.isAdmin(sess.user):
 	default:
 		return no("NOPERM", "Permission denied")

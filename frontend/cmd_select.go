@@ -60,12 +60,16 @@ func (sess *session) refer(r *resolved) error {
 			return nil
 		}
 	}
-	host := r.b.ReferralHost
-	if host == "" {
-		host = r.b.Server
-	}
 	sess.s.opts.Metrics.Referral("mailbox")
-	return no("REFERRAL "+referralURL(host, r.client), "Remote mailbox.")
+	return no("REFERRAL "+referralURL(r.b.referralHost(), r.client), "Remote mailbox.")
+}
+
+// referralHost is the host[:port] put in referral URLs to b.
+func (b *Backend) referralHost() string {
+	if b.ReferralHost != "" {
+		return b.ReferralHost
+	}
+	return b.Server
 }
 
 // backendConn returns the session's connection to r's backend.

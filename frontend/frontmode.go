@@ -236,7 +236,7 @@ func (sess *session) renameFront(r *resolved, parent *Mailbox, to, toInternal st
 		}
 		acl := old.ACL
 		if inbox {
-			acl = sess.user + "\t" + router.AllRights.String() + "\t"
+			acl = router.OwnerACL(sess.user)
 		}
 		if err := db.Activate(ctx, in, old.Location(), acl); err != nil {
 			sess.log.Error("RENAME done on the server, MUPDATE not updated", "mailbox", in, "err", err)

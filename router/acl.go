@@ -109,6 +109,10 @@ type ACLEntry struct {
 // ACL is a parsed Cyrus ACL, in stored order.
 type ACL []ACLEntry
 
+// OwnerACL is the ACL of a new mailbox in user's own hierarchy that has no
+// parent to inherit from: every right for its owner ("alice\tlrswipkxtean\t").
+func OwnerACL(user string) string { return user + "\t" + AllRights.String() + "\t" }
+
 // ParseACL parses a Cyrus ACL string: "id TAB rights TAB" repeated, with a
 // trailing TAB (tolerated if missing); the empty string is an empty ACL.
 func ParseACL(s string) (ACL, error) {
