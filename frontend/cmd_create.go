@@ -15,9 +15,9 @@ import (
 // placement returns the backend for a new mailbox and its nearest
 // existing parent (if any): the parent's backend, else the user's home
 // backend, else the default.
-func (sess *session) placement(name string) (*Backend, *Mailbox, error) {
+func (sess *session) placement(name string) (*Backend, *router.Mailbox, error) {
 	dir := sess.s.opts.Directory
-	sep := string(dir.Separator())
+	sep := string(sess.ns().Separator())
 	parent := name
 	for {
 		i := strings.LastIndex(parent, sep)
@@ -47,7 +47,7 @@ func (sess *session) placement(name string) (*Backend, *Mailbox, error) {
 
 // isPersonal reports whether a client name is in the user's own hierarchy.
 func isPersonal(name string, dir Directory) bool {
-	other, shared := dir.Namespace()
+	other, shared := dir.Namespace().OtherUsersPrefix(), dir.Namespace().SharedPrefix()
 	return !strings.HasPrefix(name, other) && !strings.HasPrefix(name, shared)
 }
 
@@ -73,15 +73,14 @@ func (sess *session) cmdCreate(cmd *command) error {
 	if !sess.rd.ExpectCRLF() {
 		return sess.parseError("CREATE takes only a mailbox name here")
 	}
-	dir := sess.s.opts.Directory
-	name = strings.TrimSuffix(name, string(dir.Separator()))
+	name = strings.TrimSuffix(name, string(sess.ns().Separator()))
 	if strings.ContainsAny(name, "*%") {
 		return no("CANNOT", "Mailbox names cannot contain * or %%")
 	}
-	if dotComponent(name, dir.Separator()) {
+	if dotComponent(name, sess.ns().Separator()) {
 		return no("CANNOT", "Mailbox names cannot have . or .. as a level")
 	}
-	internal, err := dir.ToInternal(sess.user, name)
+	internal, err := sess.ns().ToInternal(sess.user, name)
 	if err != nil {
 		return no("CANNOT", "Invalid mailbox name")
 	}
@@ -107,7 +106,7 @@ func (sess *session) cmdCreate(cmd *command) error {
 // isInbox reports whether an internal name is the session user's INBOX,
 // however the client spelled it ("INBOX", "inbox", "Other Users/<self>").
 func (sess *session) isInbox(internal string) bool {
-	in, err := sess.s.opts.Directory.ToInternal(sess.user, "INBOX")
+	in, err := sess.ns().ToInternal(sess.user, "INBOX")
 	return err == nil && internal == in
 }
 
@@ -125,15 +124,13 @@ func dotComponent(name string, sep byte) bool {
 // createFront creates a mailbox on a backend that does not write to
 // MUPDATE: RESERVE, CREATE on the backend, ACTIVATE with the mailbox's
 // ACL, sync; any failure removes the reservation.
-func (sess *session) createFront(cmd *command, b *Backend, parent *Mailbox, name, internal string) error {
+func (sess *session) createFront(cmd *command, b *Backend, parent *router.Mailbox, name, internal string) error {
 	db := sess.s.opts.MailboxDB
 	if db == nil {
 		return no("CANNOT", "Creating mailboxes on this server needs the mailbox database writer")
 	}
-	mb := Mailbox{Internal: internal, Server: b.Server}
-	owner, path := router.SplitInternal(internal)
-	mb.Owner, mb.Path = owner, path
-	native, err := nativeName(b, sess.user, name, mb)
+	owner, _ := router.SplitInternal(internal)
+	native, err := b.native(sess.user, name, internal)
 	if err != nil {
 		return no("CANNOT", "This name cannot be created on its server: %v", err)
 	}
@@ -146,7 +143,7 @@ func (sess *session) createFront(cmd *command, b *Backend, parent *Mailbox, name
 		if parent.Partition != "" {
 			partition = parent.Partition
 		}
-		acl = parent.ACL
+		acl = parent.ACL()
 	case owner == sess.user:
 		acl = router.OwnerACL(sess.user)
 	case sess.s.isAdmin(sess.user):
@@ -225,7 +222,6 @@ func (sess *session) cmdRename(cmd *command) error {
 		!sess.rd.ExpectMailbox(&to) || !sess.rd.ExpectCRLF() {
 		return sess.parseError(usage)
 	}
-	dir := sess.s.opts.Directory
 	r, err := sess.resolve(from)
 	if err != nil {
 		return err
@@ -235,11 +231,11 @@ func (sess *session) cmdRename(cmd *command) error {
 		// MUPDATE itself checks its own rights).
 		return no("NOPERM", "Permission denied")
 	}
-	toInternal, err := dir.ToInternal(sess.user, to)
+	toInternal, err := sess.ns().ToInternal(sess.user, to)
 	if err != nil || strings.ContainsAny(to, "*%") {
 		return no("CANNOT", "Invalid target mailbox name")
 	}
-	if dotComponent(to, dir.Separator()) {
+	if dotComponent(to, sess.ns().Separator()) {
 		return no("CANNOT", "Mailbox names cannot have . or .. as a level")
 	}
 	if sess.isInbox(toInternal) {

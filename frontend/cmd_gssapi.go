@@ -53,5 +53,3 @@ func (sess *session) gssapiFailed(ctx context.Context, err error) error {
 	sess.log.Info("gssapi authentication failed", "err", err)
 	return sess.loginFailedText(ctx, nil, gssapi.ResponseText(err))
 }
-
-

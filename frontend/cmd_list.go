@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/imapfront/imapfront/imapwire"
+	"github.com/imapfront/imapfront/router"
 )
 
 // cmdList answers LIST, LSUB, RLIST and RLSUB from the directory, filtered
@@ -99,7 +100,7 @@ func (sess *session) cmdList(cmd *command) error {
 	}
 
 	dir := sess.s.opts.Directory
-	sep := dir.Separator()
+	sep := sess.ns().Separator()
 	if lsub {
 		return sess.lsub(ref, patterns[0], sep)
 	}
@@ -119,7 +120,7 @@ func (sess *session) cmdList(cmd *command) error {
 	}
 	for _, it := range dir.ListExtended(sess.ctx, sess.user, ref, q) {
 		sess.bw.WriteString(listLine("LIST", sep, it))
-		if statusItems != nil && !hasAttr(it.Attrs, `\Noselect`) && !hasAttr(it.Attrs, `\NonExistent`) {
+		if statusItems != nil && it.Attrs&(router.AttrNoselect|router.AttrNonExistent) == 0 {
 			if err := sess.listStatus(it.Name, statusItems); err != nil {
 				return err
 			}
@@ -179,37 +180,43 @@ func (sess *session) subscriptions() (map[string]bool, error) {
 		if err != nil {
 			continue
 		}
-		subs[sess.clientFromNative(pc.b, name)] = true
+		if client, ok := sess.clientFromNative(pc.b, name); ok {
+			subs[client] = true
+		}
 	}
 	return subs, nil
 }
 
-// clientFromNative turns a backend's own name into the client's.
-func (sess *session) clientFromNative(b *Backend, native string) string {
+// clientFromNative turns a backend's own name into the client's, through
+// the internal name; ok is false for a name that has no client spelling.
+func (sess *session) clientFromNative(b *Backend, native string) (client string, ok bool) {
 	if !b.Personal {
-		return native
+		return native, true
 	}
-	if strings.EqualFold(native, "INBOX") {
-		return "INBOX"
+	internal, err := b.fromNative(sess.ns(), sess.user, native)
+	if err != nil {
+		return "", false
 	}
-	return strings.ReplaceAll(native, string(b.Separator), string(sess.s.opts.Directory.Separator()))
+	client, err = sess.ns().ToClient(sess.user, internal)
+	return client, err == nil
 }
 
-// nativeFromClient is the reverse of clientFromNative for names that may
+// nativeFromClient is the reverse of clientFromNative, for names that may
 // not exist (SUBSCRIBE).
-func (sess *session) nativeFromClient(b *Backend, client string) string {
-	if !b.Personal {
-		return client
+func (sess *session) nativeFromClient(b *Backend, client string) (string, error) {
+	internal, err := sess.ns().ToInternal(sess.user, client)
+	if err != nil {
+		return "", err
 	}
-	return strings.ReplaceAll(client, string(sess.s.opts.Directory.Separator()), string(b.Separator))
+	return b.native(sess.user, client, internal)
 }
 
 func (sess *session) cmdNamespace(cmd *command) error {
 	if err := sess.noArgs(cmd); err != nil {
 		return err
 	}
-	sep := string(sess.s.opts.Directory.Separator())
-	other, shared := sess.s.opts.Directory.Namespace()
+	sep := string(sess.ns().Separator())
+	other, shared := sess.ns().OtherUsersPrefix(), sess.ns().SharedPrefix()
 	return sess.writeLine(`* NAMESPACE (("" "` + sep + `")) ((` + imapwire.Quote(other) + ` "` + sep + `")) ((` + imapwire.Quote(shared) + ` "` + sep + `"))`)
 }
 
@@ -234,7 +241,11 @@ func (sess *session) cmdSubscribe(cmd *command) error {
 	if err != nil {
 		return no("UNAVAILABLE", "Backend server unavailable; try again later")
 	}
-	if err := sess.commandTo(pc, cmd.tag, cmd.name).SP().AString(sess.nativeFromClient(pc.b, name)).End(); err != nil {
+	native, err := sess.nativeFromClient(pc.b, name)
+	if err != nil {
+		return no("CANNOT", "Your mailbox server cannot keep a subscription to that name: %v", err)
+	}
+	if err := sess.commandTo(pc, cmd.tag, cmd.name).SP().AString(native).End(); err != nil {
 		return sess.backendFailed(pc, err)
 	}
 	if _, _, err := sess.relayFrom(pc, cmd.tag, nil, nil); err != nil {

@@ -3,16 +3,20 @@ package frontend
 import (
 	"context"
 	"errors"
+	"github.com/imapfront/imapfront/router"
 	"io"
 	"time"
 
 	"github.com/imapfront/imapfront/frontend/backend"
 )
 
+// ns is the one translator of names (client, internal, backends').
+func (sess *session) ns() *router.Namespace { return sess.s.opts.Directory.Namespace() }
+
 // resolved is a mailbox named by a client command, with its backend.
 type resolved struct {
 	client string // the name as the client wrote it
-	mb     Mailbox
+	mb     router.Mailbox
 	b      *Backend
 	native string // the name on the backend
 }
@@ -22,9 +26,9 @@ type resolved struct {
 func (sess *session) resolve(name string) (*resolved, error) {
 	mb, err := sess.lookup(name)
 	switch {
-	case errors.Is(err, ErrInvalidName):
+	case errors.Is(err, router.ErrInvalidName):
 		return nil, no("CANNOT", "Invalid mailbox name")
-	case errors.Is(err, ErrNoSuchMailbox):
+	case errors.Is(err, router.ErrNoSuchMailbox):
 		return nil, no("NONEXISTENT", "Mailbox does not exist")
 	case err != nil:
 		sess.log.Warn("mailbox lookup failed", "err", err)
@@ -38,7 +42,7 @@ func (sess *session) resolve(name string) (*resolved, error) {
 		sess.log.Warn("mailbox on an unconfigured backend", "server", mb.Server)
 		return nil, no("UNAVAILABLE", "Mailbox is on a server this front end does not know")
 	}
-	native, err := nativeName(b, sess.user, name, mb)
+	native, err := b.native(sess.user, name, mb.Internal)
 	if err != nil {
 		return nil, no("CANNOT", "Mailbox cannot be reached on its server: %v", err)
 	}

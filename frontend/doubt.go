@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"errors"
+	"github.com/imapfront/imapfront/router"
 )
 
 // The replica is a cache, never a stale authority: other front ends,
@@ -19,7 +20,7 @@ func (sess *session) confirm(name string) bool {
 	if c == nil {
 		return false
 	}
-	internal, err := sess.s.opts.Directory.ToInternal(sess.user, name)
+	internal, err := sess.ns().ToInternal(sess.user, name)
 	if err != nil {
 		return false
 	}
@@ -28,10 +29,10 @@ func (sess *session) confirm(name string) bool {
 
 // lookup resolves a client name like Directory.Resolve, but a miss or a
 // reservation is confirmed with the master before it is believed.
-func (sess *session) lookup(name string) (Mailbox, error) {
+func (sess *session) lookup(name string) (router.Mailbox, error) {
 	dir := sess.s.opts.Directory
 	mb, err := dir.Resolve(sess.ctx, sess.user, name)
-	if (errors.Is(err, ErrNoSuchMailbox) || err == nil && mb.Reserved) && sess.confirm(name) {
+	if (errors.Is(err, router.ErrNoSuchMailbox) || err == nil && mb.Reserved) && sess.confirm(name) {
 		mb, err = dir.Resolve(sess.ctx, sess.user, name)
 	}
 	return mb, err
@@ -59,7 +60,7 @@ func (sess *session) home(user string) (string, bool) {
 	dir := sess.s.opts.Directory
 	server, ok := dir.Home(sess.ctx, user)
 	if !ok && sess.s.opts.Confirm != nil {
-		if internal, err := dir.ToInternal(user, "INBOX"); err == nil && sess.s.opts.Confirm(sess.ctx, internal) {
+		if internal, err := sess.ns().ToInternal(user, "INBOX"); err == nil && sess.s.opts.Confirm(sess.ctx, internal) {
 			server, ok = dir.Home(sess.ctx, user)
 		}
 	}

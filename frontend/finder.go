@@ -22,37 +22,28 @@ type FinderDirectory struct {
 var _ Directory = FinderDirectory{}
 
 // Resolve looks a client name up in the master.
-func (d FinderDirectory) Resolve(ctx context.Context, user, name string) (Mailbox, error) {
-	return fromResolve(d.F.Resolve(ctx, user, name))
-}
-
-// ToInternal translates a client name to the internal name.
-func (d FinderDirectory) ToInternal(user, name string) (string, error) {
-	in, err := d.F.Namespace().ToInternal(user, name)
-	if err != nil {
-		return "", ErrInvalidName
-	}
-	return in, nil
+func (d FinderDirectory) Resolve(ctx context.Context, user, name string) (router.Mailbox, error) {
+	return d.F.Resolve(ctx, user, name)
 }
 
 // Children returns nothing: FIND cannot enumerate the database.
-func (d FinderDirectory) Children(context.Context, string, string) ([]Mailbox, error) {
+func (d FinderDirectory) Children(context.Context, string, string) ([]router.Mailbox, error) {
 	return nil, nil
 }
 
 // List answers LIST and LSUB over INBOX and the subscribed names.
-func (d FinderDirectory) List(ctx context.Context, user, ref, pattern string, subscribed map[string]bool) []ListItem {
+func (d FinderDirectory) List(ctx context.Context, user, ref, pattern string, subscribed map[string]bool) []router.ListItem {
 	items, err := d.F.List(ctx, user, ref, pattern, router.ListOptions{Subscribed: subscribed}, nil)
 	if err != nil {
 		d.logger().Warn("FIND-mode LIST lookup failed", "err", err)
 	}
-	return fromRouterList(items)
+	return items
 }
 
 // ListExtended answers an extended LIST over INBOX and the subscribed
 // names (the selection options beyond SUBSCRIBED need an enumerable
 // database, which FIND mode does not have).
-func (d FinderDirectory) ListExtended(ctx context.Context, user, ref string, q ListQuery) []ListItem {
+func (d FinderDirectory) ListExtended(ctx context.Context, user, ref string, q ListQuery) []router.ListItem {
 	var subs map[string]bool
 	if q.SelectSubscribed {
 		subs = q.Subscribed
@@ -61,20 +52,20 @@ func (d FinderDirectory) ListExtended(ctx context.Context, user, ref string, q L
 	for n := range q.Subscribed {
 		cands = append(cands, n)
 	}
-	var out []ListItem
+	var out []router.ListItem
 	seen := make(map[string]bool)
 	for _, p := range q.Patterns {
 		items, err := d.F.List(ctx, user, ref, p, router.ListOptions{Subscribed: subs}, cands)
 		if err != nil {
 			d.logger().Warn("FIND-mode LIST lookup failed", "err", err)
 		}
-		for _, it := range fromRouterList(items) {
+		for _, it := range items {
 			if seen[it.Name] {
 				continue
 			}
 			seen[it.Name] = true
 			if q.ReturnSubscribed && q.Subscribed[it.Name] {
-				it.Attrs = append(it.Attrs, `\Subscribed`)
+				it.Attrs |= router.AttrSubscribed
 			}
 			out = append(out, it)
 		}
@@ -91,14 +82,8 @@ func (d FinderDirectory) Home(ctx context.Context, user string) (string, bool) {
 	return server, ok
 }
 
-// Separator is the client hierarchy separator.
-func (d FinderDirectory) Separator() byte { return d.F.Namespace().Separator() }
-
-// Namespace returns the other-users and shared prefixes.
-func (d FinderDirectory) Namespace() (string, string) {
-	ns := d.F.Namespace()
-	return ns.OtherUsersPrefix(), ns.SharedPrefix()
-}
+// Namespace returns the finder's name translator.
+func (d FinderDirectory) Namespace() *router.Namespace { return d.F.Namespace() }
 
 func (d FinderDirectory) logger() *slog.Logger {
 	if d.Logger != nil {

@@ -20,19 +20,10 @@ import (
 // equal to the backend's truth whatever its RENAME or DELETE did with
 // children or INBOX.
 
-// Location returns the MUPDATE location "server!partition".
-func (m Mailbox) Location() string {
-	p := m.Partition
-	if p == "" {
-		p = "default"
-	}
-	return m.Server + "!" + p
-}
-
 // onBackend returns the internal names of a mailbox and its children as
 // pc's backend lists them now (selectable mailboxes only).
 func (sess *session) onBackend(ctx context.Context, pc *pooledConn, native string) (map[string]bool, error) {
-	sep := sess.s.opts.Directory.Separator()
+	sep := sess.ns().Separator()
 	if pc.b.Personal {
 		sep = pc.b.Separator
 	}
@@ -57,10 +48,7 @@ func (sess *session) onBackend(ctx context.Context, pc *pooledConn, native strin
 
 // internalFromNative maps a name a backend reports to the internal name.
 func (sess *session) internalFromNative(b *Backend, native string) (string, error) {
-	if b.Personal {
-		return router.FromPersonalName(sess.user, native, b.Separator)
-	}
-	return sess.s.opts.Directory.ToInternal(sess.user, native)
+	return b.fromNative(sess.ns(), sess.user, native)
 }
 
 // parseListResponse reads "* LIST (attrs) sep name".
@@ -117,7 +105,7 @@ func (sess *session) deleteFront(r *resolved) error {
 		}
 	}
 	var changed []string
-	for _, m := range append([]Mailbox{r.mb}, kids...) {
+	for _, m := range append([]router.Mailbox{r.mb}, kids...) {
 		if left[m.Internal] {
 			continue
 		}
@@ -138,13 +126,13 @@ func (sess *session) deleteFront(r *resolved) error {
 // children moved or not, INBOX kept or not (RFC 9051: RENAME INBOX moves
 // its messages and leaves INBOX). Rights are checked as for CREATE: k on
 // the new parent (cmdRename checked x on the mailbox).
-func (sess *session) renameFront(r *resolved, parent *Mailbox, to, toInternal string) error {
+func (sess *session) renameFront(r *resolved, parent *router.Mailbox, to, toInternal string) error {
 	db := sess.s.opts.MailboxDB
 	if db == nil {
 		return no("CANNOT", "Renaming mailboxes on this server needs the mailbox database writer")
 	}
-	owner, path := router.SplitInternal(toInternal)
-	toNative, err := nativeName(r.b, sess.user, to, Mailbox{Owner: owner, Path: path})
+	owner, _ := router.SplitInternal(toInternal)
+	toNative, err := r.b.native(sess.user, to, toInternal)
 	if err != nil {
 		return no("CANNOT", "The new name cannot exist on this server: %v", err)
 	}
@@ -158,15 +146,15 @@ func (sess *session) renameFront(r *resolved, parent *Mailbox, to, toInternal st
 	default:
 		return no("NOPERM", "Permission denied")
 	}
-	var kids []Mailbox
+	var kids []router.Mailbox
 	if !inbox {
 		if kids, err = sess.s.opts.Directory.Children(sess.ctx, sess.user, r.client); err != nil {
 			return no("CANNOT", "Invalid mailbox name")
 		}
 	}
 	// What each old entry becomes if the backend does as RFC 9051 says.
-	olds := append([]Mailbox{r.mb}, kids...)
-	renamed := func(m Mailbox) string { return toInternal + strings.TrimPrefix(m.Internal, r.mb.Internal) }
+	olds := append([]router.Mailbox{r.mb}, kids...)
+	renamed := func(m router.Mailbox) string { return toInternal + strings.TrimPrefix(m.Internal, r.mb.Internal) }
 	ctx, cancel := context.WithTimeout(sess.ctx, 60*time.Second)
 	defer cancel()
 	var reserved []string
@@ -219,7 +207,7 @@ func (sess *session) renameFront(r *resolved, parent *Mailbox, to, toInternal st
 			left[r.mb.Internal] = true
 		}
 	}
-	byNew := make(map[string]Mailbox, len(olds))
+	byNew := make(map[string]router.Mailbox, len(olds))
 	for _, m := range olds {
 		byNew[renamed(m)] = m
 	}
@@ -234,7 +222,7 @@ func (sess *session) renameFront(r *resolved, parent *Mailbox, to, toInternal st
 		if !ok {
 			old = r.mb // a child the directory did not know of: the parent's ACL
 		}
-		acl := old.ACL
+		acl := old.ACL()
 		if inbox {
 			acl = router.OwnerACL(sess.user)
 		}

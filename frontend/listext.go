@@ -27,28 +27,20 @@ type ListQuery struct {
 }
 
 // ListExtended answers LIST, extended or not, from the replica.
-func (d ReplicaDirectory) ListExtended(_ context.Context, user, ref string, q ListQuery) []ListItem {
-	items := d.R.ListExtended(user, ref, q.Patterns, router.ExtendedListOptions{
+func (d ReplicaDirectory) ListExtended(_ context.Context, user, ref string, q ListQuery) []router.ListItem {
+	return d.R.ListExtended(user, ref, q.Patterns, router.ExtendedListOptions{
 		Subscribed: q.Subscribed, SelectSubscribed: q.SelectSubscribed, RecursiveMatch: q.RecursiveMatch,
 		ReturnSubscribed: q.ReturnSubscribed, Extended: q.Extended,
 	})
-	return fromRouterList(items)
 }
 
 // listLine renders one LIST or LSUB response, with the CHILDINFO extended
 // data item when the item has one (RFC 5258 section 3.5).
-func listLine(word string, sep byte, it ListItem) string {
+func listLine(word string, sep byte, it router.ListItem) string {
 	var b strings.Builder
-	b.WriteString("* " + word + " (" + strings.Join(it.Attrs, " ") + `) "` + string(sep) + `" ` + imapwire.AString(it.Name))
-	if len(it.ChildInfo) > 0 {
-		b.WriteString(` ("CHILDINFO" (`)
-		for i, c := range it.ChildInfo {
-			if i > 0 {
-				b.WriteByte(' ')
-			}
-			b.WriteString(imapwire.Quote(c))
-		}
-		b.WriteString("))")
+	b.WriteString("* " + word + " (" + strings.Join(it.Attrs.Strings(), " ") + `) "` + string(sep) + `" ` + imapwire.AString(it.Name))
+	if it.ChildInfoSubscribed {
+		b.WriteString(` ("CHILDINFO" ("SUBSCRIBED"))`)
 	}
 	b.WriteString("\r\n")
 	return b.String()

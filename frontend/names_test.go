@@ -2,29 +2,39 @@ package frontend
 
 import "testing"
 
-func TestNativeNameOnPersonalBackend(t *testing.T) {
+// The name sent to a backend: a Murder backend gets the client's name, a
+// personal-namespace backend (Dovecot) the user's own folder in its own
+// spelling, and nothing for names it cannot hold.
+func TestBackendNative(t *testing.T) {
 	dovecot := &Backend{Server: "dove", Separator: '.', Personal: true}
 	cyrus := &Backend{Server: "cy", Separator: '/'}
 	tests := []struct {
-		b       *Backend
-		user    string
-		client  string
-		mb      Mailbox
-		want    string
-		wantErr bool
+		b        *Backend
+		user     string
+		client   string
+		internal string
+		want     string
+		wantErr  bool
 	}{
-		{cyrus, "alice", "Projects/Murder", Mailbox{Owner: "alice", Path: "Projects.Murder"}, "Projects/Murder", false},
-		{cyrus, "bob", "Other Users/alice/Projects", Mailbox{Owner: "alice", Path: "Projects"}, "Other Users/alice/Projects", false},
-		{dovecot, "carol", "INBOX", Mailbox{Owner: "carol"}, "INBOX", false},
-		{dovecot, "carol", "Projects/Dovecot", Mailbox{Owner: "carol", Path: "Projects.Dovecot"}, "Projects.Dovecot", false},
-		{dovecot, "carol", "dotted.name", Mailbox{Owner: "carol", Path: "dotted^name"}, "", true},
-		{dovecot, "bob", "Other Users/carol/Sent", Mailbox{Owner: "carol", Path: "Sent"}, "", true},
-		{dovecot, "carol", "Shared Folders/x", Mailbox{Path: "x"}, "", true},
+		{cyrus, "alice", "Projects/Murder", "user.alice.Projects.Murder", "Projects/Murder", false},
+		{cyrus, "bob", "Other Users/alice/Projects", "user.alice.Projects", "Other Users/alice/Projects", false},
+		{dovecot, "carol", "INBOX", "user.carol", "INBOX", false},
+		{dovecot, "carol", "Projects/Dovecot", "user.carol.Projects.Dovecot", "Projects.Dovecot", false},
+		{dovecot, "carol", "dotted.name", "user.carol.dotted^name", "", true},
+		{dovecot, "bob", "Other Users/carol/Sent", "user.carol.Sent", "", true},
+		{dovecot, "carol", "Shared Folders/x", "x", "", true},
 	}
 	for _, tc := range tests {
-		got, err := nativeName(tc.b, tc.user, tc.client, tc.mb)
+		got, err := tc.b.native(tc.user, tc.client, tc.internal)
 		if (err != nil) != tc.wantErr || got != tc.want {
-			t.Errorf("nativeName(%s, %q) = %q, %v; want %q, error %v", tc.b.Server, tc.client, got, err, tc.want, tc.wantErr)
+			t.Errorf("%s.native(%q) = %q, %v; want %q, error %v", tc.b.Server, tc.client, got, err, tc.want, tc.wantErr)
+		}
+		if err != nil || !tc.b.Personal {
+			continue
+		}
+		back, err := tc.b.fromNative(nil, tc.user, got)
+		if err != nil || back != tc.internal {
+			t.Errorf("%s.fromNative(%q) = %q, %v; want %q", tc.b.Server, got, back, err, tc.internal)
 		}
 	}
 }
