@@ -167,11 +167,10 @@ func (sess *session) createFront(cmd *command, b *Backend, parent *router.Mailbo
 			sess.log.Error("could not remove a reservation after a failed CREATE", "mailbox", internal, "err", err)
 		}
 	}
-	pc, err := sess.pool.get(ctx, b.Server)
+	pc, err := sess.connTo(b.Server)
 	if err != nil {
 		undo()
-		sess.log.Warn("backend unavailable", "server", b.Server, "err", err)
-		return no("UNAVAILABLE", "Backend server unavailable; try again later")
+		return err
 	}
 	if _, err := pc.c.Exec(ctx, "CREATE "+imapwire.AString(native)); err != nil {
 		undo()
@@ -261,12 +260,9 @@ func (sess *session) cmdRename(cmd *command) error {
 // to a backend that updates MUPDATE itself, relays its answer, and syncs
 // the directory about the changed internal names.
 func (sess *session) relayChange(cmd *command, b *Backend, changed []string, names ...string) error {
-	ctx, cancel := context.WithTimeout(sess.ctx, 30*time.Second)
-	pc, err := sess.pool.get(ctx, b.Server)
-	cancel()
+	pc, err := sess.connTo(b.Server)
 	if err != nil {
-		sess.log.Warn("backend unavailable", "server", b.Server, "err", err)
-		return no("UNAVAILABLE", "Backend server unavailable; try again later")
+		return err
 	}
 	cw := sess.commandTo(pc, cmd.tag, cmd.name)
 	for _, n := range names {

@@ -152,10 +152,9 @@ func (sess *session) subscriptions() (map[string]bool, error) {
 	}
 	ctx, cancel := context.WithTimeout(sess.ctx, 30*time.Second)
 	defer cancel()
-	pc, err := sess.pool.get(ctx, server)
+	pc, err := sess.connTo(server)
 	if err != nil {
-		sess.log.Warn("backend unavailable", "server", server, "err", err)
-		return nil, no("UNAVAILABLE", "Subscriptions are unavailable; try again later")
+		return nil, err
 	}
 	resp, err := pc.c.Exec(ctx, `LSUB "" "*"`)
 	if err != nil {
@@ -235,11 +234,9 @@ func (sess *session) cmdSubscribe(cmd *command) error {
 	if !ok {
 		return no("NONEXISTENT", "You have no INBOX to keep subscriptions in")
 	}
-	ctx, cancel := context.WithTimeout(sess.ctx, 30*time.Second)
-	defer cancel()
-	pc, err := sess.pool.get(ctx, server)
+	pc, err := sess.connTo(server)
 	if err != nil {
-		return no("UNAVAILABLE", "Backend server unavailable; try again later")
+		return err
 	}
 	native, err := sess.nativeFromClient(pc.b, name)
 	if err != nil {

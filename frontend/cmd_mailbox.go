@@ -2,8 +2,6 @@ package frontend
 
 import (
 	"bytes"
-	"context"
-	"time"
 
 	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/imapwire"
@@ -150,12 +148,9 @@ func (sess *session) relayHome(cmd *command, args []imapwire.Value) error {
 	if !ok {
 		return no("NONEXISTENT", "You have no INBOX")
 	}
-	ctx, cancel := context.WithTimeout(sess.ctx, 30*time.Second)
-	defer cancel()
-	pc, err := sess.pool.get(ctx, server)
+	pc, err := sess.connTo(server)
 	if err != nil {
-		sess.log.Warn("backend unavailable", "server", server, "err", err)
-		return no("UNAVAILABLE", "Backend server unavailable; try again later")
+		return err
 	}
 	return sess.sendArgs(pc, cmd.tag, cmd.name, args)
 }

@@ -77,18 +77,22 @@ func (b *Backend) referralHost() string {
 }
 
 // backendConn returns the session's connection to r's backend.
-func (sess *session) backendConn(r *resolved) (*pooledConn, error) {
+func (sess *session) backendConn(r *resolved) (*pooledConn, error) { return sess.connTo(r.b.Server) }
+
+// connTo returns the session's connection to server, opened (and logged
+// in) if it has none, or the NO [UNAVAILABLE] the client gets.
+func (sess *session) connTo(server string) (*pooledConn, error) {
 	ctx, cancel := context.WithTimeout(sess.ctx, 30*time.Second)
 	defer cancel()
-	pc, err := sess.pool.get(ctx, r.b.Server)
+	pc, err := sess.pool.get(ctx, server)
 	if err != nil {
 		if errors.Is(err, errNoBackend) {
 			return nil, no("UNAVAILABLE", "Mailbox is on a server this front end does not know")
 		}
-		sess.log.Warn("backend unavailable", "server", r.b.Server, "err", err)
+		sess.log.Warn("backend unavailable", "server", server, "err", err)
 		return nil, no("UNAVAILABLE", "Backend server unavailable; try again later")
 	}
-	sess.s.learnCaps(r.b.Server, pc.c.Caps())
+	sess.s.learnCaps(server, pc.c.Caps())
 	return pc, nil
 }
 
