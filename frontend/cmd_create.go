@@ -174,10 +174,6 @@ func (sess *session) createFront(cmd *command, b *Backend, parent *router.Mailbo
 	}
 	if _, err := pc.c.Exec(ctx, "CREATE "+imapwire.AString(native)); err != nil {
 		undo()
-		var be *backend.Error
-		if errors.As(err, &be) {
-			return &statusErr{status: string(be.Status), text: be.Text}
-		}
 		return sess.backendFailed(pc, err)
 	}
 	if err := db.Activate(ctx, internal, location, acl); err != nil {

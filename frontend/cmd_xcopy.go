@@ -149,11 +149,6 @@ func (sess *session) copySourceUIDs(ctx context.Context, src *pooledConn, uid bo
 		sess.relayUntagged(l)
 	})
 	if err != nil {
-		if isNo(err) {
-			var be *backend.Error
-			errors.As(err, &be)
-			return nil, &statusErr{status: string(be.Status), text: be.Text}
-		}
 		return nil, sess.backendFailed(src, err)
 	}
 	return uids, nil
