@@ -87,7 +87,7 @@ func (sess *session) cmdStartTLS(cmd *command) error {
 	_ = tc.SetDeadline(time.Time{})
 	sess.setConn(tc)
 	sess.tls = true
-	return errRelayed // the tagged OK is already written
+	return errAnswered // the tagged OK is already written
 }
 
 // proxyTTL returns the x-proxy-ttl a client (another proxy) sent in ID.

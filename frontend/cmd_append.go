@@ -59,10 +59,11 @@ func (sess *session) cmdAppend(cmd *command) error {
 	if err != nil {
 		return err
 	}
-	if _, _, err := sess.relayFrom(pc, cmd.tag, nil, nil); err != nil {
+	st, _, err := sess.relayFrom(pc, cmd.tag, nil, nil)
+	if err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	return errRelayed
+	return relayed(pc, st)
 }
 
 // appender is one APPEND in progress.

@@ -239,14 +239,14 @@ func (sess *session) loginOK(tag string) error {
 				if err := sess.writeLine(tag + " OK [REFERRAL imap://;AUTH=*@" + host + "/] Logged in; your mailbox server can also be reached directly"); err != nil {
 					return err
 				}
-				return errRelayed
+				return errAnswered
 			}
 		}
 	}
 	if err := sess.writeLine(tag + " OK [CAPABILITY " + sess.postAuthCaps() + "] Logged in"); err != nil {
 		return err
 	}
-	return errRelayed
+	return errAnswered
 }
 
 // mechanism names the authentication in progress for the metrics: the

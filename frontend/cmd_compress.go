@@ -38,7 +38,7 @@ func (sess *session) cmdCompress(cmd *command) error {
 	// (mbsync) or Z_BLOCK would wait forever for an answer (see zinflate).
 	sess.setConn(&deflateConn{Conn: sess.nc, r: zinflate.NewReader(sess.nc), w: fw})
 	sess.compressed = true
-	return errRelayed
+	return errAnswered
 }
 
 // deflateConn compresses what is written and decompresses what is read.

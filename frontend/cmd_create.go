@@ -280,5 +280,5 @@ func (sess *session) relayChange(cmd *command, b *Backend, changed []string, nam
 	if err := sess.bw.Flush(); err != nil {
 		return &clientGone{err}
 	}
-	return errRelayed
+	return relayed(pc, st)
 }

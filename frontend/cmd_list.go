@@ -245,10 +245,11 @@ func (sess *session) cmdSubscribe(cmd *command) error {
 	if err := sess.commandTo(pc, cmd.tag, cmd.name).SP().AString(native).End(); err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	if _, _, err := sess.relayFrom(pc, cmd.tag, nil, nil); err != nil {
+	st, _, err := sess.relayFrom(pc, cmd.tag, nil, nil)
+	if err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	return errRelayed
+	return relayed(pc, st)
 }
 
 // cmdEnable remembers extensions (RFC 5161) and turns them on at every

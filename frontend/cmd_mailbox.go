@@ -54,10 +54,11 @@ func (sess *session) relayNamed(cmd *command, r *resolved, args []imapwire.Value
 	if err := sess.commandTo(pc, cmd.tag, cmd.name).SP().AString(r.native).Values(args).End(); err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	if _, _, err := sess.relayFrom(pc, cmd.tag, nameRewriter(r), nil); err != nil {
+	st, _, err := sess.relayFrom(pc, cmd.tag, nameRewriter(r), nil)
+	if err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	return errRelayed
+	return relayed(pc, st)
 }
 
 func (sess *session) cmdStatus(cmd *command) error {
@@ -123,10 +124,11 @@ func (sess *session) cmdNamed(cmd *command) error {
 		if err := sess.commandTo(pc, cmd.tag, cmd.name).Values(opts).SP().AString(r.native).Values(rest).End(); err != nil {
 			return sess.backendFailed(pc, err)
 		}
-		if _, _, err := sess.relayFrom(pc, cmd.tag, nameRewriter(r), nil); err != nil {
+		st, _, err := sess.relayFrom(pc, cmd.tag, nameRewriter(r), nil)
+		if err != nil {
 			return sess.backendFailed(pc, err)
 		}
-		return errRelayed
+		return relayed(pc, st)
 	}
 	if r.b.FrontMode && (cmd.name == "SETACL" || cmd.name == "DELETEACL") {
 		return sess.aclFront(cmd, r, rest)
@@ -178,8 +180,9 @@ func (sess *session) cmdCopy(cmd *command) error {
 	if err := sess.commandTo(pc, cmd.tag, cmd.wireName()).SP().Atom(set).SP().AString(r.native).End(); err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	if _, _, err := sess.relayFrom(pc, cmd.tag, nil, nil); err != nil {
+	st, _, err := sess.relayFrom(pc, cmd.tag, nil, nil)
+	if err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	return errRelayed
+	return relayed(pc, st)
 }

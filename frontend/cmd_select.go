@@ -140,7 +140,7 @@ func (sess *session) cmdSelect(cmd *command) error {
 		sess.selected = nil
 		sess.setState(stateAuth)
 	}
-	return errRelayed
+	return relayed(pc, st)
 }
 
 // deselect leaves the selected mailbox on its backend without expunging.
@@ -248,7 +248,7 @@ func (sess *session) cmdIdle(cmd *command) error {
 		return nil
 	}
 	pc.c.SetIdling(true)
-	_, _, err := sess.relayFrom(pc, cmd.tag, nil, onCont)
+	st, _, err := sess.relayFrom(pc, cmd.tag, nil, onCont)
 	pc.c.SetIdling(false)
 	if started {
 		select {
@@ -269,7 +269,7 @@ func (sess *session) cmdIdle(cmd *command) error {
 	if err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	return errRelayed
+	return relayed(pc, st)
 }
 
 func equalFold(b []byte, s string) bool {

@@ -102,7 +102,7 @@ func (sess *session) crossCopy(cmd *command, set string, r *resolved) error {
 		if err := sess.writeLine(cmd.tag + " OK [" + copyUID + "] " + cmd.name + " completed"); err != nil {
 			return err
 		}
-		return errRelayed
+		return errAnswered
 	}
 
 	uidSet := uidSetString(copied)

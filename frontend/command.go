@@ -146,10 +146,11 @@ func (sess *session) sendArgs(pc *pooledConn, tag, name string, args []imapwire.
 	if err := sess.commandTo(pc, tag, name).Values(args).End(); err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	if _, _, err := sess.relayFrom(pc, tag, nil, nil); err != nil {
+	st, _, err := sess.relayFrom(pc, tag, nil, nil)
+	if err != nil {
 		return sess.backendFailed(pc, err)
 	}
-	return errRelayed
+	return relayed(pc, st)
 }
 
 // encodeID renders a parsed ID list (RFC 2971) as the canonical argument

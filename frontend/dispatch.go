@@ -36,7 +36,6 @@ func (sess *session) handleNext() error {
 	}
 	cmd := &command{tag: wc.Tag, name: wc.Name}
 	start := time.Now()
-	sess.relayed, sess.lastBackend = "", ""
 	if cmd.name == "UID" {
 		var sub string
 		if !sess.rd.ExpectSP() || !sess.rd.ExpectAtom(&sub) {
@@ -64,7 +63,11 @@ func (sess *session) handleNext() error {
 	werr := sess.reply(cmd.tag, cmd.name, err)
 	result := sess.result(err)
 	if m := sess.s.opts.Metrics; m != nil {
-		m.Command(cmd.name, result, sess.lastBackend, time.Since(start))
+		server := ""
+		if a := new(answered); errors.As(err, &a) {
+			server = a.server
+		}
+		m.Command(cmd.name, result, server, time.Since(start))
 		sess.flushCounts()
 	}
 	if werr == nil && sess.noteResult(result == "bad") {
@@ -130,14 +133,12 @@ func tagOrStar(tag string) string {
 // the front end's answer or the relayed backend's.
 func (sess *session) result(err error) string {
 	var se *statusErr
+	var a *answered
 	switch {
 	case err == nil:
 		return "ok"
-	case errors.Is(err, errRelayed):
-		if sess.relayed != "" {
-			return strings.ToLower(string(sess.relayed))
-		}
-		return "ok"
+	case errors.As(err, &a):
+		return strings.ToLower(string(a.status))
 	case errors.As(err, &se):
 		return strings.ToLower(se.status)
 	}
@@ -145,7 +146,8 @@ func (sess *session) result(err error) string {
 }
 
 // handler runs one command; it returns nil for OK, a *statusErr for NO or
-// BAD, errRelayed when the backend's answer was relayed, or another error.
+// BAD, an *answered when it wrote the tagged answer itself (relayed from a
+// backend or its own), or another error.
 type handler func(sess *session, cmd *command) error
 
 // commands lists, per command name, the states it is valid in and its

@@ -279,7 +279,7 @@ func (sess *session) aclFront(cmd *command, r *resolved, args []imapwire.Value) 
 	if err := sess.bw.Flush(); err != nil {
 		return &clientGone{err}
 	}
-	return errRelayed
+	return relayed(pc, st)
 }
 
 // backendACL reads a mailbox's ACL from its backend (RFC 4314 GETACL) as

@@ -61,10 +61,6 @@ type session struct {
 	selected     *pooledConn
 	selectedName string
 
-	// relayed is the backend's answer to the command just relayed, and
-	// lastBackend the backend it went to (for metrics).
-	relayed     backend.Status
-	lastBackend string
 	// authMech is the mechanism of the authentication in progress.
 	authMech string
 	counted  *countingConn
@@ -199,8 +195,24 @@ func bad(format string, args ...any) error {
 // errFatal ends the session after BYE has been written.
 var errFatal = errors.New("session ended")
 
-// errRelayed means the handler already relayed the backend's tagged answer.
-var errRelayed = errors.New("tagged response relayed")
+// answered is what a handler returns when it has written the command's
+// tagged answer itself: relayed from a backend (its status and server go
+// to the command metrics), or the front end's own (errAnswered).
+type answered struct {
+	status backend.Status
+	server string
+}
+
+func (a *answered) Error() string { return "tagged answer already sent" }
+
+// errAnswered: the handler wrote the tagged answer itself (an OK).
+var errAnswered error = &answered{status: backend.OK}
+
+// relayed is the result of a handler that relayed pc's tagged answer with
+// status st.
+func relayed(pc *pooledConn, st backend.Status) error {
+	return &answered{status: st, server: pc.b.Server}
+}
 
 // reply writes the tagged completion for a handler's result.
 func (sess *session) reply(tag, name string, err error) error {
@@ -208,7 +220,7 @@ func (sess *session) reply(tag, name string, err error) error {
 	switch {
 	case err == nil:
 		return sess.writeLine(tag + " OK " + name + " completed")
-	case errors.Is(err, errRelayed):
+	case errors.As(err, new(*answered)):
 		return nil
 	case errors.As(err, &se):
 		line := tag + " " + se.status + " "
@@ -272,12 +284,9 @@ func (st state) String() string {
 	return ""
 }
 
-// relayFrom relays pc's answer to the command tagged tag and remembers
-// its status for the command metrics.
+// relayFrom relays pc's answer to the command tagged tag.
 func (sess *session) relayFrom(pc *pooledConn, tag string, rw backend.Rewriter, onCont func([]byte) error) (backend.Status, string, error) {
-	st, text, err := pc.c.Relay(sess.bw, tag, rw, onCont)
-	sess.relayed, sess.lastBackend = st, pc.b.Server
-	return st, text, err
+	return pc.c.Relay(sess.bw, tag, rw, onCont)
 }
 
 // countingConn counts the bytes exchanged with the client.
