@@ -143,164 +143,6 @@ func (sess *session) lsub(ref, pattern string, sep byte) error {
 	return sess.flushOut()
 }
 
-// subscriptions reads the user's subscribed client names from the home
-// backend (LSUB "" "*").
-func (sess *session) subscriptions() (map[string]bool, error) {
-	server, ok := sess.home(sess.user)
-	if !ok {
-		return map[string]bool{}, nil
-	}
-	ctx, cancel := context.WithTimeout(sess.ctx, 30*time.Second)
-	defer cancel()
-	pc, err := sess.connTo(server)
-	if err != nil {
-		return nil, err
-	}
-	resp, err := pc.c.Exec(ctx, `LSUB "" "*"`)
-	if err != nil {
-		if isNo(err) {
-			return nil, no("UNAVAILABLE", "Subscriptions are unavailable")
-		}
-		return nil, sess.backendFailed(pc, err)
-	}
-	subs := make(map[string]bool)
-	for _, l := range resp.Untagged {
-		p := imapwire.NewScanner(l)
-		if w, err := p.Atom(); err != nil || w != "*" || p.SP() != nil {
-			continue
-		}
-		if w, err := p.Atom(); err != nil || !strings.EqualFold(w, "LSUB") || p.SP() != nil {
-			continue
-		}
-		if p.SkipValue() != nil || p.SP() != nil || p.SkipValue() != nil || p.SP() != nil {
-			continue
-		}
-		name, err := p.AString()
-		if err != nil {
-			continue
-		}
-		if client, ok := sess.clientFromNative(pc.b, name); ok {
-			subs[client] = true
-		}
-	}
-	return subs, nil
-}
-
-// clientFromNative turns a backend's own name into the client's, through
-// the internal name; ok is false for a name that has no client spelling.
-func (sess *session) clientFromNative(b *Backend, native string) (client string, ok bool) {
-	if !b.Personal {
-		return native, true
-	}
-	internal, err := b.fromNative(sess.ns(), sess.user, native)
-	if err != nil {
-		return "", false
-	}
-	client, err = sess.ns().ToClient(sess.user, internal)
-	return client, err == nil
-}
-
-// nativeFromClient is the reverse of clientFromNative, for names that may
-// not exist (SUBSCRIBE).
-func (sess *session) nativeFromClient(b *Backend, client string) (string, error) {
-	internal, err := sess.ns().ToInternal(sess.user, client)
-	if err != nil {
-		return "", err
-	}
-	return b.native(sess.user, client, internal)
-}
-
-func (sess *session) cmdNamespace(cmd *command) error {
-	if err := sess.noArgs(cmd); err != nil {
-		return err
-	}
-	sep := string(sess.ns().Separator())
-	other, shared := sess.ns().OtherUsersPrefix(), sess.ns().SharedPrefix()
-	return sess.writeLine(`* NAMESPACE (("" "` + sep + `")) ((` + imapwire.Quote(other) + ` "` + sep + `")) ((` + imapwire.Quote(shared) + ` "` + sep + `"))`)
-}
-
-// cmdSubscribe writes SUBSCRIBE and UNSUBSCRIBE to the home backend, which
-// keeps the user's subscriptions.
-func (sess *session) cmdSubscribe(cmd *command) error {
-	usage := "Usage: " + cmd.name + " mailbox"
-	name, err := sess.mailboxArg(cmd, usage)
-	if err != nil {
-		return err
-	}
-	if !sess.rd.ExpectCRLF() {
-		return sess.parseError(usage)
-	}
-	server, ok := sess.home(sess.user)
-	if !ok {
-		return no("NONEXISTENT", "You have no INBOX to keep subscriptions in")
-	}
-	pc, err := sess.connTo(server)
-	if err != nil {
-		return err
-	}
-	native, err := sess.nativeFromClient(pc.b, name)
-	if err != nil {
-		return no("CANNOT", "Your mailbox server cannot keep a subscription to that name: %v", err)
-	}
-	if err := sess.commandTo(pc, cmd.tag, cmd.name).SP().AString(native).End(); err != nil {
-		return sess.backendFailed(pc, err)
-	}
-	st, _, err := sess.relayFrom(pc, cmd.tag, nil, nil)
-	if err != nil {
-		return sess.backendFailed(pc, err)
-	}
-	return relayed(pc, st)
-}
-
-// cmdEnable remembers extensions (RFC 5161) and turns them on at every
-// backend connection, now and later.
-func (sess *session) cmdEnable(cmd *command) error {
-	const usage = "ENABLE needs at least one extension"
-	args, err := sess.args(usage)
-	if err != nil {
-		return err
-	}
-	var enabled []string
-	common := map[string]bool{}
-	for _, c := range sess.s.commonBackendCaps() {
-		common[c] = true
-	}
-	for _, a := range args {
-		if a.Kind != imapwire.KindAtom {
-			return bad("Invalid ENABLE arguments")
-		}
-		ext := strings.ToUpper(a.Str)
-		switch ext {
-		case "CONDSTORE", "QRESYNC", "UTF8=ACCEPT":
-			if common[ext] && !containsString(enabled, ext) {
-				enabled = append(enabled, ext)
-			}
-		}
-	}
-	for _, e := range enabled {
-		if !containsString(sess.pool.enable, e) {
-			sess.pool.enable = append(sess.pool.enable, e)
-		}
-	}
-	ctx, cancel := context.WithTimeout(sess.ctx, 30*time.Second)
-	defer cancel()
-	for _, pc := range sess.pool.conns {
-		if err := sess.pool.enableOn(ctx, pc); err != nil {
-			return sess.backendFailed(pc, err)
-		}
-	}
-	return sess.writeLine("* ENABLED " + strings.Join(enabled, " "))
-}
-
-func containsString(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // parseListReturn reads the RETURN options of LIST-EXTENDED (RFC 5258):
 // CHILDREN, SUBSCRIBED and LIST-STATUS's STATUS (RFC 5819), whose items
 // are returned to be re-encoded toward backends.
@@ -400,4 +242,42 @@ func mailboxArgString(v imapwire.Value) (string, bool) {
 		return "", false
 	}
 	return v.Str, true
+}
+
+// ListQuery is a LIST command (RFC 3501, extended by RFC 5258) as the
+// directory answers it.
+type ListQuery struct {
+	// Patterns are the mailbox patterns; an empty one matches nothing.
+	Patterns []string
+	// Subscribed holds the user's subscribed client names, read from the
+	// INBOX backend when an option needs them.
+	Subscribed map[string]bool
+	// SelectSubscribed, RecursiveMatch and ReturnSubscribed are the
+	// SUBSCRIBED and RECURSIVEMATCH selection options and the SUBSCRIBED
+	// return option.
+	SelectSubscribed, RecursiveMatch, ReturnSubscribed bool
+	// Extended is set for the extended syntax (selection options, a
+	// pattern list or return options): levels without a mailbox are
+	// \NonExistent rather than \Noselect.
+	Extended bool
+}
+
+// listLine renders one LIST or LSUB response, with the CHILDINFO extended
+// data item when the item has one (RFC 5258 section 3.5).
+func listLine(word string, sep byte, it router.ListItem) string {
+	var b strings.Builder
+	b.WriteString("* " + word + " (" + strings.Join(it.Attrs.Strings(), " ") + `) "` + string(sep) + `" ` + imapwire.AString(it.Name))
+	if it.ChildInfoSubscribed {
+		b.WriteString(` ("CHILDINFO" ("SUBSCRIBED"))`)
+	}
+	b.WriteString("\r\n")
+	return b.String()
+}
+
+// flushOut sends what the session has buffered for the client.
+func (sess *session) flushOut() error {
+	if err := sess.bw.Flush(); err != nil {
+		return &clientGone{err}
+	}
+	return nil
 }

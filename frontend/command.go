@@ -130,29 +130,6 @@ func mailboxName(v imapwire.Value) (string, bool) {
 	return s, ok
 }
 
-// commandTo starts re-encoding a command toward pc's backend: literals go
-// as LITERAL+ when the backend has it, else after the backend's "+"
-// (untagged responses meanwhile reach the client; the wait is bounded by
-// the backend timeout).
-func (sess *session) commandTo(pc *pooledConn, tag, name string) *imapwire.CommandWriter {
-	cw := imapwire.NewCommandWriter(pc.c.Writer(), tag, name)
-	cw.LiteralPlus = pc.c.Has("LITERAL+")
-	cw.Continue = func() error { return pc.c.WaitContinuation(sess.bw, tag) }
-	return cw
-}
-
-// sendArgs sends "tag name args" to pc and relays the answer.
-func (sess *session) sendArgs(pc *pooledConn, tag, name string, args []imapwire.Value) error {
-	if err := sess.commandTo(pc, tag, name).Values(args).End(); err != nil {
-		return sess.backendFailed(pc, err)
-	}
-	st, _, err := sess.relayFrom(pc, tag, nil, nil)
-	if err != nil {
-		return sess.backendFailed(pc, err)
-	}
-	return relayed(pc, st)
-}
-
 // encodeID renders a parsed ID list (RFC 2971) as the canonical argument
 // text kept for backends: NIL or ("key" "value" ...).
 func encodeID(vs []imapwire.Value) (string, bool) {

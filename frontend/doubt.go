@@ -2,6 +2,7 @@ package frontend
 
 import (
 	"errors"
+
 	"github.com/imapfront/imapfront/router"
 )
 

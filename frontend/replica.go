@@ -33,3 +33,11 @@ func (d ReplicaDirectory) Home(_ context.Context, user string) (string, bool) { 
 
 // Namespace returns the replica's name translator.
 func (d ReplicaDirectory) Namespace() *router.Namespace { return d.R.Namespace() }
+
+// ListExtended answers LIST, extended or not, from the replica.
+func (d ReplicaDirectory) ListExtended(_ context.Context, user, ref string, q ListQuery) []router.ListItem {
+	return d.R.ListExtended(user, ref, q.Patterns, router.ExtendedListOptions{
+		Subscribed: q.Subscribed, SelectSubscribed: q.SelectSubscribed, RecursiveMatch: q.RecursiveMatch,
+		ReturnSubscribed: q.ReturnSubscribed, Extended: q.Extended,
+	})
+}

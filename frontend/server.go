@@ -5,12 +5,24 @@
 // database) and relays everything else to the backend that holds the
 // mailbox a command names, resolved through the router.
 //
-// The parts:
-//   - server.go: listeners, sessions' lifecycle, shutdown;
-//   - session.go: one client connection, its state and command dispatch;
-//   - cmd_*.go: one file per command or group of commands;
-//   - pool.go: the session's backend connections.
+// The files:
+//   - server.go, accept.go, admission.go, release.go: listeners, the
+//     accept loop, admission limits, sessions' lifecycle and shutdown;
+//   - session.go, dispatch.go, command.go: one client connection, its
+//     state, reading each command by the grammar and dispatching it;
+//   - route.go, doubt.go: which backend a name is on (resolve, placement,
+//     referrals), and the read-through to the master on doubt;
+//   - relay.go: sending a parsed command to a backend, relaying its answer,
+//     turning backend failures into answers;
+//   - frontmode.go, mupdate.go: keeping MUPDATE equal to what backends that
+//     do not write it did (CREATE, RENAME, DELETE, SETACL);
+//   - directory.go, replica.go, finder.go: the mailbox database as the
+//     session sees it (UPDATE replica or FIND mode);
+//   - cmd_*.go: one file per command or pair of related commands;
+//   - pool.go, caps.go: the session's backend connections and what they
+//     can do; referral.go: referral URLs.
 package frontend
+
 
 import (
 	"context"

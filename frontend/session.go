@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/imapwire"
 )
 
@@ -195,25 +194,6 @@ func bad(format string, args ...any) error {
 // errFatal ends the session after BYE has been written.
 var errFatal = errors.New("session ended")
 
-// answered is what a handler returns when it has written the command's
-// tagged answer itself: relayed from a backend (its status and server go
-// to the command metrics), or the front end's own (errAnswered).
-type answered struct {
-	status backend.Status
-	server string
-}
-
-func (a *answered) Error() string { return "tagged answer already sent" }
-
-// errAnswered: the handler wrote the tagged answer itself (an OK).
-var errAnswered error = &answered{status: backend.OK}
-
-// relayed is the result of a handler that relayed pc's tagged answer with
-// status st.
-func relayed(pc *pooledConn, st backend.Status) error {
-	return &answered{status: st, server: pc.b.Server}
-}
-
 // reply writes the tagged completion for a handler's result.
 func (sess *session) reply(tag, name string, err error) error {
 	var se *statusErr
@@ -282,11 +262,6 @@ func (st state) String() string {
 		return "selected"
 	}
 	return ""
-}
-
-// relayFrom relays pc's answer to the command tagged tag.
-func (sess *session) relayFrom(pc *pooledConn, tag string, rw backend.Rewriter, onCont func([]byte) error) (backend.Status, string, error) {
-	return pc.c.Relay(sess.bw, tag, rw, onCont)
 }
 
 // countingConn counts the bytes exchanged with the client.

@@ -12,6 +12,36 @@ import (
 	"github.com/imapfront/imapfront/imapwire"
 )
 
+// cmdCopy relays COPY and MOVE when the target is on the selected
+// mailbox's backend, and does them itself across backends (crossCopy).
+func (sess *session) cmdCopy(cmd *command) error {
+	usage := "Usage: " + cmd.name + " sequence-set mailbox"
+	var set, name string
+	if !sess.rd.ExpectSP() || !sess.rd.ExpectSequenceSet(&set) || !sess.rd.ExpectSP() ||
+		!sess.rd.ExpectMailbox(&name) || !sess.rd.ExpectCRLF() {
+		return sess.parseError(usage)
+	}
+	r, err := sess.resolve(name)
+	if err != nil {
+		if se, ok := err.(*statusErr); ok && se.code == "NONEXISTENT" {
+			se.code = "TRYCREATE"
+		}
+		return err
+	}
+	pc := sess.selected
+	if r.b != pc.b {
+		return sess.crossCopy(cmd, set, r)
+	}
+	if err := sess.commandTo(pc, cmd.tag, cmd.wireName()).SP().Atom(set).SP().AString(r.native).End(); err != nil {
+		return sess.backendFailed(pc, err)
+	}
+	st, _, err := sess.relayFrom(pc, cmd.tag, nil, nil)
+	if err != nil {
+		return sess.backendFailed(pc, err)
+	}
+	return relayed(pc, st)
+}
+
 // fetchedMsg is what a copy keeps of one source message: its UID, flags
 // and internal date. The body is streamed, never held.
 type fetchedMsg struct {
@@ -188,13 +218,6 @@ func (sess *session) copyOne(ctx context.Context, src, dst *pooledConn, r *resol
 		return nil, errGone
 	}
 	return aresp, err
-}
-
-// relayUntagged passes an untagged response from the selected backend,
-// not one imapfront asked for, on to the client.
-func (sess *session) relayUntagged(l []byte) {
-	sess.bw.Write(l)
-	sess.bw.WriteString("\r\n")
 }
 
 // uidSetString writes UIDs in ascending order as an IMAP sequence set,
