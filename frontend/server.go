@@ -23,7 +23,6 @@
 //     can do; referral.go: referral URLs.
 package frontend
 
-
 import (
 	"context"
 	"crypto/tls"
