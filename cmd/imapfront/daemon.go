@@ -60,11 +60,6 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 	if err != nil {
 		return fmt.Errorf("config: namespace: %w", err)
 	}
-	replica := router.NewReplica(router.Options{
-		Namespace: ns,
-		Policy:    router.Policy{Admins: cfg.Auth.Admins},
-		Logger:    logger.With("component", "router"),
-	})
 
 	mupdatePass := cfg.MUPDATE.Password
 	if cfg.MUPDATE.PasswordFile != "" {
@@ -105,14 +100,17 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		spn := "mupdate/" + serviceHost(cfg.MUPDATE.ServiceHost, cfg.MUPDATE.Server)
 		mupdateAuth = func() (sasl.Client, error) { return in.NewClient(spn, ""), nil }
 	}
-	follower := mupdatec.NewFollower(mupdatec.FollowerOptions{
-		Addr:   cfg.MUPDATE.Server,
-		Conn:   connOpts,
-		Auth:   mupdateAuth,
-		Sink:   wiring.ReplicaSink{R: replica},
-		Logger: logger.With("component", "follower"),
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mets := metrics.New(reg)
+	db := wiring.NewDatabase(wiring.DatabaseOptions{
+		Master: mupdatec.Dialer{Addr: cfg.MUPDATE.Server, Options: connOpts, Auth: mupdateAuth},
+		Find:   cfg.MUPDATE.Mode == "find", FindCacheSize: cfg.MUPDATE.FindCacheSize, FindCacheTTL: cfg.MUPDATE.FindCacheTTL.Duration,
+		ConfirmTTL: cfg.MUPDATE.ConfirmTTL.Duration,
+		Namespace:  ns, Policy: router.Policy{Admins: cfg.Auth.Admins},
+		Logger: logger, Observe: mets.ReadThrough,
 	})
-	dialMaster := mupdatec.Dialer{Addr: cfg.MUPDATE.Server, Options: connOpts, Auth: mupdateAuth}.Dial
+	db.RegisterMetrics(reg)
 
 	backends, err := buildBackends(cfg, logger, kerberos)
 	if err != nil {
@@ -160,22 +158,15 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	followerDone := make(chan error, 1)
-	var finder *router.Finder
-	if cfg.MUPDATE.Mode == "find" {
-		finder = router.NewFinder(wiring.FindLookup(dialMaster), router.FinderOptions{
-			Options: router.Options{Namespace: ns, Policy: router.Policy{Admins: cfg.Auth.Admins}, Logger: logger.With("component", "router")},
-			Size:    cfg.MUPDATE.FindCacheSize, TTL: cfg.MUPDATE.FindCacheTTL.Duration,
-		})
-		followerDone <- nil
+	go func() { followerDone <- db.Run(ctx) }()
+	if db.Finder != nil {
 		logger.Info("FIND mode: mailboxes are looked up in the MUPDATE master on demand", "master", cfg.MUPDATE.Server)
-	} else {
-		go func() { followerDone <- follower.Run(ctx) }()
-		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-		if err := follower.WaitReady(wctx); err != nil {
-			logger.Warn("no mailbox database from MUPDATE yet; serving anyway, mailboxes appear once it loads", "err", err, "master", cfg.MUPDATE.Server)
-		}
-		wcancel()
 	}
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	if err := db.WaitReady(wctx); err != nil {
+		logger.Warn("no mailbox database from MUPDATE yet; serving anyway, mailboxes appear once it loads", "err", err, "master", cfg.MUPDATE.Server)
+	}
+	wcancel()
 
 	var limiter *auth.RateLimiter
 	if l := cfg.Limits; l.LoginFailuresPerIP > 0 || l.LoginFailuresPerUser > 0 {
@@ -189,42 +180,7 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		}
 		limiter = auth.NewRateLimiter(ro)
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	mets := metrics.New(reg)
-	var dir frontend.Directory = frontend.ReplicaDirectory{R: replica}
-	cons := wiring.ForFollower(follower, wiring.ConsistencyOptions{TTL: cfg.MUPDATE.ConfirmTTL.Duration, Observe: mets.ReadThrough})
-	isReady := func() error {
-		select {
-		case <-follower.Ready():
-			return nil
-		default:
-			return errors.New("no mailbox database loaded from MUPDATE yet")
-		}
-	}
-	if finder != nil {
-		dir = frontend.FinderDirectory{F: finder, Logger: logger.With("component", "router")}
-		cons = wiring.ForFinder(finder, wiring.ConsistencyOptions{TTL: cfg.MUPDATE.ConfirmTTL.Duration, Observe: mets.ReadThrough})
-		isReady = func() error {
-			rctx, rcancel := context.WithTimeout(ctx, 5*time.Second)
-			defer rcancel()
-			c, err := dialMaster(rctx)
-			if err != nil {
-				return fmt.Errorf("FIND mode: MUPDATE master unreachable: %w", err)
-			}
-			c.Logout(rctx)
-			c.Close()
-			return nil
-		}
-		metrics.RegisterFinder(reg, finder.Len)
-	} else {
-		metrics.RegisterFollower(reg, func() metrics.FollowerInfo {
-			st := follower.Status()
-			return metrics.FollowerInfo{State: st.State.String(), Reconnects: st.Reconnects, Entries: replica.Len(), CurrentAt: st.CurrentAt}
-		})
-	}
-
-	srv := frontend.New(frontend.Options{
+	fopts := frontend.Options{
 		Metrics:             mets,
 		RateLimiter:         limiter,
 		LoginReferrals:      cfg.Referral.Login,
@@ -247,15 +203,13 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		Authenticator:       authenticator,
 		GSSAPI:              acceptor,
 		FailureDelay:        cfg.Auth.FailureDelay.Duration,
-		Directory:           dir,
 		Backends:            backends,
 		DefaultBackend:      cfg.defaultBackend(),
 		Referrals:           frontend.ReferralPolicy(cfg.Referral.Policy),
 		ReferStatus:         cfg.Referral.Status,
-		MailboxDB:           &mupdatec.Writer{Dial: dialMaster},
-		Sync:                cons.Sync,
-		Confirm:             cons.Confirm,
-	})
+	}
+	db.Fill(&fopts)
+	srv := frontend.New(fopts)
 	var plain, implicit []net.Listener
 	var addrs []string
 	closeAll := func() {
@@ -286,7 +240,7 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 			closeAll()
 			return fmt.Errorf("metrics.listen: %w", err)
 		}
-		hs := &http.Server{Handler: metrics.Handler(reg, isReady), ReadHeaderTimeout: 10 * time.Second}
+		hs := &http.Server{Handler: metrics.Handler(reg, func() error { return db.Ready(ctx) }), ReadHeaderTimeout: 10 * time.Second}
 		go hs.Serve(ml)
 		defer hs.Close()
 		logger.Info("metrics listening", "addr", ml.Addr().String())
@@ -295,7 +249,7 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		}
 	}
 	// LMTP proxy (cmd/imapfront/lmtp.go).
-	stopLMTP, _, err := startLMTP(cfg, replica, follower, reg, logger)
+	stopLMTP, _, err := startLMTP(cfg, db, reg, logger)
 	if err != nil {
 		closeAll()
 		return err

@@ -12,8 +12,8 @@ import (
 
 	"github.com/imapfront/imapfront/lmtp"
 	"github.com/imapfront/imapfront/mupdatec"
-	"github.com/imapfront/imapfront/router"
 	"github.com/imapfront/imapfront/tlsconf"
+	"github.com/imapfront/imapfront/wiring"
 )
 
 // lmtpBackends builds the LMTP proxy's backends from the [[backend]]s that
@@ -52,10 +52,14 @@ func lmtpBackends(cfg *Config, logger *slog.Logger) (map[string]*lmtp.Backend, e
 // streaming, a name the replica lacks confirmed with the master (Sync).
 // It returns a stop function and the listeners' addresses; with no
 // listener configured it does nothing.
-func startLMTP(cfg *Config, replica *router.Replica, follower *mupdatec.Follower, reg prometheus.Registerer, logger *slog.Logger) (stop func(), addrs []string, err error) {
+func startLMTP(cfg *Config, db *wiring.Database, reg prometheus.Registerer, logger *slog.Logger) (stop func(), addrs []string, err error) {
 	if !cfg.LMTP.enabled() {
 		return func() {}, nil, nil
 	}
+	if db.Replica == nil {
+		return nil, nil, errors.New("config: lmtp: the LMTP proxy needs [mupdate] mode = \"update\"")
+	}
+	replica, follower := db.Replica, db.Follower
 	backends, err := lmtpBackends(cfg, logger)
 	if err != nil {
 		return nil, nil, err
