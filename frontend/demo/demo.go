@@ -132,38 +132,37 @@ func Start(opts Options) (m *Murder, err error) {
 		}
 	}
 
-	m.Replica = router.NewReplica(router.Options{Logger: logger.With("component", "router")})
-	dialMaster := mupdatec.Dialer{Addr: masterAddr, Options: &mupdatec.Options{Logger: logger.With("component", "mupdate-writer")},
-		Auth: func() (sasl.Client, error) { return sasl.NewPlainClient("", MUPDATEUser, MUPDATEPass), nil }}.Dial
-	m.Follower = mupdatec.NewFollower(mupdatec.FollowerOptions{
-		Addr:   masterAddr,
-		Auth:   func() (sasl.Client, error) { return sasl.NewPlainClient("", MUPDATEUser, MUPDATEPass), nil },
-		Sink:   wiring.ReplicaSink{R: m.Replica},
-		Logger: logger.With("component", "follower"),
+	var mets *metrics.Metrics
+	var reg *prometheus.Registry
+	var observe func(string, time.Duration)
+	if opts.MetricsListen != "" {
+		reg = prometheus.NewRegistry()
+		mets = metrics.New(reg)
+		observe = mets.ReadThrough
+	}
+	db := wiring.NewDatabase(wiring.DatabaseOptions{
+		Master: mupdatec.Dialer{Addr: masterAddr, Options: &mupdatec.Options{Logger: logger.With("component", "mupdate")},
+			Auth: func() (sasl.Client, error) { return sasl.NewPlainClient("", MUPDATEUser, MUPDATEPass), nil }},
+		Logger:  logger,
+		Observe: observe,
 	})
+	m.Replica, m.Follower = db.Replica, db.Follower
 	ctx, cancel := context.WithCancel(context.Background())
 	m.cancel = cancel
 	followerDone := make(chan struct{})
 	go func() {
 		defer close(followerDone)
-		m.Follower.Run(ctx)
+		db.Run(ctx)
 	}()
 	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer wcancel()
-	if err := m.Follower.WaitReady(wctx); err != nil {
+	if err := db.WaitReady(wctx); err != nil {
 		cancel()
 		<-followerDone
 		return nil, fmt.Errorf("demo: MUPDATE follower not ready: %w", err)
 	}
-
-	var mets *metrics.Metrics
-	if opts.MetricsListen != "" {
-		reg := prometheus.NewRegistry()
-		mets = metrics.New(reg)
-		metrics.RegisterFollower(reg, func() metrics.FollowerInfo {
-			st := m.Follower.Status()
-			return metrics.FollowerInfo{State: st.State.String(), Reconnects: st.Reconnects, Entries: m.Replica.Len(), CurrentAt: st.CurrentAt}
-		})
+	if reg != nil {
+		db.RegisterMetrics(reg)
 		ml, err := net.Listen("tcp", opts.MetricsListen)
 		if err != nil {
 			cancel()
@@ -171,27 +170,20 @@ func Start(opts Options) (m *Murder, err error) {
 			return nil, err
 		}
 		m.MetricsAddr = ml.Addr().String()
-		m.metricsSrv = &http.Server{Handler: metrics.Handler(reg, func() error { return nil }), ReadHeaderTimeout: 10 * time.Second}
+		m.metricsSrv = &http.Server{Handler: metrics.Handler(reg, func() error { return db.Ready(ctx) }), ReadHeaderTimeout: 10 * time.Second}
 		go m.metricsSrv.Serve(ml)
 	}
-	var observe func(string, time.Duration)
-	if mets != nil {
-		observe = mets.ReadThrough
-	}
-	cons := wiring.ForFollower(m.Follower, wiring.ConsistencyOptions{Observe: observe})
-	m.Server = frontend.New(frontend.Options{
+	fopts := frontend.Options{
 		Metrics:        mets,
 		Hostname:       "imapfront-demo",
 		Logger:         logger.With("component", "frontend"),
 		AllowPlaintext: true, // loopback demo
-		Directory:      frontend.ReplicaDirectory{R: m.Replica},
 		Backends:       backends,
 		DefaultBackend: m.BE1,
 		Referrals:      opts.Referrals,
-		MailboxDB:      &mupdatec.Writer{Dial: dialMaster},
-		Sync:           cons.Sync,
-		Confirm:        cons.Confirm,
-	})
+	}
+	db.Fill(&fopts)
+	m.Server = frontend.New(fopts)
 	listen := opts.Listen
 	if listen == "" {
 		listen = "127.0.0.1:0"
