@@ -57,7 +57,7 @@ type Options struct {
 	// LoginTimeout bounds the time to log in; 0 means 2 minutes.
 	LoginTimeout time.Duration
 	// MaxBadCommands closes a session after that many refused commands
-	// before the login; 0 means 20.
+	// before the login; 0 means 20, negative no limit.
 	MaxBadCommands int
 	// Logger logs sessions (never a password).
 	Logger *slog.Logger
@@ -300,7 +300,7 @@ func (sess *session) authorize() (*bconn, string) {
 		if b != nil {
 			return b, user
 		}
-		if sess.bad >= sess.s.opts.MaxBadCommands {
+		if max := sess.s.opts.MaxBadCommands; max > 0 && sess.bad >= max {
 			sess.reply("-ERR Too many bad commands")
 			return nil, ""
 		}

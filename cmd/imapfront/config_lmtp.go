@@ -28,8 +28,18 @@ type LMTPConfig struct {
 	IdleTimeout Duration `toml:"idle_timeout"`
 }
 
-// BackendLMTP is a [[backend]]'s LMTP service, for the LMTP proxy.
-type BackendLMTP struct {
+// POP3Config is the POP3 proxy (section [pop3]). It uses [tls] for STLS
+// and POP3S, [auth] and [limits] (login failures, prelogin timeout) as
+// the IMAP listeners do.
+type POP3Config struct {
+	// Listen is the plain POP3 address (STLS offered with a certificate).
+	Listen string `toml:"listen"`
+	// ListenTLS is the POP3S address (implicit TLS).
+	ListenTLS string `toml:"listen_tls"`
+}
+
+// BackendProtocols are a [[backend]]'s LMTP and POP3 services.
+type BackendProtocols struct {
 	// LMTP is host:port or unix:/path of the backend's lmtpd; "" means
 	// recipients on this backend are deferred (451).
 	LMTP string `toml:"lmtp"`
@@ -38,6 +48,13 @@ type BackendLMTP struct {
 	// LMTPLogin logs in with proxy_user/proxy_password (AUTH PLAIN), as
 	// Cyrus lmtpd over TCP requires; Dovecot's lmtp takes no login.
 	LMTPLogin bool `toml:"lmtp_login"`
+	// POP3 is host:port of the backend's pop3d; "" means its users
+	// cannot log in over POP3.
+	POP3 string `toml:"pop3"`
+	// POP3TLS is none, starttls or tls (default none). The login uses
+	// proxy_user/proxy_password when set (AUTH PLAIN with authzid), and
+	// forward_client sends XCLIENT (Dovecot).
+	POP3TLS string `toml:"pop3_tls"`
 }
 
 // enabled reports whether any LMTP listener is configured.
@@ -60,7 +77,7 @@ func lmtpNetwork(addr string) (network, address string) {
 	return "tcp", addr
 }
 
-// checkLMTP validates [lmtp] and the backends' lmtp keys.
+// checkLMTP validates [lmtp], [pop3] and the backends' lmtp and pop3 keys.
 func (c *Config) checkLMTP() error {
 	bad := func(key, format string, args ...any) error {
 		return fmt.Errorf("config: %s: %s", key, fmt.Sprintf(format, args...))
@@ -86,6 +103,21 @@ func (c *Config) checkLMTP() error {
 		}
 		if b.LMTPLogin && b.ProxyUser == "" {
 			return bad(key+".lmtp_login", "needs proxy_user and proxy_password")
+		}
+	}
+	p := c.POP3
+	if p.ListenTLS != "" && (c.TLS.Cert == "" || c.TLS.Key == "") {
+		return bad("pop3.listen_tls", "needs tls.cert and tls.key")
+	}
+	for i, b := range c.Backends {
+		key := fmt.Sprintf("backend[%d]", i)
+		if b.POP3TLS != "" {
+			if err := checkTLSMode(b.POP3TLS); err != nil {
+				return bad(key+".pop3_tls", "%v", err)
+			}
+		}
+		if b.Mechanism == "GSSAPI" && b.POP3 != "" {
+			return bad(key+".pop3", "POP3 logins to backends use proxy_user (PLAIN), not GSSAPI")
 		}
 	}
 	if l.enabled() {

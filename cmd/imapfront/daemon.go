@@ -280,6 +280,13 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		return err
 	}
 	defer stopLMTP()
+	// POP3 proxy (cmd/imapfront/pop3.go).
+	stopPOP3, err := startPOP3(cfg, replica, tlsConfig, authenticator, limiter, reg, logger)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer stopPOP3()
 	if h.reloads != nil {
 		go applyReloads(ctx, h, srv, store, logger, kerberos)
 	}
