@@ -4,12 +4,14 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imapfront/imapfront/frontend/auth"
+	"github.com/imapfront/imapfront/frontend/demo"
 	"github.com/imapfront/imapfront/pop3"
 	"github.com/imapfront/imapfront/router"
 	"github.com/imapfront/imapfront/tlsconf"
@@ -91,4 +93,19 @@ func startPOP3(cfg *Config, replica *router.Replica, tlsConfig *tls.Config, auth
 	}
 	log.Info("POP3 proxy listening", "addrs", addrs, "backends", len(backends))
 	return func() { srv.Close() }, nil
+}
+
+// printDemoProtocols tells how to use the demo's LMTP and POP3 listeners.
+func printDemoProtocols(w io.Writer, m *demo.Murder) {
+	if m.LMTPAddr != "" {
+		host, port, _ := net.SplitHostPort(m.LMTPAddr)
+		fmt.Fprintf(w, `LMTP (deliver as an MTA would; recipients alice, bob, user+folder): %s
+  swaks --protocol LMTP --server %s --port %s --to alice@example.org,bob@example.org
+`, m.LMTPAddr, host, port)
+	}
+	if m.POP3Addr != "" {
+		fmt.Fprintf(w, `POP3 (plain, loopback only; the INBOX as it is at login, DELE is not kept): %s
+  curl pop3://alice:alicepw@%s/1
+`, m.POP3Addr, m.POP3Addr)
+	}
 }

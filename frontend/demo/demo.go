@@ -37,6 +37,9 @@ type Options struct {
 	Seed bool
 	// MetricsListen, if set, serves /metrics, /healthz and /readyz there.
 	MetricsListen string
+	// LMTPListen and POP3Listen, if set, serve the LMTP and POP3 proxies
+	// there (protocols.go).
+	LMTPListen, POP3Listen string
 }
 
 // Murder is a running demo.
@@ -58,6 +61,9 @@ type Murder struct {
 	// MetricsAddr is where /metrics is served ("" when off).
 	MetricsAddr string
 	metricsSrv  *http.Server
+	// LMTPAddr and POP3Addr are the LMTP and POP3 proxies' addresses ("" when off).
+	LMTPAddr, POP3Addr string
+	protos             protocols
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -196,6 +202,13 @@ func Start(opts Options) (m *Murder, err error) {
 		return nil, err
 	}
 	m.Addr = m.ln.Addr().String()
+	if err := m.startProtocols(opts.LMTPListen, opts.POP3Listen, logger); err != nil {
+		m.ln.Close()
+		cancel()
+		<-followerDone
+		m.ln = nil
+		return nil, err
+	}
 	go func() {
 		m.Server.Serve(m.ln)
 		<-followerDone
@@ -283,6 +296,7 @@ func (m *Murder) Close() error {
 	if m.metricsSrv != nil {
 		m.metricsSrv.Close()
 	}
+	m.closeProtocols()
 	if m.cancel != nil {
 		m.cancel()
 	}
