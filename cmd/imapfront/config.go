@@ -36,6 +36,8 @@ type Config struct {
 	// LMTP and POP3 are the LMTP and POP3 proxies (config_lmtp.go).
 	LMTP LMTPConfig `toml:"lmtp"`
 	POP3 POP3Config `toml:"pop3"`
+	// Sieve is the ManageSieve proxy (config_lmtp.go).
+	Sieve SieveConfig `toml:"sieve"`
 }
 
 // ListenConfig lists the client-facing listeners.
@@ -234,7 +236,7 @@ type BackendConfig struct {
 	// KerberosLogin: mechanism = "GSSAPI" logs in as a proxy from a client
 	// keytab, with authzid = the user, instead of proxy_user.
 	KerberosLogin
-	// BackendProtocols are the backend's LMTP and POP3 services
+	// BackendProtocols are the backend's LMTP, POP3 and ManageSieve services
 	// (config_lmtp.go).
 	BackendProtocols
 }

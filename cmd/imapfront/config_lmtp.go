@@ -38,7 +38,14 @@ type POP3Config struct {
 	ListenTLS string `toml:"listen_tls"`
 }
 
-// BackendProtocols are a [[backend]]'s LMTP and POP3 services.
+// SieveConfig is the ManageSieve proxy (section [sieve]), with [tls] for
+// STARTTLS and the IMAP listeners' [auth] and login limits.
+type SieveConfig struct {
+	// Listen is the ManageSieve address (port 4190); "" disables it.
+	Listen string `toml:"listen"`
+}
+
+// BackendProtocols are a [[backend]]'s LMTP, POP3 and ManageSieve services.
 type BackendProtocols struct {
 	// LMTP is host:port or unix:/path of the backend's lmtpd; "" means
 	// recipients on this backend are deferred (451).
@@ -55,6 +62,12 @@ type BackendProtocols struct {
 	// proxy_user/proxy_password when set (AUTH PLAIN with authzid), and
 	// forward_client sends XCLIENT (Dovecot).
 	POP3TLS string `toml:"pop3_tls"`
+	// Sieve is host:port of the backend's ManageSieve service (Cyrus
+	// timsieved, Dovecot managesieve); "" means none.
+	Sieve string `toml:"sieve"`
+	// SieveTLS is none, starttls or tls (default none); the login is as
+	// for pop3.
+	SieveTLS string `toml:"sieve_tls"`
 }
 
 // enabled reports whether any LMTP listener is configured.
@@ -115,6 +128,14 @@ func (c *Config) checkLMTP() error {
 			if err := checkTLSMode(b.POP3TLS); err != nil {
 				return bad(key+".pop3_tls", "%v", err)
 			}
+		}
+		if b.SieveTLS != "" {
+			if err := checkTLSMode(b.SieveTLS); err != nil {
+				return bad(key+".sieve_tls", "%v", err)
+			}
+		}
+		if b.Mechanism == "GSSAPI" && b.Sieve != "" {
+			return bad(key+".sieve", "ManageSieve logins to backends use proxy_user (PLAIN), not GSSAPI")
 		}
 		if b.Mechanism == "GSSAPI" && b.POP3 != "" {
 			return bad(key+".pop3", "POP3 logins to backends use proxy_user (PLAIN), not GSSAPI")

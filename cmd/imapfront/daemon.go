@@ -287,6 +287,13 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		return err
 	}
 	defer stopPOP3()
+	// ManageSieve proxy (cmd/imapfront/pop3.go).
+	stopSieve, err := startSieve(cfg, replica, tlsConfig, authenticator, limiter, logger)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer stopSieve()
 	if h.reloads != nil {
 		go applyReloads(ctx, h, srv, store, logger, kerberos)
 	}

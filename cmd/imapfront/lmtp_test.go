@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +18,7 @@ import (
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/mupdatec/mupdatetest"
 	"github.com/imapfront/imapfront/pop3/pop3test"
+	"github.com/imapfront/imapfront/sieve/sievetest"
 )
 
 // TestDaemonLMTP runs the daemon with [lmtp] on a Unix socket: a recipient
@@ -181,6 +183,84 @@ pop3 = %q
 	fmt.Fprintf(conn, "STAT\r\n")
 	expect("+OK 1 ")
 	if got := be.Logins(); len(got) != 1 || got[0] != "alice as alice" {
+		t.Errorf("backend logins %q", got)
+	}
+}
+
+// TestDaemonSieve runs the daemon with [sieve]: bob's password is checked
+// by his backend's ManageSieve service, and the session is relayed there.
+func TestDaemonSieve(t *testing.T) {
+	master := mupdatetest.NewServer(mupdatetest.Options{Users: map[string]string{"mupdateuser": "mupdatepw"}})
+	maddr, err := master.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	be, err := sievetest.Start("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	be.AddUser("bob", "bobpw")
+	master.Set(mupdatec.Entry{Name: "user.bob", Location: "be2!default", ACL: "bob\tlrswipkxtean\t"})
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	free.Close()
+	cfg, err := parseConfig([]byte(fmt.Sprintf(`
+[listen]
+imap = "127.0.0.1:0"
+allow_plaintext = true
+shutdown_grace = "5s"
+[auth]
+failure_delay = "10ms"
+[mupdate]
+server = %q
+user = "mupdateuser"
+password = "mupdatepw"
+[sieve]
+listen = %q
+[[backend]]
+server = "be2"
+address = "127.0.0.1:1"
+tls = "none"
+sieve = %q
+`, maddr, addr, be.Addr())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, cfg)
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(conn)
+	final := func() string {
+		t.Helper()
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(l, "OK") || strings.HasPrefix(l, "NO") || strings.HasPrefix(l, "BYE") {
+				return l
+			}
+		}
+	}
+	final() // capabilities
+	fmt.Fprintf(conn, "AUTHENTICATE \"PLAIN\" \"%s\"\r\n", base64.StdEncoding.EncodeToString([]byte("\x00bob\x00bobpw")))
+	if l := final(); !strings.HasPrefix(l, "OK") {
+		t.Fatalf("AUTHENTICATE: %q", l)
+	}
+	fmt.Fprintf(conn, "PUTSCRIPT \"s\" {4+}\r\nkeep\r\n")
+	if l := final(); !strings.HasPrefix(l, "OK") {
+		t.Fatalf("PUTSCRIPT: %q", l)
+	}
+	if got := be.Logins(); len(got) != 1 || got[0] != "bob as bob" {
 		t.Errorf("backend logins %q", got)
 	}
 }

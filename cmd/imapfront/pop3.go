@@ -14,6 +14,7 @@ import (
 	"github.com/imapfront/imapfront/frontend/demo"
 	"github.com/imapfront/imapfront/pop3"
 	"github.com/imapfront/imapfront/router"
+	"github.com/imapfront/imapfront/sieve"
 	"github.com/imapfront/imapfront/tlsconf"
 )
 
@@ -108,4 +109,61 @@ func printDemoProtocols(w io.Writer, m *demo.Murder) {
   curl pop3://alice:alicepw@%s/1
 `, m.POP3Addr, m.POP3Addr)
 	}
+}
+
+// sieveBackends builds the ManageSieve proxy's backends.
+func sieveBackends(cfg *Config, logger *slog.Logger) (map[string]*sieve.Backend, error) {
+	out := map[string]*sieve.Backend{}
+	for i, bc := range cfg.Backends {
+		if bc.Sieve == "" {
+			continue
+		}
+		b := &sieve.Backend{Addr: bc.Sieve, TLS: sieve.TLSNone, ProxyUser: bc.ProxyUser, ProxyPassword: bc.ProxyPassword,
+			Timeout: cfg.Limits.BackendTimeout.Duration}
+		if bc.SieveTLS != "" && bc.SieveTLS != "none" {
+			name := bc.ServerName
+			if name == "" {
+				name, _, _ = net.SplitHostPort(bc.Sieve)
+			}
+			tc, err := tlsconf.ClientConfig(tlsconf.ClientOptions{
+				ServerName: name, CAFile: bc.CA, InsecureSkipVerify: bc.InsecureSkipVerify, Logger: logger,
+			})
+			if err != nil {
+				return nil, fmt.Errorf("config: backend[%d].sieve_tls: %w", i, err)
+			}
+			b.TLS, b.TLSConfig = sieve.TLSMode(bc.SieveTLS), tc
+		}
+		out[bc.Server] = b
+	}
+	return out, nil
+}
+
+// startSieve starts the ManageSieve proxy on [sieve] listen.
+func startSieve(cfg *Config, replica *router.Replica, tlsConfig *tls.Config, authn auth.Authenticator,
+	limiter *auth.RateLimiter, logger *slog.Logger) (stop func(), err error) {
+	if cfg.Sieve.Listen == "" {
+		return func() {}, nil
+	}
+	backends, err := sieveBackends(cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	log := logger.With("component", "sieve")
+	srv := sieve.New(sieve.Options{
+		TLSConfig: tlsConfig, AllowPlaintext: cfg.Listen.AllowPlaintext, Authenticator: authn, Admins: cfg.Auth.Admins,
+		Home: replica.Home, Backends: backends, RateLimiter: limiter, FailureDelay: cfg.Auth.FailureDelay.Duration,
+		LoginTimeout: cfg.Limits.PreloginTimeout.Duration, MaxBadCommands: noLimitIsNegative(cfg.Limits.MaxBadCommands),
+		Logger: log,
+	})
+	ln, err := listen(cfg, cfg.Sieve.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("sieve: %w", err)
+	}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, net.ErrClosed) {
+			log.Error("ManageSieve listener stopped", "err", err)
+		}
+	}()
+	log.Info("ManageSieve proxy listening", "addr", ln.Addr().String(), "backends", len(backends))
+	return func() { srv.Close() }, nil
 }
