@@ -56,25 +56,25 @@ func (c *sieveClient) ok(cmd string) []string {
 	return lines
 }
 
-// TestSieveProxyFiltersDelivery: a scripted ManageSieve client logs in as
-// bob through imapfront (Cyrus timsieved on be2, proxy login as the Cyrus
-// admin), uploads and activates a script that files a subject into Team;
-// the next LMTP delivery to bob through the LMTP proxy lands in Team.
+// TestSieveProxyFiltersDelivery: a scripted ManageSieve client logs in
+// through imapfront as bob (Cyrus timsieved on be2, proxy login as the
+// Cyrus admin) and as carol (Dovecot's managesieve, master user), uploads
+// and activates a script that files a subject into a folder; the next
+// delivery through the LMTP proxy lands in that folder.
 func TestSieveProxyFiltersDelivery(t *testing.T) {
 	env := itenv.Load(t)
+	ensureDovecotInMUPDATE(t, env)
 	f := startFront(t, env, feOptions{})
-	var bob itenv.User
+	users := map[string]itenv.User{}
 	for _, u := range env.Users {
-		if u.Name == "bob" {
-			bob = u
-		}
+		users[u.Name] = u
 	}
 	sieveAddrs := protoAddrs(t, "SIEVE")
 	srv := sieve.New(sieve.Options{
 		AllowPlaintext: true, // loopback test
 		FailureDelay:   -1,
 		Authenticator: auth.AuthenticatorFunc(func(_ context.Context, user, pass string) (string, error) {
-			if user == bob.Name && pass == bob.Password {
+			if u, ok := users[user]; ok && pass == u.Password {
 				return user, nil
 			}
 			return "", auth.ErrInvalidCredentials
@@ -83,6 +83,7 @@ func TestSieveProxyFiltersDelivery(t *testing.T) {
 		Backends: map[string]*sieve.Backend{
 			env.CyrusBE1: {Addr: sieveAddrs[env.CyrusBE1], ProxyUser: env.CyrusAdminUser, ProxyPassword: env.CyrusAdminPass},
 			env.CyrusBE2: {Addr: sieveAddrs[env.CyrusBE2], ProxyUser: env.CyrusAdminUser, ProxyPassword: env.CyrusAdminPass},
+			env.Dovecot:  {Addr: sieveAddrs[env.Dovecot], ProxyUser: env.DovecotMasterUser, ProxyPassword: env.DovecotMasterPass},
 		},
 		Logger: feLogger(t).With("test", t.Name()),
 	})
@@ -92,53 +93,59 @@ func TestSieveProxyFiltersDelivery(t *testing.T) {
 	}
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
-
-	conn, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() }) // after the script is removed (cleanups run last first)
-	conn.SetDeadline(time.Now().Add(time.Minute))
-	c := &sieveClient{t: t, conn: conn, r: bufio.NewReader(conn)}
-	caps := strings.Join(c.response(), "\n")
-	if !strings.Contains(caps, "fileinto") {
-		t.Fatalf("capabilities through imapfront lack the backend's SIEVE extensions:\n%s", caps)
-	}
-	c.ok(`AUTHENTICATE "PLAIN" "` + base64.StdEncoding.EncodeToString([]byte("\x00bob\x00"+bob.Password)) + `"`)
-	id := runID()
-	subject := "sieve-" + id
-	script := fmt.Sprintf("require [\"fileinto\"];\r\nif header :contains \"Subject\" %q {\r\n  fileinto \"Team\";\r\n  stop;\r\n}\r\n", subject)
-	name := "imapfront-" + id
-	c.ok(fmt.Sprintf("PUTSCRIPT %q {%d+}\r\n%s", name, len(script), script))
-	c.ok(fmt.Sprintf("SETACTIVE %q", name))
-	if lines := c.ok("LISTSCRIPTS"); !strings.Contains(strings.Join(lines, "\n"), `"`+name+`" ACTIVE`) {
-		t.Errorf("LISTSCRIPTS through imapfront: %q", lines)
-	}
-	mid := fmt.Sprintf("<sieve-%s@imapfront.test>", id)
-	t.Cleanup(func() {
-		c.ok(`SETACTIVE ""`)
-		c.ok(fmt.Sprintf("DELETESCRIPT %q", name))
-		c.ok("LOGOUT")
-		expungeDirect(t, env, bob, "Team", mid)
-		expungeDirect(t, env, bob, "INBOX", mid)
-	})
-
-	addr := startLMTPProxy(t, env, lmtp.ReplicaDirectory{
+	lmtpAddr := startLMTPProxy(t, env, lmtp.ReplicaDirectory{
 		R:       f.replica,
 		Current: func() bool { return f.follower.Status().State == mupdatec.StateStreaming },
 		Confirm: f.follower.Sync,
 	})
-	lconn, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lc := smtp.NewClientLMTP(lconn)
-	defer lc.Close()
-	msg := fmt.Sprintf("From: mta@imapfront.test\r\nTo: bob@imapfront.test\r\nSubject: %s\r\nMessage-ID: %s\r\n\r\nfiltered by the script uploaded through imapfront\r\n", subject, mid)
-	if err := lc.SendMail("mta@imapfront.test", []string{"bob@imapfront.test"}, strings.NewReader(msg)); err != nil {
-		t.Fatalf("LMTP delivery to bob: %v", err)
-	}
-	if got := findDirect(t, env, bob, "Team", mid); len(got) != 1 {
-		t.Errorf("bob's Team holds %d copies of the filtered message, want 1 (INBOX holds %d)", len(got), len(findDirect(t, env, bob, "INBOX", mid)))
+	for _, tc := range []struct{ user, folder string }{{"bob", "Team"}, {"carol", "Projects"}} {
+		t.Run(tc.user, func(t *testing.T) {
+			u := users[tc.user]
+			conn, err := net.DialTimeout("tcp", ln.Addr().String(), 10*time.Second)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { conn.Close() }) // after the script is removed (cleanups run last first)
+			conn.SetDeadline(time.Now().Add(time.Minute))
+			c := &sieveClient{t: t, conn: conn, r: bufio.NewReader(conn)}
+			caps := strings.Join(c.response(), "\n")
+			if !strings.Contains(caps, "fileinto") {
+				t.Fatalf("capabilities through imapfront lack the backend's SIEVE extensions:\n%s", caps)
+			}
+			c.ok(`AUTHENTICATE "PLAIN" "` + base64.StdEncoding.EncodeToString([]byte("\x00"+u.Name+"\x00"+u.Password)) + `"`)
+			id := runID()
+			subject := "sieve-" + id
+			script := fmt.Sprintf("require [\"fileinto\"];\r\nif header :contains \"Subject\" %q {\r\n  fileinto %q;\r\n  stop;\r\n}\r\n",
+				subject, backendName(home(t, env, u), tc.folder))
+			name := "imapfront-" + id
+			c.ok(fmt.Sprintf("PUTSCRIPT %q {%d+}\r\n%s", name, len(script), script))
+			c.ok(fmt.Sprintf("SETACTIVE %q", name))
+			if lines := c.ok("LISTSCRIPTS"); !strings.Contains(strings.Join(lines, "\n"), `"`+name+`" ACTIVE`) {
+				t.Errorf("LISTSCRIPTS through imapfront: %q", lines)
+			}
+			mid := fmt.Sprintf("<sieve-%s@imapfront.test>", id)
+			t.Cleanup(func() {
+				c.ok(`SETACTIVE ""`)
+				c.ok(fmt.Sprintf("DELETESCRIPT %q", name))
+				c.ok("LOGOUT")
+				expungeDirect(t, env, u, tc.folder, mid)
+				expungeDirect(t, env, u, "INBOX", mid)
+			})
+			lconn, err := net.Dial("tcp", lmtpAddr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lc := smtp.NewClientLMTP(lconn)
+			defer lc.Close()
+			to := u.Name + "@imapfront.test"
+			msg := fmt.Sprintf("From: mta@imapfront.test\r\nTo: %s\r\nSubject: %s\r\nMessage-ID: %s\r\n\r\nfiltered by the script uploaded through imapfront\r\n", to, subject, mid)
+			if err := lc.SendMail("mta@imapfront.test", []string{to}, strings.NewReader(msg)); err != nil {
+				t.Fatalf("LMTP delivery to %s: %v", to, err)
+			}
+			if got := findDirect(t, env, u, tc.folder, mid); len(got) != 1 {
+				t.Errorf("%s's %s holds %d copies of the filtered message, want 1 (INBOX holds %d)",
+					u.Name, tc.folder, len(got), len(findDirect(t, env, u, "INBOX", mid)))
+			}
+		})
 	}
 }
