@@ -20,7 +20,7 @@ import (
 const msg = "From: mta@example.org\r\nTo: alice@example.org\r\nSubject: hi\r\n\r\nline one\r\n.leading dot\r\nlast line\r\n"
 
 type lab struct {
-	t       *testing.T
+	t       testing.TB
 	replica *router.Replica
 	be      map[string]*lmtptest.Server
 	srv     *lmtp.Server
@@ -35,7 +35,7 @@ type lab struct {
 // Dovecot) and the proxy, with a replica holding alice (be1), bob (be2),
 // bob's Team (be2, anyone may post), Private (be1, no posting) and
 // Remote (be1, anyone may post).
-func newLab(t *testing.T, mod func(*lmtp.Options)) *lab {
+func newLab(t testing.TB, mod func(*lmtp.Options)) *lab {
 	t.Helper()
 	l := &lab{t: t, be: map[string]*lmtptest.Server{}}
 	l.current.Store(true)
