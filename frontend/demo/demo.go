@@ -29,6 +29,9 @@ import (
 type Options struct {
 	// Listen is the front end's address; empty means 127.0.0.1:0.
 	Listen string
+	// LMTPListen and POP3Listen, if set, serve the LMTP and POP3 proxies
+	// there (protocols.go).
+	LMTPListen, POP3Listen string
 	// Logger receives every component's logs; nil discards them.
 	Logger *slog.Logger
 	// Referrals is the front end's referral policy.
@@ -37,9 +40,6 @@ type Options struct {
 	Seed bool
 	// MetricsListen, if set, serves /metrics, /healthz and /readyz there.
 	MetricsListen string
-	// LMTPListen and POP3Listen, if set, serve the LMTP and POP3 proxies
-	// there (protocols.go).
-	LMTPListen, POP3Listen string
 }
 
 // Murder is a running demo.
