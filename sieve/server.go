@@ -52,6 +52,8 @@ type Options struct {
 	MaxBadCommands int
 	// Logger logs sessions (never a password or a script).
 	Logger *slog.Logger
+	// Metrics records sessions and logins; nil records nothing.
+	Metrics *Metrics
 }
 
 // Server is the ManageSieve proxy.
@@ -190,6 +192,8 @@ func (s *Server) handle(c net.Conn) {
 			s.log.Error("panic in ManageSieve session", "panic", r)
 		}
 	}()
+	s.opts.Metrics.session(1)
+	defer s.opts.Metrics.session(-1)
 	sess := &session{s: s, conn: c, r: bufio.NewReaderSize(c, 4096), log: s.log.With("remote", c.RemoteAddr().String())}
 	c.SetDeadline(time.Now().Add(s.opts.LoginTimeout))
 	sess.capabilities()
@@ -339,13 +343,14 @@ func (sess *session) login(authc, authz, pass string) (*bconn, string) {
 	host, _, _ := net.SplitHostPort(sess.conn.RemoteAddr().String())
 	fail := func(err error) (*bconn, string) {
 		sess.failures++
-		text := `NO "Authentication failed"`
+		text, result := `NO "Authentication failed"`, "failed"
 		if err != nil && !errors.Is(err, auth.ErrInvalidCredentials) {
-			text = `NO (TRYLATER) "Authentication temporarily unavailable"`
+			text, result = `NO (TRYLATER) "Authentication temporarily unavailable"`, "unavailable"
 			sess.log.Warn("login unavailable", "err", err)
 		} else {
 			sess.log.Info("authentication failed", "failures", sess.failures)
 		}
+		o.Metrics.login(result)
 		if o.FailureDelay > 0 {
 			d := auth.Delayer{Base: o.FailureDelay, Max: 8 * o.FailureDelay}
 			d.Delay(ctx, sess.failures)
@@ -408,6 +413,7 @@ func (sess *session) login(authc, authz, pass string) (*bconn, string) {
 	}
 	sess.log = sess.log.With("user", user, "backend", server)
 	sess.log.Info("login", "mechanism", "PLAIN")
+	o.Metrics.login("ok")
 	return c, user
 }
 

@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/sieve/sievetest"
 )
@@ -78,8 +81,9 @@ func TestManageSieveProxy(t *testing.T) {
 	}
 	defer be.Close()
 	tc, pool := testTLS(t)
+	mets := NewMetrics(prometheus.NewRegistry())
 	srv := New(Options{
-		TLSConfig: tc, FailureDelay: -1,
+		TLSConfig: tc, FailureDelay: -1, Metrics: mets,
 		Authenticator: auth.AuthenticatorFunc(func(_ context.Context, u, p string) (string, error) {
 			if u == "bob" && p == "bobpw" {
 				return u, nil
@@ -148,6 +152,9 @@ func TestManageSieveProxy(t *testing.T) {
 	}
 	if got := be.Logins(); len(got) != 1 || got[0] != "proxy as bob" {
 		t.Errorf("backend logins %q", got)
+	}
+	if ok, failed := testutil.ToFloat64(mets.logins.WithLabelValues("ok")), testutil.ToFloat64(mets.logins.WithLabelValues("failed")); ok != 1 || failed != 1 {
+		t.Errorf("login metrics ok=%v failed=%v, want 1 and 1", ok, failed)
 	}
 }
 

@@ -288,7 +288,7 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 	}
 	defer stopPOP3()
 	// ManageSieve proxy (cmd/imapfront/pop3.go).
-	stopSieve, err := startSieve(cfg, replica, tlsConfig, authenticator, limiter, logger)
+	stopSieve, err := startSieve(cfg, replica, tlsConfig, authenticator, limiter, reg, logger)
 	if err != nil {
 		closeAll()
 		return err

@@ -140,7 +140,7 @@ func sieveBackends(cfg *Config, logger *slog.Logger) (map[string]*sieve.Backend,
 
 // startSieve starts the ManageSieve proxy on [sieve] listen.
 func startSieve(cfg *Config, replica *router.Replica, tlsConfig *tls.Config, authn auth.Authenticator,
-	limiter *auth.RateLimiter, logger *slog.Logger) (stop func(), err error) {
+	limiter *auth.RateLimiter, reg prometheus.Registerer, logger *slog.Logger) (stop func(), err error) {
 	if cfg.Sieve.Listen == "" {
 		return func() {}, nil
 	}
@@ -153,7 +153,7 @@ func startSieve(cfg *Config, replica *router.Replica, tlsConfig *tls.Config, aut
 		TLSConfig: tlsConfig, AllowPlaintext: cfg.Listen.AllowPlaintext, Authenticator: authn, Admins: cfg.Auth.Admins,
 		Home: replica.Home, Backends: backends, RateLimiter: limiter, FailureDelay: cfg.Auth.FailureDelay.Duration,
 		LoginTimeout: cfg.Limits.PreloginTimeout.Duration, MaxBadCommands: noLimitIsNegative(cfg.Limits.MaxBadCommands),
-		Logger: log,
+		Logger: log, Metrics: sieve.NewMetrics(reg),
 	})
 	ln, err := listen(cfg, cfg.Sieve.Listen)
 	if err != nil {
