@@ -18,7 +18,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/sieve/sievetest"
@@ -153,7 +153,7 @@ func TestManageSieveProxy(t *testing.T) {
 	if got := be.Logins(); len(got) != 1 || got[0] != "proxy as bob" {
 		t.Errorf("backend logins %q", got)
 	}
-	if ok, failed := testutil.ToFloat64(mets.logins.WithLabelValues("ok")), testutil.ToFloat64(mets.logins.WithLabelValues("failed")); ok != 1 || failed != 1 {
+	if ok, failed := counterValue(t, mets.logins.WithLabelValues("ok")), counterValue(t, mets.logins.WithLabelValues("failed")); ok != 1 || failed != 1 {
 		t.Errorf("login metrics ok=%v failed=%v, want 1 and 1", ok, failed)
 	}
 }
@@ -177,4 +177,13 @@ func FuzzReadCommand(f *testing.F) {
 			}
 		}
 	})
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
 }
