@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/imapfront/imapfront/connlimit"
 	"github.com/imapfront/imapfront/router"
 )
 
@@ -47,6 +48,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics records deliveries; nil records nothing.
 	Metrics *Metrics
+	// MaxConnections and MaxConnectionsPerIP cap the MTA connections
+	// served at once, in all and from one address (0: no cap); one over
+	// gets 421 and is closed.
+	MaxConnections, MaxConnectionsPerIP int
 }
 
 // Server is the LMTP proxy. Serve it on any number of listeners (TCP and
@@ -59,6 +64,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners []net.Listener
 	closed    bool
+	limit     *connlimit.Limiter
 }
 
 // New returns a Server for opts.
@@ -88,7 +94,7 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, log: log}
+	s := &Server{opts: opts, log: log, limit: connlimit.New(opts.MaxConnections, opts.MaxConnectionsPerIP)}
 	ss := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	ss.LMTP = true
 	ss.Domain = opts.Hostname
@@ -107,7 +113,15 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 		return nil
 	}
-	return s.smtp.Serve(l)
+	return s.smtp.Serve(s.limit.Listener(l, refuser("421 4.3.2 Too many connections, try again later")))
+}
+
+// refuser writes line to a connection over the caps before it is closed.
+func refuser(line string) func(net.Conn) {
+	return func(c net.Conn) {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write([]byte(line + "\r\n"))
+	}
 }
 
 // track remembers l, so that a Close racing with Serve still closes it

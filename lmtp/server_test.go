@@ -412,3 +412,27 @@ func TestSecondTransactionReusesBackends(t *testing.T) {
 		t.Errorf("be1 transactions %d, want 2", n)
 	}
 }
+
+func TestConnectionCap(t *testing.T) {
+	l := newLab(t, func(o *lmtp.Options) { o.MaxConnections = 1 })
+	c1, err := net.Dial("tcp", l.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	first := smtp.NewClientLMTP(c1)
+	if err := first.Hello("mta.test"); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := net.DialTimeout("tcp", l.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	n, _ := c2.Read(buf)
+	if !strings.HasPrefix(string(buf[:n]), "421 4.3.2 ") {
+		t.Fatalf("second connection got %q, want 421", buf[:n])
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imapfront/imapfront/connlimit"
 	"github.com/imapfront/imapfront/frontend/auth"
 )
 
@@ -54,6 +55,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics records sessions and logins; nil records nothing.
 	Metrics *Metrics
+	// MaxConnections and MaxConnectionsPerIP cap the sessions served at
+	// once, in all and from one address (0: no cap); one over gets BYE.
+	MaxConnections, MaxConnectionsPerIP int
 }
 
 // Server is the ManageSieve proxy.
@@ -67,6 +71,7 @@ type Server struct {
 	conns  map[net.Conn]struct{}
 	closed bool
 	wg     sync.WaitGroup
+	limit  *connlimit.Limiter
 }
 
 // New returns a Server for opts.
@@ -84,7 +89,8 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{opts: opts, log: log, ext: opts.Extensions, conns: map[net.Conn]struct{}{}}
+	return &Server{opts: opts, log: log, ext: opts.Extensions, conns: map[net.Conn]struct{}{},
+		limit: connlimit.New(opts.MaxConnections, opts.MaxConnectionsPerIP)}
 }
 
 // Serve accepts ManageSieve connections on l until Close.
@@ -97,6 +103,7 @@ func (s *Server) Serve(l net.Listener) error {
 	}
 	s.ls = append(s.ls, l)
 	s.mu.Unlock()
+	l = s.limit.Listener(l, refuser(`BYE "Too many connections, try again later"`))
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -437,4 +444,12 @@ func (sess *session) relay(b *bconn, user string) {
 	sess.conn.Close()
 	b.Close()
 	<-errc
+}
+
+// refuser writes line to a connection over the caps before it is closed.
+func refuser(line string) func(net.Conn) {
+	return func(c net.Conn) {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write([]byte(line + "\r\n"))
+	}
 }

@@ -26,6 +26,10 @@ type LMTPConfig struct {
 	SpoolDir string `toml:"spool_dir"`
 	// IdleTimeout bounds the wait for an MTA's command; 0 means 5 minutes.
 	IdleTimeout Duration `toml:"idle_timeout"`
+	// MaxConnections and MaxConnectionsPerIP cap the MTA connections
+	// served at once (0: no cap).
+	MaxConnections      int `toml:"max_connections"`
+	MaxConnectionsPerIP int `toml:"max_connections_per_ip"`
 }
 
 // POP3Config is the POP3 proxy (section [pop3]). It uses [tls] for STLS
@@ -101,7 +105,8 @@ func (c *Config) checkLMTP() error {
 			return bad("lmtp.socket_mode", "%q is not an octal mode such as \"0660\"", l.SocketMode)
 		}
 	}
-	if l.MaxMessageBytes < 0 || l.MaxRecipients < 0 || l.SpoolThreshold < 0 || l.IdleTimeout.Duration < 0 {
+	if l.MaxMessageBytes < 0 || l.MaxRecipients < 0 || l.SpoolThreshold < 0 || l.IdleTimeout.Duration < 0 ||
+		l.MaxConnections < 0 || l.MaxConnectionsPerIP < 0 {
 		return bad("lmtp", "limits must not be negative (0 means the default)")
 	}
 	for i, b := range c.Backends {

@@ -67,6 +67,7 @@ func startPOP3(cfg *Config, replica *router.Replica, tlsConfig *tls.Config, auth
 		RateLimiter: limiter, FailureDelay: cfg.Auth.FailureDelay.Duration,
 		LoginTimeout: cfg.Limits.PreloginTimeout.Duration, MaxBadCommands: noLimitIsNegative(cfg.Limits.MaxBadCommands),
 		Logger: log, Metrics: pop3.NewMetrics(reg),
+		MaxConnections: cfg.Limits.MaxConnections, MaxConnectionsPerIP: cfg.Limits.MaxConnectionsPerIP,
 	})
 	var addrs []string
 	for _, l := range []struct {
@@ -154,6 +155,7 @@ func startSieve(cfg *Config, replica *router.Replica, tlsConfig *tls.Config, aut
 		Home: replica.Home, Backends: backends, RateLimiter: limiter, FailureDelay: cfg.Auth.FailureDelay.Duration,
 		LoginTimeout: cfg.Limits.PreloginTimeout.Duration, MaxBadCommands: noLimitIsNegative(cfg.Limits.MaxBadCommands),
 		Logger: log, Metrics: sieve.NewMetrics(reg),
+		MaxConnections: cfg.Limits.MaxConnections, MaxConnectionsPerIP: cfg.Limits.MaxConnectionsPerIP,
 	})
 	ln, err := listen(cfg, cfg.Sieve.Listen)
 	if err != nil {
