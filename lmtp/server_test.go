@@ -436,3 +436,26 @@ func TestConnectionCap(t *testing.T) {
 		t.Fatalf("second connection got %q, want 421", buf[:n])
 	}
 }
+
+// TestDetailCannotNameAnotherUsersMailbox: with an other-users prefix
+// that a detail can spell ("Users/alice"), bob+Users/alice must not reach
+// alice's INBOX (be1), even though anyone may post there: it goes to
+// bob's INBOX (be2), without the detail.
+func TestDetailCannotNameAnotherUsersMailbox(t *testing.T) {
+	ns, err := router.NewNamespace("Users", "Shared", '/')
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLab(t, func(o *lmtp.Options) { o.Namespace = ns })
+	l.replica.Put("user.alice", false, "be1!default", "alice\tlrswipkxtecdan\tanyone\tp\t")
+	codes, err := l.deliver("s@example.org", []string{"bob+Users/alice@example.org", "bob+Shared/x@example.org"}, msg)
+	if err != nil || !equal(codes, []int{250, 250}) {
+		t.Fatalf("codes %v err %v", codes, err)
+	}
+	if n := len(l.be["be1"].Messages()); n != 0 {
+		t.Fatalf("be1 (alice) got %d messages", n)
+	}
+	if got := bodies(l.be["be2"]); got["bob@example.org"] != msg || len(got) != 1 {
+		t.Errorf("be2 got %q, want bob's INBOX once", keys(got))
+	}
+}
