@@ -252,7 +252,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.log.Warn("recipient deferred: backend", "backend", server, "err", err)
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {
-			return se
+			return relayed(se)
 		}
 		return errBackend
 	}
@@ -261,7 +261,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 			var se *smtp.SMTPError
 			if errors.As(err, &se) {
 				s.srv.opts.Metrics.rcpt("backend_refused")
-				return se
+				return relayed(se)
 			}
 			t.broken = true
 			s.srv.opts.Metrics.rcpt("backend_unavailable")
@@ -458,7 +458,7 @@ func (s *session) send(t *txn, body io.Reader) (txnResult, error) {
 		io.Copy(io.Discard, body)
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {
-			return txnResult{err: se}, nil
+			return txnResult{err: relayed(se)}, nil
 		}
 		t.broken = true
 		return txnResult{err: errLost}, nil
@@ -481,7 +481,7 @@ func (s *session) send(t *txn, body io.Reader) (txnResult, error) {
 	var lerr smtp.LMTPDataError
 	if errors.As(err, &lerr) {
 		for addr, se := range lerr {
-			res.fail[addr] = se
+			res.fail[addr] = relayed(se)
 		}
 	} else if err != nil {
 		t.broken = true
@@ -511,6 +511,18 @@ func okReply(text string) *smtp.SMTPError {
 		e.Message = text
 	}
 	return e
+}
+
+// relayed returns a backend's refusal as the MTA gets it: its code and
+// text on one line (a multi-line reply's lines joined, control characters
+// dropped, so a backend cannot add lines to the proxy's reply), and 451
+// for anything that is not a 4xx or 5xx.
+func relayed(se *smtp.SMTPError) *smtp.SMTPError {
+	if se.Code < 400 || se.Code > 599 {
+		return errLost
+	}
+	msg := strings.Map(printable, strings.ReplaceAll(se.Message, "\n", " "))
+	return &smtp.SMTPError{Code: se.Code, EnhancedCode: se.EnhancedCode, Message: msg}
 }
 
 // printable drops control characters from a relayed reply text.

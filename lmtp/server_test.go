@@ -1,8 +1,10 @@
 package lmtp_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -457,5 +459,45 @@ func TestDetailCannotNameAnotherUsersMailbox(t *testing.T) {
 	}
 	if got := bodies(l.be["be2"]); got["bob@example.org"] != msg || len(got) != 1 {
 		t.Errorf("be2 got %q, want bob's INBOX once", keys(got))
+	}
+}
+
+// TestBackendReplyCannotInjectLines: a backend's multi-line refusal
+// reaches the MTA as one line per recipient.
+func TestBackendReplyCannotInjectLines(t *testing.T) {
+	b2, err := lmtptest.Start(lmtptest.Options{Rcpt: func(string) error {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no\r\n250 2.0.0 fake\nsecond"}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	l := newLab(t, func(o *lmtp.Options) { o.Backends["be2"].Addr = b2.Addr() })
+	conn, err := net.Dial("tcp", l.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	read := func() string {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return line
+	}
+	read() // greeting
+	fmt.Fprintf(conn, "LHLO mta\r\n")
+	for l := read(); strings.HasPrefix(l, "250-"); l = read() {
+	}
+	fmt.Fprintf(conn, "MAIL FROM:<s@example.org>\r\n")
+	read()
+	fmt.Fprintf(conn, "RCPT TO:<bob@example.org>\r\nNOOP\r\n")
+	if l := read(); !strings.HasPrefix(l, "550 ") || strings.Count(l, "\n") != 1 {
+		t.Fatalf("RCPT reply %q", l)
+	}
+	if l := read(); !strings.HasPrefix(l, "250 ") {
+		t.Fatalf("the next line is not NOOP's reply: %q", l)
 	}
 }
