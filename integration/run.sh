@@ -338,7 +338,9 @@ banner() (
 
 tcp_open() { (exec 3<>"/dev/tcp/$1/$2") 2>/dev/null; }
 
-unix_listening() { ss -Hxl 2>/dev/null | awk '{print $5}' | grep -qx "$1"; }
+# -a, not -l: a datagram socket such as /dev/log shows as ESTAB, not UNCONN, once clients (other labs'
+# Cyrus daemons) have connected to it, and -l hides it then.
+unix_listening() { ss -Hxa 2>/dev/null | awk '{print $5}' | grep -qx "$1"; }
 
 kdc_ticket() {
 	env KRB5_CONFIG="$LAB/krb5/krb5.conf" KRB5CCNAME="FILE:$LAB/krb5/ccache/probe" \

@@ -13,6 +13,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/imapfront/imapfront/connlimit"
 	"github.com/imapfront/imapfront/router"
 )
 
@@ -47,6 +48,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics records deliveries; nil records nothing.
 	Metrics *Metrics
+	// MaxConnections and MaxConnectionsPerIP cap the MTA connections
+	// served at once, in all and from one address (0: no cap); one over
+	// gets 421 and is closed.
+	MaxConnections, MaxConnectionsPerIP int
 }
 
 // Server is the LMTP proxy. Serve it on any number of listeners (TCP and
@@ -59,6 +64,7 @@ type Server struct {
 	mu        sync.Mutex
 	listeners []net.Listener
 	closed    bool
+	limit     *connlimit.Limiter
 }
 
 // New returns a Server for opts.
@@ -88,7 +94,7 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{opts: opts, log: log}
+	s := &Server{opts: opts, log: log, limit: connlimit.New(opts.MaxConnections, opts.MaxConnectionsPerIP)}
 	ss := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	ss.LMTP = true
 	ss.Domain = opts.Hostname
@@ -107,7 +113,15 @@ func (s *Server) Serve(l net.Listener) error {
 		l.Close()
 		return nil
 	}
-	return s.smtp.Serve(l)
+	return s.smtp.Serve(s.limit.Listener(l, refuser("421 4.3.2 Too many connections, try again later")))
+}
+
+// refuser writes line to a connection over the caps before it is closed.
+func refuser(line string) func(net.Conn) {
+	return func(c net.Conn) {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write([]byte(line + "\r\n"))
+	}
 }
 
 // track remembers l, so that a Close racing with Serve still closes it
@@ -238,7 +252,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 		s.log.Warn("recipient deferred: backend", "backend", server, "err", err)
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {
-			return se
+			return relayed(se)
 		}
 		return errBackend
 	}
@@ -247,7 +261,7 @@ func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
 			var se *smtp.SMTPError
 			if errors.As(err, &se) {
 				s.srv.opts.Metrics.rcpt("backend_refused")
-				return se
+				return relayed(se)
 			}
 			t.broken = true
 			s.srv.opts.Metrics.rcpt("backend_unavailable")
@@ -444,7 +458,7 @@ func (s *session) send(t *txn, body io.Reader) (txnResult, error) {
 		io.Copy(io.Discard, body)
 		var se *smtp.SMTPError
 		if errors.As(err, &se) {
-			return txnResult{err: se}, nil
+			return txnResult{err: relayed(se)}, nil
 		}
 		t.broken = true
 		return txnResult{err: errLost}, nil
@@ -467,7 +481,7 @@ func (s *session) send(t *txn, body io.Reader) (txnResult, error) {
 	var lerr smtp.LMTPDataError
 	if errors.As(err, &lerr) {
 		for addr, se := range lerr {
-			res.fail[addr] = se
+			res.fail[addr] = relayed(se)
 		}
 	} else if err != nil {
 		t.broken = true
@@ -497,6 +511,18 @@ func okReply(text string) *smtp.SMTPError {
 		e.Message = text
 	}
 	return e
+}
+
+// relayed returns a backend's refusal as the MTA gets it: its code and
+// text on one line (a multi-line reply's lines joined, control characters
+// dropped, so a backend cannot add lines to the proxy's reply), and 451
+// for anything that is not a 4xx or 5xx.
+func relayed(se *smtp.SMTPError) *smtp.SMTPError {
+	if se.Code < 400 || se.Code > 599 {
+		return errLost
+	}
+	msg := strings.Map(printable, strings.ReplaceAll(se.Message, "\n", " "))
+	return &smtp.SMTPError{Code: se.Code, EnhancedCode: se.EnhancedCode, Message: msg}
 }
 
 // printable drops control characters from a relayed reply text.

@@ -1,8 +1,10 @@
 package lmtp_test
 
 import (
+	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"strings"
 	"sync/atomic"
@@ -20,7 +22,7 @@ import (
 const msg = "From: mta@example.org\r\nTo: alice@example.org\r\nSubject: hi\r\n\r\nline one\r\n.leading dot\r\nlast line\r\n"
 
 type lab struct {
-	t       *testing.T
+	t       testing.TB
 	replica *router.Replica
 	be      map[string]*lmtptest.Server
 	srv     *lmtp.Server
@@ -35,7 +37,7 @@ type lab struct {
 // Dovecot) and the proxy, with a replica holding alice (be1), bob (be2),
 // bob's Team (be2, anyone may post), Private (be1, no posting) and
 // Remote (be1, anyone may post).
-func newLab(t *testing.T, mod func(*lmtp.Options)) *lab {
+func newLab(t testing.TB, mod func(*lmtp.Options)) *lab {
 	t.Helper()
 	l := &lab{t: t, be: map[string]*lmtptest.Server{}}
 	l.current.Store(true)
@@ -410,5 +412,92 @@ func TestSecondTransactionReusesBackends(t *testing.T) {
 	}
 	if n := l.be["be1"].Transactions(); n != 2 {
 		t.Errorf("be1 transactions %d, want 2", n)
+	}
+}
+
+func TestConnectionCap(t *testing.T) {
+	l := newLab(t, func(o *lmtp.Options) { o.MaxConnections = 1 })
+	c1, err := net.Dial("tcp", l.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c1.Close()
+	first := smtp.NewClientLMTP(c1)
+	if err := first.Hello("mta.test"); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := net.DialTimeout("tcp", l.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c2.Close()
+	c2.SetDeadline(time.Now().Add(5 * time.Second))
+	buf := make([]byte, 64)
+	n, _ := c2.Read(buf)
+	if !strings.HasPrefix(string(buf[:n]), "421 4.3.2 ") {
+		t.Fatalf("second connection got %q, want 421", buf[:n])
+	}
+}
+
+// TestDetailCannotNameAnotherUsersMailbox: with an other-users prefix
+// that a detail can spell ("Users/alice"), bob+Users/alice must not reach
+// alice's INBOX (be1), even though anyone may post there: it goes to
+// bob's INBOX (be2), without the detail.
+func TestDetailCannotNameAnotherUsersMailbox(t *testing.T) {
+	ns, err := router.NewNamespace("Users", "Shared", '/')
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLab(t, func(o *lmtp.Options) { o.Namespace = ns })
+	l.replica.Put("user.alice", false, "be1!default", "alice\tlrswipkxtecdan\tanyone\tp\t")
+	codes, err := l.deliver("s@example.org", []string{"bob+Users/alice@example.org", "bob+Shared/x@example.org"}, msg)
+	if err != nil || !equal(codes, []int{250, 250}) {
+		t.Fatalf("codes %v err %v", codes, err)
+	}
+	if n := len(l.be["be1"].Messages()); n != 0 {
+		t.Fatalf("be1 (alice) got %d messages", n)
+	}
+	if got := bodies(l.be["be2"]); got["bob@example.org"] != msg || len(got) != 1 {
+		t.Errorf("be2 got %q, want bob's INBOX once", keys(got))
+	}
+}
+
+// TestBackendReplyCannotInjectLines: a backend's multi-line refusal
+// reaches the MTA as one line per recipient.
+func TestBackendReplyCannotInjectLines(t *testing.T) {
+	b2, err := lmtptest.Start(lmtptest.Options{Rcpt: func(string) error {
+		return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no\r\n250 2.0.0 fake\nsecond"}
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	l := newLab(t, func(o *lmtp.Options) { o.Backends["be2"].Addr = b2.Addr() })
+	conn, err := net.Dial("tcp", l.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(10 * time.Second))
+	r := bufio.NewReader(conn)
+	read := func() string {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		return line
+	}
+	read() // greeting
+	fmt.Fprintf(conn, "LHLO mta\r\n")
+	for l := read(); strings.HasPrefix(l, "250-"); l = read() {
+	}
+	fmt.Fprintf(conn, "MAIL FROM:<s@example.org>\r\n")
+	read()
+	fmt.Fprintf(conn, "RCPT TO:<bob@example.org>\r\nNOOP\r\n")
+	if l := read(); !strings.HasPrefix(l, "550 ") || strings.Count(l, "\n") != 1 {
+		t.Fatalf("RCPT reply %q", l)
+	}
+	if l := read(); !strings.HasPrefix(l, "250 ") {
+		t.Fatalf("the next line is not NOOP's reply: %q", l)
 	}
 }

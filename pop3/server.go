@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/imapfront/imapfront/connlimit"
 	"github.com/imapfront/imapfront/frontend/auth"
 )
 
@@ -57,12 +58,16 @@ type Options struct {
 	// LoginTimeout bounds the time to log in; 0 means 2 minutes.
 	LoginTimeout time.Duration
 	// MaxBadCommands closes a session after that many refused commands
-	// before the login; 0 means 20.
+	// before the login; 0 means 20, negative no limit.
 	MaxBadCommands int
 	// Logger logs sessions (never a password).
 	Logger *slog.Logger
 	// Metrics records sessions and logins; nil records nothing.
 	Metrics *Metrics
+	// MaxConnections and MaxConnectionsPerIP cap the sessions served at
+	// once, in all and from one address (0: no cap); one over gets
+	// -ERR [SYS/TEMP] and is closed.
+	MaxConnections, MaxConnectionsPerIP int
 }
 
 // Server is the POP3 proxy.
@@ -75,6 +80,7 @@ type Server struct {
 	conns  map[net.Conn]struct{}
 	closed bool
 	wg     sync.WaitGroup
+	limit  *connlimit.Limiter
 }
 
 // New returns a Server for opts.
@@ -95,7 +101,8 @@ func New(opts Options) *Server {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Server{opts: opts, log: log, conns: map[net.Conn]struct{}{}}
+	return &Server{opts: opts, log: log, conns: map[net.Conn]struct{}{},
+		limit: connlimit.New(opts.MaxConnections, opts.MaxConnectionsPerIP)}
 }
 
 // Serve accepts plain POP3 connections (STLS offered when TLSConfig is
@@ -114,6 +121,7 @@ func (s *Server) serve(l net.Listener, implicit bool) error {
 	}
 	s.ls = append(s.ls, l)
 	s.mu.Unlock()
+	l = s.limit.Listener(l, refuser("-ERR [SYS/TEMP] Too many connections, try again later"))
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -300,7 +308,7 @@ func (sess *session) authorize() (*bconn, string) {
 		if b != nil {
 			return b, user
 		}
-		if sess.bad >= sess.s.opts.MaxBadCommands {
+		if max := sess.s.opts.MaxBadCommands; max > 0 && sess.bad >= max {
 			sess.reply("-ERR Too many bad commands")
 			return nil, ""
 		}
@@ -511,4 +519,12 @@ func clientIP(a net.Addr) string {
 		return host
 	}
 	return a.String()
+}
+
+// refuser writes line to a connection over the caps before it is closed.
+func refuser(line string) func(net.Conn) {
+	return func(c net.Conn) {
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		c.Write([]byte(line + "\r\n"))
+	}
 }

@@ -312,3 +312,36 @@ func TestLongLineAndBadCommands(t *testing.T) {
 	c2.send(strings.Repeat("x", 10000))
 	c2.expect("-ERR Line too long")
 }
+
+func TestConnectionCap(t *testing.T) {
+	l := newLab(t, func(o *pop3.Options) { o.MaxConnectionsPerIP = 1 })
+	first := dial(t, l.addr)
+	conn, err := net.DialTimeout("tcp", l.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	if line, _ := bufio.NewReader(conn).ReadString('\n'); !strings.HasPrefix(line, "-ERR [SYS/TEMP]") {
+		t.Fatalf("second connection from 127.0.0.1 got %q", line)
+	}
+	first.send("QUIT")
+	first.expect("+OK")
+	// Once the first session is gone, a new one is served: read until its
+	// greeting comes (the release follows the close of the first session).
+	for i := 0; ; i++ {
+		c, err := net.DialTimeout("tcp", l.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetDeadline(time.Now().Add(5 * time.Second))
+		line, _ := bufio.NewReader(c).ReadString('\n')
+		c.Close()
+		if strings.HasPrefix(line, "+OK") {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("no session admitted after the first ended: %q", line)
+		}
+	}
+}

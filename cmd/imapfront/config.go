@@ -33,8 +33,11 @@ type Config struct {
 	// Namespace prefixes shown to clients.
 	Namespace NamespaceConfig `toml:"namespace"`
 
-	// LMTP is the LMTP proxy (config_lmtp.go).
+	// LMTP and POP3 are the LMTP and POP3 proxies (config_lmtp.go).
 	LMTP LMTPConfig `toml:"lmtp"`
+	POP3 POP3Config `toml:"pop3"`
+	// Sieve is the ManageSieve proxy (config_lmtp.go).
+	Sieve SieveConfig `toml:"sieve"`
 }
 
 // ListenConfig lists the client-facing listeners.
@@ -243,8 +246,9 @@ type BackendConfig struct {
 	// KerberosLogin: mechanism = "GSSAPI" logs in as a proxy from a client
 	// keytab, with authzid = the user, instead of proxy_user.
 	KerberosLogin
-	// BackendLMTP is the backend's LMTP service (config_lmtp.go).
-	BackendLMTP
+	// BackendProtocols are the backend's LMTP, POP3 and ManageSieve services
+	// (config_lmtp.go).
+	BackendProtocols
 }
 
 // Duration is a time.Duration written as "30s" in TOML.

@@ -255,6 +255,20 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		return err
 	}
 	defer stopLMTP()
+	// POP3 proxy (cmd/imapfront/pop3.go).
+	stopPOP3, err := startPOP3(cfg, replica, tlsConfig, authenticator, limiter, reg, logger)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer stopPOP3()
+	// ManageSieve proxy (cmd/imapfront/pop3.go).
+	stopSieve, err := startSieve(cfg, replica, tlsConfig, authenticator, limiter, reg, logger)
+	if err != nil {
+		closeAll()
+		return err
+	}
+	defer stopSieve()
 	if h.reloads != nil {
 		go applyReloads(ctx, h, srv, store, logger, kerberos)
 	}
@@ -385,6 +399,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:1143", "address of the demo front end")
 	metricsListen := fs.String("metrics", "127.0.0.1:1180", "address of /metrics, /healthz and /readyz (\"\" turns them off)")
 	verbose := fs.Bool("v", false, "log every component at debug level")
+	lmtpListen := fs.String("lmtp", "127.0.0.1:1024", "address of the demo's LMTP proxy (\"\" turns it off)")
+	pop3Listen := fs.String("pop3", "127.0.0.1:1110", "address of the demo's POP3 proxy (\"\" turns it off)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -395,7 +411,8 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	logger := newLogger(stderr, level)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	m, err := demo.Start(demo.Options{Listen: *listen, Logger: logger, Seed: true, MetricsListen: *metricsListen})
+	m, err := demo.Start(demo.Options{Listen: *listen, Logger: logger, Seed: true, MetricsListen: *metricsListen,
+		LMTPListen: *lmtpListen, POP3Listen: *pop3Listen})
 	if err != nil {
 		fmt.Fprintln(stderr, "imapfront demo:", err)
 		return 1
@@ -414,6 +431,7 @@ For example with netcat or telnet (nc %s %s), type:
     a5 LOGOUT
 Press Ctrl-C to stop.
 `, m.Addr, m.BE1, m.BE2, host, port, host, port)
+	printDemoProtocols(stdout, m)
 	if m.MetricsAddr != "" {
 		fmt.Fprintf(stdout, "Metrics: http://%s/metrics (health: /healthz, /readyz)\n", m.MetricsAddr)
 	}

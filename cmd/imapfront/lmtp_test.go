@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
@@ -15,6 +17,8 @@ import (
 	"github.com/imapfront/imapfront/lmtp/lmtptest"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/mupdatec/mupdatetest"
+	"github.com/imapfront/imapfront/pop3/pop3test"
+	"github.com/imapfront/imapfront/sieve/sievetest"
 )
 
 // TestDaemonLMTP runs the daemon with [lmtp] on a Unix socket: a recipient
@@ -108,5 +112,155 @@ lmtp_login = true
 	}
 	if !strings.HasPrefix(got[1].Rcpt, "bob") {
 		t.Errorf("second delivery to %q", got[1].Rcpt)
+	}
+}
+
+// TestDaemonPOP3 runs the daemon with [pop3]: alice's password is checked
+// by her home backend's pop3d (auth.method = "backend"), and her session
+// is relayed there.
+func TestDaemonPOP3(t *testing.T) {
+	master := mupdatetest.NewServer(mupdatetest.Options{Users: map[string]string{"mupdateuser": "mupdatepw"}})
+	maddr, err := master.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	be, err := pop3test.Start(pop3test.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	be.AddUser("alice", "alicepw", []byte("Subject: x\r\n\r\nbody\r\n"))
+	master.Set(mupdatec.Entry{Name: "user.alice", Location: "be1!default", ACL: "alice\tlrswipkxtean\t"})
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	popAddr := free.Addr().String()
+	free.Close()
+	cfg, err := parseConfig([]byte(fmt.Sprintf(`
+[listen]
+imap = "127.0.0.1:0"
+allow_plaintext = true
+shutdown_grace = "5s"
+[auth]
+failure_delay = "10ms"
+[mupdate]
+server = %q
+user = "mupdateuser"
+password = "mupdatepw"
+[pop3]
+listen = %q
+[[backend]]
+server = "be1"
+address = "127.0.0.1:1"
+tls = "none"
+pop3 = %q
+`, maddr, popAddr, be.Addr())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, cfg)
+	conn, err := net.DialTimeout("tcp", popAddr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(conn)
+	expect := func(prefix string) {
+		t.Helper()
+		l, err := r.ReadString('\n')
+		if err != nil || !strings.HasPrefix(l, prefix) {
+			t.Fatalf("got %q %v, want %q", l, err, prefix)
+		}
+	}
+	expect("+OK")
+	fmt.Fprintf(conn, "USER alice\r\n")
+	expect("+OK")
+	fmt.Fprintf(conn, "PASS alicepw\r\n")
+	expect("+OK Logged in")
+	fmt.Fprintf(conn, "STAT\r\n")
+	expect("+OK 1 ")
+	if got := be.Logins(); len(got) != 1 || got[0] != "alice as alice" {
+		t.Errorf("backend logins %q", got)
+	}
+}
+
+// TestDaemonSieve runs the daemon with [sieve]: bob's password is checked
+// by his backend's ManageSieve service, and the session is relayed there.
+func TestDaemonSieve(t *testing.T) {
+	master := mupdatetest.NewServer(mupdatetest.Options{Users: map[string]string{"mupdateuser": "mupdatepw"}})
+	maddr, err := master.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer master.Close()
+	be, err := sievetest.Start("", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer be.Close()
+	be.AddUser("bob", "bobpw")
+	master.Set(mupdatec.Entry{Name: "user.bob", Location: "be2!default", ACL: "bob\tlrswipkxtean\t"})
+	free, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := free.Addr().String()
+	free.Close()
+	cfg, err := parseConfig([]byte(fmt.Sprintf(`
+[listen]
+imap = "127.0.0.1:0"
+allow_plaintext = true
+shutdown_grace = "5s"
+[auth]
+failure_delay = "10ms"
+[mupdate]
+server = %q
+user = "mupdateuser"
+password = "mupdatepw"
+[sieve]
+listen = %q
+[[backend]]
+server = "be2"
+address = "127.0.0.1:1"
+tls = "none"
+sieve = %q
+`, maddr, addr, be.Addr())))
+	if err != nil {
+		t.Fatal(err)
+	}
+	startDaemon(t, cfg)
+	conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetDeadline(time.Now().Add(20 * time.Second))
+	r := bufio.NewReader(conn)
+	final := func() string {
+		t.Helper()
+		for {
+			l, err := r.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.HasPrefix(l, "OK") || strings.HasPrefix(l, "NO") || strings.HasPrefix(l, "BYE") {
+				return l
+			}
+		}
+	}
+	final() // capabilities
+	fmt.Fprintf(conn, "AUTHENTICATE \"PLAIN\" \"%s\"\r\n", base64.StdEncoding.EncodeToString([]byte("\x00bob\x00bobpw")))
+	if l := final(); !strings.HasPrefix(l, "OK") {
+		t.Fatalf("AUTHENTICATE: %q", l)
+	}
+	fmt.Fprintf(conn, "PUTSCRIPT \"s\" {4+}\r\nkeep\r\n")
+	if l := final(); !strings.HasPrefix(l, "OK") {
+		t.Fatalf("PUTSCRIPT: %q", l)
+	}
+	if got := be.Logins(); len(got) != 1 || got[0] != "bob as bob" {
+		t.Errorf("backend logins %q", got)
 	}
 }

@@ -31,6 +31,9 @@ import (
 type Options struct {
 	// Listen is the front end's address; empty means 127.0.0.1:0.
 	Listen string
+	// LMTPListen and POP3Listen, if set, serve the LMTP and POP3 proxies
+	// there (protocols.go).
+	LMTPListen, POP3Listen string
 	// Logger receives every component's logs; nil discards them.
 	Logger *slog.Logger
 	// Referrals is the front end's referral policy.
@@ -68,6 +71,9 @@ type Murder struct {
 	// MetricsAddr is where /metrics is served ("" when off).
 	MetricsAddr string
 	metricsSrv  *http.Server
+	// LMTPAddr and POP3Addr are the LMTP and POP3 proxies' addresses ("" when off).
+	LMTPAddr, POP3Addr string
+	protos             protocols
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -195,6 +201,13 @@ func Start(opts Options) (m *Murder, err error) {
 		return nil, err
 	}
 	m.Addr = m.ln.Addr().String()
+	if err := m.startProtocols(opts.LMTPListen, opts.POP3Listen, logger); err != nil {
+		m.ln.Close()
+		cancel()
+		<-followerDone
+		m.ln = nil
+		return nil, err
+	}
 	go func() {
 		m.Server.Serve(m.ln)
 		<-followerDone
@@ -268,6 +281,7 @@ func (m *Murder) Close() error {
 	if m.metricsSrv != nil {
 		m.metricsSrv.Close()
 	}
+	m.closeProtocols()
 	if m.cancel != nil {
 		m.cancel()
 	}
