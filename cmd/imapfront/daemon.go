@@ -255,15 +255,17 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		return err
 	}
 	defer stopLMTP()
+	// The POP3 and ManageSieve proxies go to the user's INBOX backend.
+	home := func(user string) (string, bool) { return db.Directory.Home(ctx, user) }
 	// POP3 proxy (cmd/imapfront/pop3.go).
-	stopPOP3, err := startPOP3(cfg, replica, tlsConfig, authenticator, limiter, reg, logger)
+	stopPOP3, err := startPOP3(cfg, home, tlsConfig, authenticator, limiter, reg, logger)
 	if err != nil {
 		closeAll()
 		return err
 	}
 	defer stopPOP3()
 	// ManageSieve proxy (cmd/imapfront/pop3.go).
-	stopSieve, err := startSieve(cfg, replica, tlsConfig, authenticator, limiter, reg, logger)
+	stopSieve, err := startSieve(cfg, home, tlsConfig, authenticator, limiter, reg, logger)
 	if err != nil {
 		closeAll()
 		return err

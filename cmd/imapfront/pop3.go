@@ -13,7 +13,6 @@ import (
 	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/frontend/demo"
 	"github.com/imapfront/imapfront/pop3"
-	"github.com/imapfront/imapfront/router"
 	"github.com/imapfront/imapfront/sieve"
 	"github.com/imapfront/imapfront/tlsconf"
 )
@@ -51,7 +50,7 @@ func pop3Backends(cfg *Config, logger *slog.Logger) (map[string]*pop3.Backend, e
 // startPOP3 starts the POP3 proxy on the [pop3] listeners with the IMAP
 // listeners' certificate, authenticator and login limits; users are sent
 // to the backend of their INBOX in the replica.
-func startPOP3(cfg *Config, replica *router.Replica, tlsConfig *tls.Config, authn auth.Authenticator,
+func startPOP3(cfg *Config, home func(user string) (string, bool), tlsConfig *tls.Config, authn auth.Authenticator,
 	limiter *auth.RateLimiter, reg prometheus.Registerer, logger *slog.Logger) (stop func(), err error) {
 	if cfg.POP3.Listen == "" && cfg.POP3.ListenTLS == "" {
 		return func() {}, nil
@@ -63,7 +62,7 @@ func startPOP3(cfg *Config, replica *router.Replica, tlsConfig *tls.Config, auth
 	log := logger.With("component", "pop3")
 	srv := pop3.New(pop3.Options{
 		Hostname: cfg.Hostname, TLSConfig: tlsConfig, AllowPlaintext: cfg.Listen.AllowPlaintext,
-		Authenticator: authn, Admins: cfg.Auth.Admins, Home: replica.Home, Backends: backends,
+		Authenticator: authn, Admins: cfg.Auth.Admins, Home: home, Backends: backends,
 		RateLimiter: limiter, FailureDelay: cfg.Auth.FailureDelay.Duration,
 		LoginTimeout: cfg.Limits.PreloginTimeout.Duration, MaxBadCommands: noLimitIsNegative(cfg.Limits.MaxBadCommands),
 		Logger: log, Metrics: pop3.NewMetrics(reg),
@@ -140,7 +139,7 @@ func sieveBackends(cfg *Config, logger *slog.Logger) (map[string]*sieve.Backend,
 }
 
 // startSieve starts the ManageSieve proxy on [sieve] listen.
-func startSieve(cfg *Config, replica *router.Replica, tlsConfig *tls.Config, authn auth.Authenticator,
+func startSieve(cfg *Config, home func(user string) (string, bool), tlsConfig *tls.Config, authn auth.Authenticator,
 	limiter *auth.RateLimiter, reg prometheus.Registerer, logger *slog.Logger) (stop func(), err error) {
 	if cfg.Sieve.Listen == "" {
 		return func() {}, nil
@@ -152,7 +151,7 @@ func startSieve(cfg *Config, replica *router.Replica, tlsConfig *tls.Config, aut
 	log := logger.With("component", "sieve")
 	srv := sieve.New(sieve.Options{
 		TLSConfig: tlsConfig, AllowPlaintext: cfg.Listen.AllowPlaintext, Authenticator: authn, Admins: cfg.Auth.Admins,
-		Home: replica.Home, Backends: backends, RateLimiter: limiter, FailureDelay: cfg.Auth.FailureDelay.Duration,
+		Home: home, Backends: backends, RateLimiter: limiter, FailureDelay: cfg.Auth.FailureDelay.Duration,
 		LoginTimeout: cfg.Limits.PreloginTimeout.Duration, MaxBadCommands: noLimitIsNegative(cfg.Limits.MaxBadCommands),
 		Logger: log, Metrics: sieve.NewMetrics(reg),
 		MaxConnections: cfg.Limits.MaxConnections, MaxConnectionsPerIP: cfg.Limits.MaxConnectionsPerIP,
