@@ -70,18 +70,18 @@ func feLogger(t *testing.T) *slog.Logger {
 func startFront(t *testing.T, env itenv.Env, o feOptions) *feFront {
 	t.Helper()
 	logger := feLogger(t).With("test", t.Name())
-	replica := router.NewReplica(router.Options{Policy: router.Policy{Admins: []string{env.CyrusAdminUser}}})
 	auth := func() (sasl.Client, error) { return sasl.NewPlainClient("", env.MUPDATEUser, env.MUPDATEPass), nil }
-	follower := mupdatec.NewFollower(mupdatec.FollowerOptions{
-		Addr: env.MUPDATE, Auth: auth, Sink: wiring.ReplicaSink{R: replica}, Logger: logger,
+	db := wiring.NewDatabase(wiring.DatabaseOptions{
+		Master: mupdatec.Dialer{Addr: env.MUPDATE, Auth: auth}, Find: o.find,
+		Policy: router.Policy{Admins: []string{env.CyrusAdminUser}}, Logger: logger,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); follower.Run(ctx) }()
+	go func() { defer close(done); db.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 	defer wcancel()
-	if err := follower.WaitReady(wctx); err != nil {
+	if err := db.WaitReady(wctx); err != nil {
 		t.Fatalf("imapfront's follower of the Cyrus master %s: %v", env.MUPDATE, err)
 	}
 	be1 := env.CyrusBE1
@@ -97,22 +97,13 @@ func startFront(t *testing.T, env itenv.Env, o feOptions) *feFront {
 			Separator: '.', Personal: true, FrontMode: true, ForwardClient: o.forwardClient,
 		},
 	}
-	dialMaster := mupdatec.Dialer{Addr: env.MUPDATE, Auth: auth}.Dial
-	var dir frontend.Directory = frontend.ReplicaDirectory{R: replica}
-	cons := wiring.ForFollower(follower, wiring.ConsistencyOptions{})
-	if o.find {
-		finder := router.NewFinder(wiring.FindLookup(dialMaster), router.FinderOptions{
-			Options: router.Options{Policy: router.Policy{Admins: []string{env.CyrusAdminUser}}},
-		})
-		dir = frontend.FinderDirectory{F: finder, Logger: logger}
-		cons = wiring.ForFinder(finder, wiring.ConsistencyOptions{})
-	}
-	srv := frontend.New(frontend.Options{
+	fopts := frontend.Options{
 		Hostname: "imapfront-it", Logger: logger, AllowPlaintext: true, FailureDelay: -1,
-		Directory: dir, Backends: backends, DefaultBackend: env.CyrusBE1,
-		Referrals: o.referrals, MailboxDB: &mupdatec.Writer{Dial: dialMaster}, Sync: cons.Sync, Confirm: cons.Confirm,
-		Admins: []string{env.CyrusAdminUser}, TLSConfig: o.tls,
-	})
+		Backends: backends, DefaultBackend: env.CyrusBE1,
+		Referrals: o.referrals, Admins: []string{env.CyrusAdminUser}, TLSConfig: o.tls,
+	}
+	db.Fill(&fopts)
+	srv := frontend.New(fopts)
 	var served sync.WaitGroup
 	listen := func(serve func(net.Listener) error) string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -123,7 +114,7 @@ func startFront(t *testing.T, env itenv.Env, o feOptions) *feFront {
 		go func() { defer served.Done(); serve(ln) }()
 		return ln.Addr().String()
 	}
-	f := &feFront{addr: listen(srv.Serve), srv: srv, replica: replica, follower: follower, backends: backends}
+	f := &feFront{addr: listen(srv.Serve), srv: srv, replica: db.Replica, follower: db.Follower, backends: backends}
 	if o.tls != nil {
 		f.tlsAddr = listen(srv.ServeTLS)
 	}
