@@ -9,7 +9,7 @@ import (
 
 	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/frontend/backend"
-	"github.com/imapfront/imapfront/frontend/gssapi"
+	"github.com/imapfront/imapfront/gssapi"
 	"github.com/imapfront/imapfront/imapwire"
 )
 

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/imapfront/imapfront/frontend/auth"
-	"github.com/imapfront/imapfront/frontend/gssapi"
+	"github.com/imapfront/imapfront/gssapi"
 )
 
 // authenticateGSSAPI runs AUTHENTICATE GSSAPI (RFC 3501 6.2.2, RFC 4752;

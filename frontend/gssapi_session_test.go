@@ -10,8 +10,8 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/imapfront/imapfront/frontend/backend"
-	"github.com/imapfront/imapfront/frontend/gssapi"
-	"github.com/imapfront/imapfront/frontend/gssapi/gssapitest"
+	"github.com/imapfront/imapfront/gssapi"
+	"github.com/imapfront/imapfront/gssapi/gssapitest"
 )
 
 const gssRealm = "TEST.REALM"

@@ -37,8 +37,8 @@ import (
 
 	"github.com/imapfront/imapfront/frontend/auth"
 	"github.com/imapfront/imapfront/frontend/backend"
-	"github.com/imapfront/imapfront/frontend/gssapi"
 	"github.com/imapfront/imapfront/frontend/metrics"
+	"github.com/imapfront/imapfront/gssapi"
 )
 
 // ReferralPolicy says when SELECT, EXAMINE, APPEND, DELETE (and STATUS if

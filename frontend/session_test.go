@@ -12,7 +12,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/imapfront/imapfront/frontend/backend"
-	"github.com/imapfront/imapfront/frontend/memback"
+	"github.com/imapfront/imapfront/internal/memback"
 	"github.com/imapfront/imapfront/router"
 )
 

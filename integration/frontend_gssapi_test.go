@@ -16,7 +16,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/imapfront/imapfront/frontend"
-	"github.com/imapfront/imapfront/frontend/gssapi"
+	"github.com/imapfront/imapfront/gssapi"
 	"github.com/imapfront/imapfront/integration/itenv"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/router"

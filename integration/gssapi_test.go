@@ -16,12 +16,12 @@ import (
 	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 
-	"github.com/imapfront/imapfront/frontend/gssapi"
-	"github.com/imapfront/imapfront/frontend/gssapi/gssapitest"
+	"github.com/imapfront/imapfront/gssapi"
+	"github.com/imapfront/imapfront/gssapi/gssapitest"
 	"github.com/imapfront/imapfront/integration/itenv"
 )
 
-// ---- SASL GSSAPI (frontend/gssapi) against MIT Kerberos and Cyrus ----
+// ---- SASL GSSAPI (gssapi) against MIT Kerberos and Cyrus ----
 
 func gssInitiator(t *testing.T, env itenv.Env, user string) *gssapi.Initiator {
 	t.Helper()

@@ -218,7 +218,7 @@ func TestMUPDATESlaveBanner(t *testing.T) {
 }
 
 // TestMUPDATEGSSAPIMasterBanner: the second master offers only GSSAPI. (The
-// GSSAPI exchange itself is tested by frontend/gssapi with the same variables.)
+// GSSAPI exchange itself is tested by gssapi with the same variables.)
 func TestMUPDATEGSSAPIMasterBanner(t *testing.T) {
 	env := itenv.Load(t)
 	m := dialMUPDATE(t, env.MUPDATEGSSAPI)

@@ -869,7 +869,7 @@ cmd_down() {
 }
 
 # The packages of the real-server run: ./integration/... and every other package that has test files
-# with the integration build tag (e.g. frontend/gssapi), unless IMAPFRONT_IT_PACKAGES names them.
+# with the integration build tag (e.g. gssapi), unless IMAPFRONT_IT_PACKAGES names them.
 it_packages() {
 	if [ -n "${IMAPFRONT_IT_PACKAGES:-}" ]; then
 		echo "$IMAPFRONT_IT_PACKAGES"

@@ -15,7 +15,7 @@ import (
 	"github.com/emersion/go-sasl"
 
 	"github.com/imapfront/imapfront/frontend/backend"
-	"github.com/imapfront/imapfront/frontend/memback"
+	"github.com/imapfront/imapfront/internal/memback"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/mupdatec/mupdatetest"
 )

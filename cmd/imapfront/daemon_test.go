@@ -18,7 +18,7 @@ import (
 
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/imapfront/imapfront/frontend/auth"
-	"github.com/imapfront/imapfront/frontend/memback"
+	"github.com/imapfront/imapfront/internal/memback"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/mupdatec/mupdatetest"
 )

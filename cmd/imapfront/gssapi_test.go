@@ -11,8 +11,8 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 
-	"github.com/imapfront/imapfront/frontend/gssapi/gssapitest"
-	"github.com/imapfront/imapfront/frontend/memback"
+	"github.com/imapfront/imapfront/gssapi/gssapitest"
+	"github.com/imapfront/imapfront/internal/memback"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/mupdatec/mupdatetest"
 )

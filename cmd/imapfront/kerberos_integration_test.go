@@ -13,7 +13,7 @@ import (
 	krb5config "github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 
-	"github.com/imapfront/imapfront/frontend/gssapi"
+	"github.com/imapfront/imapfront/gssapi"
 	"github.com/imapfront/imapfront/integration/itenv"
 	"github.com/imapfront/imapfront/mupdatec"
 )

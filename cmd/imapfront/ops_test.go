@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imapfront/imapfront/frontend/memback"
+	"github.com/imapfront/imapfront/internal/memback"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/mupdatec/mupdatetest"
 )

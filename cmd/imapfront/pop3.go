@@ -11,10 +11,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/imapfront/imapfront/frontend/auth"
-	"github.com/imapfront/imapfront/frontend/demo"
 	"github.com/imapfront/imapfront/pop3"
 	"github.com/imapfront/imapfront/sieve"
 	"github.com/imapfront/imapfront/tlsconf"
+	"github.com/imapfront/imapfront/wiring/demo"
 )
 
 // pop3Backends builds the POP3 proxy's backends from the [[backend]]s that

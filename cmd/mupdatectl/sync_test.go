@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imapfront/imapfront/frontend/memback"
+	"github.com/imapfront/imapfront/internal/memback"
 	"github.com/imapfront/imapfront/mupdatec"
 )
 

@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/imapfront/imapfront/frontend/backend"
-	"github.com/imapfront/imapfront/frontend/memback"
+	"github.com/imapfront/imapfront/internal/memback"
 )
 
 const testMsg = "From: a@example.org\r\nTo: b@example.org\r\nSubject: hello\r\n\r\nbody line\r\n"

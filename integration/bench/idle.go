@@ -16,7 +16,7 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
-	"github.com/imapfront/imapfront/frontend/memback"
+	"github.com/imapfront/imapfront/internal/memback"
 )
 
 // idleOptions configure workload 5.

@@ -15,8 +15,8 @@ import (
 
 	"github.com/imapfront/imapfront/frontend"
 	"github.com/imapfront/imapfront/frontend/backend"
-	"github.com/imapfront/imapfront/frontend/memback"
 	"github.com/imapfront/imapfront/integration/itenv"
+	"github.com/imapfront/imapfront/internal/memback"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/router"
 	"github.com/imapfront/imapfront/wiring"
@@ -35,15 +35,17 @@ type inprocFront struct {
 // real backends, or a memback standing in for them).
 func startInproc(env itenv.Env, backendAddr map[string]string) (*inprocFront, error) {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	replica := router.NewReplica(router.Options{Policy: router.Policy{Admins: []string{env.CyrusAdminUser}}})
 	auth := func() (sasl.Client, error) { return sasl.NewPlainClient("", env.MUPDATEUser, env.MUPDATEPass), nil }
-	follower := mupdatec.NewFollower(mupdatec.FollowerOptions{Addr: env.MUPDATE, Auth: auth, Sink: wiring.ReplicaSink{R: replica}, Logger: logger})
+	db := wiring.NewDatabase(wiring.DatabaseOptions{
+		Master: mupdatec.Dialer{Addr: env.MUPDATE, Auth: auth},
+		Policy: router.Policy{Admins: []string{env.CyrusAdminUser}}, Logger: logger,
+	})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); follower.Run(ctx) }()
+	go func() { defer close(done); db.Run(ctx) }()
 	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
 	defer wcancel()
-	if err := follower.WaitReady(wctx); err != nil {
+	if err := db.WaitReady(wctx); err != nil {
 		cancel()
 		<-done
 		return nil, err
@@ -52,13 +54,12 @@ func startInproc(env itenv.Env, backendAddr map[string]string) (*inprocFront, er
 	for server, addr := range backendAddr {
 		backends[server] = &frontend.Backend{Server: server, Dial: backend.Options{Addr: addr}, ProxyUser: env.CyrusAdminUser, ProxyPassword: env.CyrusAdminPass, Separator: '/'}
 	}
-	dialMaster := mupdatec.Dialer{Addr: env.MUPDATE, Auth: auth}.Dial
-	cons := wiring.ForFollower(follower, wiring.ConsistencyOptions{})
-	srv := frontend.New(frontend.Options{
+	fopts := frontend.Options{
 		Hostname: "imapfront-bench-inproc", Logger: logger, AllowPlaintext: true,
-		Directory: frontend.ReplicaDirectory{R: replica}, Backends: backends, DefaultBackend: env.CyrusBE1,
-		MailboxDB: &mupdatec.Writer{Dial: dialMaster}, Sync: cons.Sync, Confirm: cons.Confirm, Admins: []string{env.CyrusAdminUser},
-	})
+		Backends: backends, DefaultBackend: env.CyrusBE1, Admins: []string{env.CyrusAdminUser},
+	}
+	db.Fill(&fopts)
+	srv := frontend.New(fopts)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cancel()

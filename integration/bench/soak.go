@@ -19,8 +19,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/imapfront/imapfront/frontend/memback"
 	"github.com/imapfront/imapfront/integration/itenv"
+	"github.com/imapfront/imapfront/internal/memback"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/mupdatec/mupdatetest"
 )

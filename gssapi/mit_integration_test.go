@@ -20,8 +20,8 @@ import (
 	"github.com/jcmturner/gokrb5/v8/config"
 	"github.com/jcmturner/gokrb5/v8/keytab"
 
-	"github.com/imapfront/imapfront/frontend/gssapi"
-	"github.com/imapfront/imapfront/frontend/gssapi/gssapitest"
+	"github.com/imapfront/imapfront/gssapi"
+	"github.com/imapfront/imapfront/gssapi/gssapitest"
 )
 
 // exchange drives c against s; it returns s's result, s's error and c's error.
@@ -48,7 +48,7 @@ func exchange(t *testing.T, c *gssapi.Client, s *gssapi.Server) (gssapi.Result, 
 	return gssapi.Result{}, nil, nil
 }
 
-// These tests run against MIT Kerberos (go test -tags integration ./frontend/gssapi/).
+// These tests run against MIT Kerberos (go test -tags integration ./gssapi/).
 // With IMAPFRONT_IT_KRB5_CONFIG, IMAPFRONT_IT_KRB5_CLIENTS_KEYTAB and
 // IMAPFRONT_IT_KRB5_SERVICES_KEYTAB set (the integration harness), they use that
 // realm; otherwise, when krb5kdc, kdb5_util and kadmin.local are installed, they

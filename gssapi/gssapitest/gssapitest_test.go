@@ -13,7 +13,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/imapfront/imapfront/frontend/gssapi"
+	"github.com/imapfront/imapfront/gssapi"
 )
 
 func newAcceptor(t *testing.T) (*KDC, *gssapi.Acceptor) {

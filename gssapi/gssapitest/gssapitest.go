@@ -22,7 +22,7 @@ import (
 
 	"github.com/emersion/go-sasl"
 
-	"github.com/imapfront/imapfront/frontend/gssapi"
+	"github.com/imapfront/imapfront/gssapi"
 )
 
 // Auth is the outcome of one AUTHENTICATE seen by an IMAPServer.

@@ -11,7 +11,7 @@ import (
 	"github.com/jcmturner/gokrb5/v8/messages"
 	"github.com/jcmturner/gokrb5/v8/types"
 
-	"github.com/imapfront/imapfront/frontend/gssapi"
+	"github.com/imapfront/imapfront/gssapi"
 )
 
 // KDC forges service tickets in process, for hermetic tests without a real KDC.
