@@ -670,3 +670,73 @@ func TestMupdatedLinearizableWithKills(t *testing.T) {
 		}
 	}
 }
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// mupdated import copies the real Cyrus master's database (UPDATE dump);
+// a single-member mupdated on the result lists exactly what Cyrus lists.
+func TestMupdatedImportFromCyrus(t *testing.T) {
+	e := loadMD(t)
+	dir := t.TempDir()
+	pw := dir + "/pw"
+	if err := os.WriteFile(pw, []byte(e.MUPDATEPass+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	etcdFlags := []string{"-data", dir + "/data", "-etcd-client-url", "http://" + freeAddr(t), "-etcd-peer-url", "http://" + freeAddr(t)}
+	want := mcList(t, mdDial(t, e, e.MUPDATE))
+	out, err := exec.Command(e.Bin, append([]string{"import", "-from", e.MUPDATE, "-user", e.MUPDATEUser,
+		"-password-file", pw}, etcdFlags...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("mupdated import: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), fmt.Sprintf("imported %d entries", len(want))) {
+		t.Logf("import: %s (Cyrus lists %d; a concurrent test may have changed it)", out, len(want))
+	}
+	listen := freeAddr(t)
+	cmd := exec.Command(e.Bin, append([]string{"-listen", listen, "-metrics", "", "-admin", e.MUPDATEUser + ":" + e.MUPDATEPass}, etcdFlags...)...)
+	var logb strings.Builder
+	cmd.Stdout, cmd.Stderr = &logb, &logb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	var c *mupdatec.Conn
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		cc, err := mupdatec.Dial(ctx, listen, nil)
+		cancel()
+		if err == nil {
+			c = cc
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("imported mupdated did not start: %v\n%s", err, logb.String())
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval while the member starts
+	}
+	defer c.Close()
+	if err := c.Authenticate(mdCtx(t), sasl.NewPlainClient("", e.MUPDATEUser, e.MUPDATEPass)); err != nil {
+		t.Fatal(err)
+	}
+	got := mcList(t, c)
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s: Cyrus %+v, imported %+v", k, v, got[k])
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("imported %d entries, Cyrus has %d", len(got), len(want))
+	}
+}
