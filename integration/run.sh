@@ -645,7 +645,8 @@ EOF
 	done
 	{
 		printf 'global\n\tdaemon\n\tpidfile %s/run/haproxy.pid\n' "$LAB"
-		printf 'defaults\n\tmode tcp\n\ttimeout connect 2s\n\ttimeout client 3h\n\ttimeout server 3h\n\ttimeout check 2s\n'
+		# a connection refused by a dead member is retried on another (redispatch) before the health check notices
+		printf 'defaults\n\tmode tcp\n\tretries 3\n\toption redispatch\n\ttimeout connect 2s\n\ttimeout client 3h\n\ttimeout server 3h\n\ttimeout check 2s\n'
 		printf 'frontend mupdate\n\tbind 127.0.0.1:%s\n\tdefault_backend mupdated\n' "$MUPDATED_HA_PORT"
 		printf 'backend mupdated\n\toption httpchk GET /readyz\n\thttp-check expect status 200\n'
 		printf '\tdefault-server inter 300ms fall 2 rise 1 on-marked-down shutdown-sessions\n'

@@ -6,10 +6,13 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
 	"github.com/imapfront/imapfront/mupdatec"
 )
@@ -18,14 +21,17 @@ import (
 // per internal mailbox name, prefix + name.
 const DefaultPrefix = "/mupdated/mailboxes/"
 
-// scanPage is how many entries one range request of a Scan returns.
-const scanPage = 2000
+// scanPage is how many entries one range request of a paged Scan returns
+// (each request costs the server a walk of the whole remaining range to
+// count it, so pages are large).
+const scanPage = 10000
 
 // EtcdStore is a Store on etcd: one key per mailbox under a prefix.
 type EtcdStore struct {
-	cli    *clientv3.Client
-	prefix string
-	end    string // end of the prefix range
+	cli      *clientv3.Client
+	prefix   string
+	end      string      // end of the prefix range
+	noStream atomic.Bool // RangeStream found unavailable
 }
 
 // NewEtcdStore returns a store using cli with keys under prefix
@@ -62,23 +68,85 @@ func (s *EtcdStore) Find(ctx context.Context, name string) (mupdatec.Entry, bool
 	return e, err == nil, err
 }
 
-// Scan implements Store: pages of range requests, all at the revision
-// of the first.
+// Scan implements Store. It uses etcd's RangeStream (3.7+: chunks of one
+// snapshot, without the total count that makes paged ranges quadratic on
+// a large prefix) and falls back to pages of range requests, all at the
+// revision of the first, where the server or client lacks it (an older
+// etcd, the in-process client).
 func (s *EtcdStore) Scan(ctx context.Context, fn func(mupdatec.Entry) error) (int64, error) {
+	if !s.noStream.Load() {
+		rev, err := s.scanStream(ctx, fn)
+		if !errors.Is(err, errNoRangeStream) {
+			return rev, err
+		}
+		s.noStream.Store(true)
+	}
+	return s.scanPages(ctx, fn)
+}
+
+// errNoRangeStream: RangeStream is not available; nothing was delivered.
+var errNoRangeStream = errors.New("mupdated: etcd RangeStream not available")
+
+func scanErr(err error) error {
+	if errors.Is(err, rpctypes.ErrCompacted) {
+		return fmt.Errorf("%w: snapshot compacted during the dump: %w", ErrStreamLost, err)
+	}
+	return wrap("range", err)
+}
+
+func (s *EtcdStore) scanStream(ctx context.Context, fn func(mupdatec.Entry) error) (int64, error) {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ch, err := s.cli.GetStream(sctx, s.prefix, clientv3.WithRange(s.end))
+	if err != nil {
+		if status.Code(err) == codes.Unimplemented {
+			return 0, errNoRangeStream
+		}
+		return 0, scanErr(err)
+	}
+	first := true
+	var rev int64
+	for r := range ch {
+		if err := r.Err(); err != nil {
+			if first && status.Code(err) == codes.Unimplemented {
+				return 0, errNoRangeStream
+			}
+			return 0, scanErr(err)
+		}
+		first = false
+		for _, kv := range r.Kvs {
+			e, err := decodeValue(s.name(kv.Key), kv.Value)
+			if err != nil {
+				return 0, err
+			}
+			if err := fn(e); err != nil {
+				return 0, err
+			}
+		}
+		if r.Header != nil && r.Header.Revision != 0 {
+			rev = r.Header.Revision
+		}
+	}
+	if first {
+		return 0, errNoRangeStream
+	}
+	if rev == 0 {
+		return 0, fmt.Errorf("%w: range stream without a revision", ErrStreamLost)
+	}
+	return rev, nil
+}
+
+func (s *EtcdStore) scanPages(ctx context.Context, fn func(mupdatec.Entry) error) (int64, error) {
 	var rev int64
 	from := s.prefix
 	for {
-		opts := []clientv3.OpOption{clientv3.WithRange(s.end), clientv3.WithLimit(scanPage),
-			clientv3.WithSort(clientv3.SortByKey, clientv3.SortAscend)}
+		opts := []clientv3.OpOption{clientv3.WithRange(s.end), clientv3.WithLimit(scanPage)}
 		if rev != 0 {
 			opts = append(opts, clientv3.WithRev(rev))
 		}
 		resp, err := s.cli.Get(ctx, from, opts...)
 		if err != nil {
-			if errors.Is(err, rpctypes.ErrCompacted) {
-				return 0, fmt.Errorf("%w: snapshot compacted during the dump: %w", ErrStreamLost, err)
-			}
-			return 0, wrap("range", err)
+			return 0, scanErr(err)
 		}
 		if rev == 0 {
 			rev = resp.Header.Revision

@@ -64,7 +64,7 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer member.Close()
-	etcdCli = member.Client()
+	etcdCli = member.InProcessClient()
 	defer etcdCli.Close()
 	return m.Run()
 }

@@ -71,7 +71,7 @@ func TestQuorumLoss(t *testing.T) {
 			}
 		}
 	}()
-	cli := ms[0].m.Client()
+	cli := ms[0].m.InProcessClient()
 	defer cli.Close()
 	st := mupdated.NewEtcdStore(cli, "")
 	_, addr := startServer(t, st, func(o *mupdated.Options) { o.OpTimeout, o.StreamCheck = 2*time.Second, 500*time.Millisecond })

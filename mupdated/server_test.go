@@ -350,3 +350,49 @@ func TestCloseSaysBye(t *testing.T) {
 	}
 	_ = context.Background
 }
+
+// Over a network client, Scan uses RangeStream (one snapshot, linear);
+// over the in-process client it falls back to pages. Both give the same
+// sorted entries and a revision a watch can start from.
+func TestScanStreamAndPages(t *testing.T) {
+	cli, err := clientv3.New(clientv3.Config{Endpoints: []string{member.ClientURL()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	prefix := "/test/" + t.Name() + "/"
+	net := mupdated.NewEtcdStore(cli, prefix)
+	inproc := mupdated.NewEtcdStore(etcdCli, prefix)
+	ctx := ctxT(t)
+	for _, st := range []*mupdated.EtcdStore{net, inproc} {
+		if _, err := st.Scan(ctx, func(mupdatec.Entry) error { return nil }); err != nil {
+			t.Fatalf("scan of an empty prefix: %v", err)
+		}
+	}
+	const n = 25
+	for i := range n {
+		if err := net.Activate(ctx, fmt.Sprintf("user.s%02d", i), loc1, acl); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var revs []int64
+	for _, st := range []*mupdated.EtcdStore{net, inproc} {
+		var names []string
+		rev, err := st.Scan(ctx, func(e mupdatec.Entry) error { names = append(names, e.Name); return nil })
+		if err != nil || len(names) != n {
+			t.Fatalf("scan: %d entries, %v", len(names), err)
+		}
+		for i := range names {
+			if names[i] != fmt.Sprintf("user.s%02d", i) {
+				t.Fatalf("scan order: %v", names)
+			}
+		}
+		revs = append(revs, rev)
+	}
+	if revs[0] != revs[1] || revs[0] == 0 {
+		t.Fatalf("revisions %v", revs)
+	}
+	if !net.UsesRangeStream() || inproc.UsesRangeStream() {
+		t.Fatalf("RangeStream used: network %v, in-process %v", net.UsesRangeStream(), inproc.UsesRangeStream())
+	}
+}

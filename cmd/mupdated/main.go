@@ -200,7 +200,12 @@ func open(cfg Config, log *slog.Logger) (*database, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &database{cli: m.Client(), member: m}, nil
+	cli, err := m.Client()
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	return &database{cli: cli, member: m}, nil
 }
 
 func hostOf(endpoint string) string {

@@ -34,6 +34,7 @@ func main() {
 	inflight := flag.Int("inflight", 64, "pipelined commands per connection while loading")
 	duration := flag.Duration("duration", 10*time.Second, "how long pairs are measured")
 	cleanup := flag.Bool("cleanup", true, "delete the entries written (as slow as writing them; a lab about to go down can skip it)")
+	dumpOnly := flag.Bool("dump-only", false, "only time the initial dump of what the master has now")
 	only := flag.String("only", "", "comma-separated targets to run (cyrus, mupdated)")
 	flag.Parse()
 	user, pass := os.Getenv("IMAPFRONT_IT_MUPDATE_USER"), os.Getenv("IMAPFRONT_IT_MUPDATE_PASS")
@@ -47,6 +48,15 @@ func main() {
 		if tg.addr == "" {
 			fmt.Fprintf(os.Stderr, "bench: no address for %s (source the lab's env.sh)\n", tg.name)
 			os.Exit(1)
+		}
+		if *dumpOnly {
+			d, n, err := dumpTime(tg, user, pass)
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench %s: %v\n", tg.name, err)
+				os.Exit(1)
+			}
+			fmt.Printf("| %s | %d | - | %v | %.0f | - |\n", tg.name, n, d.Round(time.Millisecond), float64(n)/d.Seconds())
+			continue
 		}
 		r, err := bench(tg, user, pass, *entries, *conns, *inflight, *duration, *cleanup)
 		if err != nil {
@@ -207,4 +217,23 @@ func bench(tg target, user, pass string, n, conns, inflight int, d time.Duration
 		return "", fmt.Errorf("cleanup: %w", err)
 	}
 	return row, nil
+}
+
+// dumpTime times one full UPDATE dump.
+func dumpTime(tg target, user, pass string) (time.Duration, int, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	c, err := dial(ctx, tg.addr, user, pass)
+	if err != nil {
+		return 0, 0, err
+	}
+	defer c.Close()
+	n := 0
+	t0 := time.Now()
+	err = c.Update(ctx, nil, func(u *mupdatec.Update) {
+		if u.Kind == mupdatec.UpdateDump {
+			n++
+		}
+	})
+	return time.Since(t0), n, err
 }
