@@ -411,6 +411,12 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Another has Work selected (no IDLE): after the switch its next
+	// command is answered with BYE [UNAVAILABLE] by imapfront.
+	watcher := f.login(t, user, pass)
+	if _, err := watcher.Select("Work", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
 	appender := f.login(t, user, pass)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -503,7 +509,13 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 	if err := f.follower.Sync(mcCtx(t)); err != nil {
 		t.Fatal(err)
 	}
+	if err := watcher.Noop().Wait(); err == nil {
+		t.Error("NOOP of a session that had Work selected on be1 succeeded after the move")
+	}
 	again := f.login(t, user, pass)
+	if sel, err := again.Select("Work", nil).Wait(); err != nil || int(sel.NumMessages) != len(want["Work"]) {
+		t.Errorf("SELECT Work through imapfront after the move: %+v %v, want %d messages", sel, err, len(want["Work"]))
+	}
 	sel, err := again.Select("INBOX", nil).Wait()
 	if err != nil {
 		t.Fatalf("SELECT INBOX through imapfront after the move: %v", err)
@@ -526,8 +538,30 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 	checkGone(t, env, user, env.CyrusBE2)
 	ctlMboxlist(t, env, "be2")
 	checkAccountAt(t, env, user, env.Dovecot, want)
-	if _, err := runMove(t, env, mover.Options{}, mover.Request{User: user, To: env.CyrusBE1 + "!default"}); err != nil {
+	// Dovecot → be1 keeping the source: a session of imapfront that has
+	// Work selected on Dovecot (which nothing ends here) is told by
+	// imapfront itself; then a rerun of the finished move deletes the
+	// source it left.
+	if err := f.follower.Sync(mcCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawDial(t, f.addr)
+	raw.exchange("w1", "LOGIN "+user+" "+pass)
+	if l := raw.exchange("w2", "SELECT Work"); !strings.HasPrefix(l[len(l)-1], "w2 OK") {
+		t.Fatalf("SELECT Work on Dovecot through imapfront: %q", l)
+	}
+	if _, err := runMove(t, env, mover.Options{KeepSource: true, Hook: synced}, mover.Request{User: user, To: env.CyrusBE1 + "!default"}); err != nil {
 		t.Fatalf("move Dovecot → be1: %v", err)
+	}
+	checkAccountAt(t, env, user, env.CyrusBE1, want)
+	if got := accountState(t, env, env.Dovecot, user); !slices.Equal(got["Work"], want["Work"]) {
+		t.Errorf("-keep-source: Work on Dovecot has %d messages", len(got["Work"]))
+	}
+	if l := raw.exchange("w3", "NOOP"); !strings.HasPrefix(l[0], "* BYE [UNAVAILABLE]") || l[len(l)-1] != "EOF" {
+		t.Errorf("NOOP of a session with Work selected on Dovecot after the move: %q, want BYE [UNAVAILABLE] and the end", l)
+	}
+	if _, err := runMove(t, env, mover.Options{}, mover.Request{User: user, To: env.CyrusBE1}); err != nil {
+		t.Fatalf("rerun of the finished move: %v", err)
 	}
 	checkAccountAt(t, env, user, env.CyrusBE1, want)
 	checkGone(t, env, user, env.Dovecot)
