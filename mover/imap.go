@@ -424,13 +424,7 @@ func (c *conn) digests(ctx context.Context, exists uint32) (map[uint32]digestOf,
 		return out, nil
 	}
 	err := c.c.FetchLiterals(ctx, "UID FETCH 1:* (UID BODY.PEEK[])", func(head []byte, size int64, r io.Reader) error {
-		f := strings.Fields(strings.ToUpper(string(head)))
-		uid := uint64(0)
-		for i := 0; i+1 < len(f); i++ {
-			if strings.TrimPrefix(f[i], "(") == "UID" {
-				uid, _ = strconv.ParseUint(f[i+1], 10, 32)
-			}
-		}
+		uid := headUID(head)
 		if uid == 0 {
 			return errNoUID
 		}
@@ -467,6 +461,20 @@ func (c *conn) digests(ctx context.Context, exists uint32) (map[uint32]digestOf,
 		return nil, fmt.Errorf("backend %s: UID FETCH BODY.PEEK[]: %w", c.b.Server, err)
 	}
 	return out, nil
+}
+
+// headUID returns the UID item of the first line of a FETCH response up
+// to its literal ("* 5 FETCH (UID 12 BODY[] "), or 0.
+func headUID(head []byte) uint32 {
+	f := strings.Fields(strings.ToUpper(string(head)))
+	for i := 0; i+1 < len(f); i++ {
+		if strings.TrimPrefix(f[i], "(") == "UID" {
+			if u, err := strconv.ParseUint(f[i+1], 10, 32); err == nil {
+				return uint32(u)
+			}
+		}
+	}
+	return 0
 }
 
 // parseUIDSet expands an IMAP UID set ("4:6,9").

@@ -193,32 +193,37 @@ func (sy *syncer) copyAll(ctx context.Context, msgs []*msg) (int, error) {
 	return n, nil
 }
 
-// copyBatch copies msgs with one MULTIAPPEND, each body streamed from
-// the source's FETCH into the command.
+// copyBatch copies msgs with one MULTIAPPEND, their bodies read with one
+// FETCH and each streamed from the FETCH answer into the command as it
+// arrives (one round trip per batch on each side, not per message).
 func (sy *syncer) copyBatch(ctx context.Context, msgs []*msg) (int, error) {
+	byUID := make(map[uint32]*msg, len(msgs))
+	uids := make([]uint32, len(msgs))
+	for i, x := range msgs {
+		byUID[x.uid], uids[i] = x, x.uid
+	}
 	var sent []*msg
 	var sums [][32]byte
 	resp, err := sy.d.c.ExecLiterals(ctx, "APPEND "+quote(sy.dstName), func(part func(string, int64, io.Reader) error) error {
-		for _, x := range msgs {
+		return sy.s.c.FetchLiterals(ctx, "UID FETCH "+uidSet(uids)+" (UID BODY.PEEK[])", func(head []byte, size int64, r io.Reader) error {
+			x := byUID[headUID(head)]
+			if x == nil {
+				return fmt.Errorf("backend %s: FETCH answer %.60q is not one of the messages asked for", sy.s.b.Server, head)
+			}
+			delete(byUID, x.uid) // once only
 			h := sha256.New()
 			mid := "(" + strings.Join(x.flags, " ") + ")"
 			if x.rawDay != "" {
 				mid += " " + imapwire.Quote(x.rawDay)
 			}
-			err := sy.s.body(ctx, x.uid, func(size int64, r io.Reader) error {
-				return part(mid, size, io.TeeReader(r, h))
-			})
-			if errors.Is(err, errGone) {
-				continue
-			}
-			if err != nil {
+			if err := part(mid, size, io.TeeReader(r, h)); err != nil {
 				return err
 			}
 			var sum [32]byte
 			copy(sum[:], h.Sum(nil))
 			sent, sums = append(sent, x), append(sums, sum)
-		}
-		return nil
+			return nil
+		}, func([]byte) {})
 	})
 	if len(sent) == 0 && (err == nil || errors.Is(err, backend.ErrNoParts)) {
 		return 0, nil
