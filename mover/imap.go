@@ -43,7 +43,7 @@ func (m *Mover) dial(ctx context.Context, b *Backend, user string) (*conn, error
 	}
 	c, err := backend.Dial(ctx, b.Dial, login)
 	if err != nil {
-		return nil, fmt.Errorf("backend %s: %w", b.Server, err)
+		return nil, err // names the backend's address
 	}
 	return &conn{b: b, c: c}, nil
 }

@@ -406,7 +406,8 @@ type Report struct {
 	Deleted  []string // sources deleted
 	Messages int
 	Bytes    int64
-	Elapsed  time.Duration
+	// Elapsed is the time the run took, Grace not counted.
+	Elapsed time.Duration
 	// MaxFreeze is the longest time a mailbox stayed frozen.
 	MaxFreeze time.Duration
 }
@@ -455,6 +456,7 @@ func (m *Mover) Run(ctx context.Context, p *Plan) (*Report, error) {
 			t.Stop()
 			return rep, ctx.Err()
 		}
+		m.start = m.start.Add(m.opts.Grace) // not part of Elapsed
 	}
 	// Sources last, children before their parents.
 	for i := len(p.Mailboxes) - 1; i >= 0; i-- {

@@ -282,7 +282,7 @@ func (bc *backendConfig) backend() (*mover.Backend, error) {
 
 // runMove is "mupdatectl move".
 func runMove(ctx context.Context, e *env, dial func(context.Context) (*mupdatec.Conn, error), o *moveOptions) int {
-	var last time.Time
+	last := time.Now() // first line after 2 s, when the rate means something
 	progress := func(p mover.Progress) {
 		if time.Since(last) < 2*time.Second && p.Messages != p.TotalMessages {
 			return
