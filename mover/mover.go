@@ -234,6 +234,12 @@ func (m *Mover) Plan(ctx context.Context, req Request) (*Plan, error) {
 	slices.SortFunc(entries, func(a, b mupdatec.Entry) int { return strings.Compare(a.Name, b.Name) })
 	entries = slices.CompactFunc(entries, func(a, b mupdatec.Entry) bool { return a.Name == b.Name })
 	for _, e := range entries {
+		if owner, _ := router.SplitInternal(e.Name); owner == "" {
+			// A Cyrus admin may not APPEND to a shared mailbox without an
+			// ACL entry, and a SETACL before the switch would make the
+			// destination backend activate it there: not done yet.
+			return nil, fmt.Errorf("mover: %s: moving shared mailboxes is not supported (only users' mailboxes)", e.Name)
+		}
 		mb := &Mailbox{Name: e.Name, SourceLocation: e.Location, ACL: e.ACL}
 		src := m.opts.Backends[e.Server()]
 		switch {

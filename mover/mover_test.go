@@ -219,6 +219,13 @@ func TestMoveKeepSourceAndDryPlan(t *testing.T) {
 	if err == nil {
 		t.Fatalf("plan of a name the master lacks: %+v", p)
 	}
+	l.master.Set(mupdatec.Entry{Name: "shared.news", Location: loc1, ACL: "anyone\tlrs\t"})
+	if _, err := m.Plan(ctx, Request{Names: []string{"shared.news"}, To: "be2"}); err == nil || !strings.Contains(err.Error(), "shared mailboxes") {
+		t.Errorf("plan of a shared mailbox: %v", err)
+	}
+	if _, err := m.Plan(ctx, Request{Names: []string{"user.alice.Projects.Murder"}, To: "be3"}); err == nil {
+		t.Error("plan to an unknown backend succeeded")
+	}
 	p, err = m.Plan(ctx, Request{Names: []string{"user.alice.Projects.Murder"}, To: "be2!default"})
 	if err != nil {
 		t.Fatal(err)
