@@ -446,3 +446,75 @@ func TestParseUIDSet(t *testing.T) {
 		}
 	}
 }
+
+// A renaming move (RENAME across servers): the subtree gets its new name
+// on the destination, the old entry and data go; a failure before the
+// switch leaves the old name active and frees the new one; a run killed
+// after the switch is finished by a rerun.
+func TestMoveRename(t *testing.T) {
+	l := newLab(t)
+	l.master.Set(mupdatec.Entry{Name: "user.alice.Projects", Location: loc1, ACL: owner})
+	murder := l.contents(l.be1, "Projects/Murder")
+	req := Request{Names: []string{"user.alice.Projects"}, NewName: "user.alice.Old", To: "be2"}
+
+	// Refused plans.
+	m := l.mover(Options{})
+	for _, bad := range []Request{
+		{Names: []string{"user.alice.Projects"}, NewName: "user.bob.Projects", To: "be2"},
+		{Names: []string{"user.alice.Projects"}, NewName: "user.alice.Projects.Sub", To: "be2"},
+		{Names: []string{"user.alice.Projects", "user.alice"}, NewName: "user.alice.X", To: "be2"},
+		{Names: []string{"user.alice.Projects"}, NewName: "user.alice", To: "be2"}, // exists
+	} {
+		if _, err := m.Plan(context.Background(), bad); err == nil {
+			t.Errorf("plan %+v accepted", bad)
+		}
+	}
+
+	fail := func(s Step, name string) error {
+		if s == StepVerified && name == "user.alice.Projects.Murder" {
+			return errors.New("test: injected failure")
+		}
+		return nil
+	}
+	if _, err := l.move(Options{Hook: fail}, req); err == nil {
+		t.Fatal("move succeeded through a failure")
+	}
+	if e := l.entry("user.alice.Projects.Murder"); e.Reserved || e.Location != loc1 || e.ACL != owner {
+		t.Errorf("old entry after the failure: %+v", e)
+	}
+	if _, ok := l.master.Lookup("user.alice.Old.Murder"); ok {
+		t.Error("the new name is still held after the failure")
+	}
+
+	kill := func(s Step, name string) error {
+		if s == StepSwitched && name == "user.alice.Projects.Murder" {
+			return ErrAbandon
+		}
+		return nil
+	}
+	if _, err := l.move(Options{Hook: kill}, req); !errors.Is(err, ErrAbandon) {
+		t.Fatalf("killed run: %v", err)
+	}
+	if _, err := l.move(Options{}, req); err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	for _, n := range []string{"user.alice.Old", "user.alice.Old.Murder"} {
+		if e := l.entry(n); e.Reserved || e.Location != loc2 || e.ACL != owner {
+			t.Errorf("%s: %+v", n, e)
+		}
+	}
+	for _, n := range []string{"user.alice.Projects", "user.alice.Projects.Murder"} {
+		if e, ok := l.master.Lookup(n); ok {
+			t.Errorf("old entry %s left: %+v", n, e)
+		}
+	}
+	if got := l.contents(l.be2, "Old/Murder"); !slices.Equal(got, murder) {
+		t.Errorf("Old/Murder on be2: %q, want %q", got, murder)
+	}
+	if got := l.contents(l.be1, "Projects/Murder"); got != nil {
+		t.Errorf("Projects/Murder left on be1: %q", got)
+	}
+	if e := l.entry("user.alice"); e.Location != loc1 {
+		t.Errorf("INBOX moved: %+v", e)
+	}
+}
