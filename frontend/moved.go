@@ -19,16 +19,17 @@ package frontend
 // checkSelectedMoved ends the session when its selected mailbox now lives
 // on another backend (errFatal after BYE); otherwise it returns nil.
 func (sess *session) checkSelectedMoved() error {
-	if sess.selected == nil || sess.selectedName == "" || sess.s.opts.Directory == nil {
+	if sess.selected == nil || sess.selectedName == "" {
 		return nil
 	}
-	mb, err := sess.s.opts.Directory.Resolve(sess.user, sess.selectedName)
-	if err != nil || mb.Reserved || mb.Server == sess.selected.b.Server {
-		// Gone or renamed is the backend's to report; reserved is a
-		// move's freeze, during which the source still serves.
+	r, err := sess.resolve(sess.selectedName)
+	if err != nil || r.b.Server == sess.selected.b.Server {
+		// Gone or renamed is the backend's to report; reserved (NO
+		// INUSE from resolve) is a move's freeze, during which the
+		// source still serves.
 		return nil
 	}
-	sess.log.Info("selected mailbox moved to another backend: session ended", "from", sess.selected.b.Server, "to", mb.Server)
+	sess.log.Info("selected mailbox moved to another backend: session ended", "from", sess.selected.b.Server, "to", r.b.Server)
 	sess.writeLine("* BYE [UNAVAILABLE] The selected mailbox has moved to another server; reconnect and select it again")
 	return errFatal
 }
