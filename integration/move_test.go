@@ -711,3 +711,45 @@ func corruptCopy(t *testing.T, env itenv.Env, instance, user, folder string) str
 	}
 	return file
 }
+
+// TestMoveRenameAcrossServers renames Work (with Work/Deep) to Moved
+// while moving it from Cyrus be1 to Dovecot (RENAME across servers): the
+// old entries and data go, a Cyrus restart (ctl_mboxlist -m) does not
+// bring them back, and the messages are the same.
+func TestMoveRenameAcrossServers(t *testing.T) {
+	env := itenv.Load(t)
+	user, _ := moveUser(t)
+	removeAccount(t, env, user)
+	t.Cleanup(func() { removeAccount(t, env, user) })
+	makeAccount(t, env, user, true)
+	want := accountState(t, env, env.CyrusBE1, user)
+	req := mover.Request{Names: []string{"user." + user + ".Work"}, NewName: "user." + user + ".Moved", To: env.Dovecot}
+	if _, err := runMove(t, env, mover.Options{}, req); err != nil {
+		t.Fatal(err)
+	}
+	ctlMboxlist(t, env, "be1")
+	mc := mcAdminConn(t, env)
+	for _, n := range []string{"Work", "Work.Deep"} {
+		if e, ok, err := mc.Find(mcCtx(t), "user."+user+"."+n); err != nil || ok {
+			t.Errorf("old entry user.%s.%s after the rename: %+v %v", user, n, e, err)
+		}
+		nn := strings.Replace(n, "Work", "Moved", 1)
+		if e, ok, err := mc.Find(mcCtx(t), "user."+user+"."+nn); err != nil || !ok || e.Reserved || e.Server() != env.Dovecot {
+			t.Errorf("new entry user.%s.%s: %+v %v %v", user, nn, e, ok, err)
+		}
+	}
+	c := asUser(t, env, env.Dovecot, user)
+	if got := folderState(t, c, "Moved"); !slices.Equal(got, want["Work"]) {
+		t.Errorf("Moved on Dovecot: %d messages, want Work's %d", len(got), len(want["Work"]))
+	}
+	if got := folderState(t, c, "Moved.Deep"); !slices.Equal(got, want["Work/Deep"]) {
+		t.Errorf("Moved.Deep on Dovecot: %d messages, want %d", len(got), len(want["Work/Deep"]))
+	}
+	u := asUser(t, env, env.CyrusBE1, user)
+	if got := folderState(t, u, "Work"); got != nil {
+		t.Errorf("Work still on be1 (%d messages)", len(got))
+	}
+	if got := folderState(t, u, "INBOX"); !slices.Equal(got, want["INBOX"]) {
+		t.Errorf("INBOX on be1 changed")
+	}
+}
