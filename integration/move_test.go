@@ -665,8 +665,14 @@ func TestMoveVerifyCatchesCorruption(t *testing.T) {
 	if e, ok, err := mc.Find(mcCtx(t), "user."+user+".Archive"); err != nil || !ok || e.Reserved || e.Server() != env.CyrusBE1 {
 		t.Fatalf("after the failed verification the entry is %+v (%v %v), want active on be1", e, ok, err)
 	}
-	if _, err := runMove(t, env, mover.Options{}, req); err != nil {
-		t.Fatalf("rerun: %v", err)
+	// The bad copy is not a copy of any source message: a rerun stops
+	// rather than discard it, until told to.
+	var se *mover.StraysError
+	if _, err := runMove(t, env, mover.Options{}, req); !errors.As(err, &se) || se.Count != 1 {
+		t.Fatalf("rerun over the bad copy: %v, want a StraysError for 1 message", err)
+	}
+	if _, err := runMove(t, env, mover.Options{DiscardStrays: true}, req); err != nil {
+		t.Fatalf("rerun with DiscardStrays: %v", err)
 	}
 	c := asUser(t, env, env.CyrusBE2, user)
 	if got := folderState(t, c, "Archive"); !slices.Equal(got, want["Archive"]) {

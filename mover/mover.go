@@ -97,6 +97,11 @@ type Options struct {
 	Backends map[string]*Backend
 	// KeepSource leaves the source mailboxes in place after the switch.
 	KeepSource bool
+	// DiscardStrays lets a copy round expunge destination messages that
+	// are not copies of source messages (left by an earlier run for
+	// messages the source expunged since, or mail nobody should have put
+	// there); without it such a move stops with a *StraysError.
+	DiscardStrays bool
 	// Rounds bounds the online copy rounds before the freeze (default 3);
 	// rounds stop early once a round finds nothing to do.
 	Rounds int

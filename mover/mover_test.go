@@ -518,3 +518,28 @@ func TestMoveRename(t *testing.T) {
 		t.Errorf("INBOX moved: %+v", e)
 	}
 }
+
+// Messages already in the destination mailbox that are not copies of the
+// source's stop the move (nothing discarded unasked), until DiscardStrays.
+func TestMoveStrays(t *testing.T) {
+	l := newLab(t)
+	l.append(l.be2, "INBOX", "mail that was already on be2", nil, time.Now())
+	inbox := l.contents(l.be1, "INBOX")
+	_, err := l.move(Options{}, Request{Names: []string{"user.alice"}, To: "be2"})
+	var se *StraysError
+	if !errors.As(err, &se) || se.Count != 1 {
+		t.Fatalf("move onto a mailbox with foreign mail: %v", err)
+	}
+	if e := l.entry("user.alice"); e.Reserved || e.Location != loc1 {
+		t.Errorf("entry after the refusal: %+v", e)
+	}
+	if got := l.contents(l.be2, "INBOX"); len(got) != 1 {
+		t.Errorf("be2 INBOX after the refusal: %d messages", len(got))
+	}
+	if _, err := l.move(Options{DiscardStrays: true}, Request{Names: []string{"user.alice"}, To: "be2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.contents(l.be2, "INBOX"); !slices.Equal(got, inbox) {
+		t.Errorf("be2 INBOX: %q, want %q", got, inbox)
+	}
+}

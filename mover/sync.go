@@ -124,10 +124,20 @@ func (sy *syncer) round(ctx context.Context) (int, error) {
 		}
 		mapped[du] = true
 	}
+	var strays []uint32
 	for _, x := range dst {
 		if !mapped[x.uid] && !slices.Contains(gone, x.uid) {
-			gone = append(gone, x.uid) // not from the source: a stray copy
+			strays = append(strays, x.uid) // not a copy of a source message
 		}
+	}
+	if len(strays) > 0 {
+		// Mail nobody routed there, or copies left by an earlier run of
+		// messages the source expunged since: never discarded unasked.
+		if !sy.m.opts.DiscardStrays {
+			return 0, &StraysError{Mailbox: sy.mb.Name, Server: sy.d.b.Server, Count: len(strays)}
+		}
+		sy.m.log.Warn("discarding destination messages that are not copies of the source", "mailbox", sy.mb.Name, "messages", len(strays))
+		gone = append(gone, strays...)
 	}
 	if err := sy.d.expunge(ctx, gone); err != nil {
 		return 0, err
@@ -279,6 +289,17 @@ func (sy *syncer) recordCopy(x *msg, du uint32, sum [32]byte) {
 		p.Elapsed = time.Since(m.start)
 		m.opts.Progress(p)
 	}
+}
+
+// StraysError reports destination messages that are not copies of source
+// messages (see Options.DiscardStrays).
+type StraysError struct {
+	Mailbox, Server string
+	Count           int
+}
+
+func (e *StraysError) Error() string {
+	return fmt.Sprintf("%s on %s already holds %d messages that are not copies of the source's (move them away, or discard them with DiscardStrays / -discard-strays)", e.Mailbox, e.Server, e.Count)
 }
 
 // VerifyError lists what differs between source and destination.

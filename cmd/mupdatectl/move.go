@@ -30,6 +30,7 @@ type moveOptions struct {
 	grace      time.Duration
 	verbose    bool
 	rename     string
+	strays     bool
 	configFile string
 	specs      []string
 	cfg        *fileConfig
@@ -73,6 +74,7 @@ func parseMove(e *env, args []string) (*moveOptions, int) {
 	fs.IntVar(&o.rounds, "rounds", 3, "online copy rounds at most before the freeze")
 	fs.DurationVar(&o.grace, "grace", 10*time.Second, "wait after the switch before finishing the sources, for the front ends' replicas to follow")
 	fs.BoolVar(&o.verbose, "v", false, "log each step of each mailbox")
+	fs.BoolVar(&o.strays, "discard-strays", false, "expunge destination messages that are not copies of the source's (else the move stops)")
 	fs.StringVar(&o.rename, "rename", "", "give the one NAME (and its children) the internal name `NEWNAME` at the destination (RENAME across servers)")
 	fs.StringVar(&o.configFile, "config", "", "imapfront configuration `file` to take the backends from")
 	fs.Var((*multiFlag)(&o.specs), "backend", "a backend `SPEC` (repeatable; see above)")
@@ -300,7 +302,7 @@ func runMove(ctx context.Context, e *env, dial func(context.Context) (*mupdatec.
 		logger = slog.New(slog.NewTextHandler(e.stderr, nil))
 	}
 	m := mover.New(mover.Options{
-		Logger: logger, Master: dial, Backends: o.backends, KeepSource: o.keepSource, Rounds: o.rounds, Grace: o.grace, Progress: progress,
+		Logger: logger, Master: dial, Backends: o.backends, KeepSource: o.keepSource, DiscardStrays: o.strays, Rounds: o.rounds, Grace: o.grace, Progress: progress,
 	})
 	plan, err := m.Plan(ctx, mover.Request{Names: o.names, User: o.user, To: o.to, NewName: o.rename})
 	if err != nil {
