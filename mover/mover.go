@@ -920,3 +920,29 @@ func fromInternal(b *Backend, user, internal string) (string, error) {
 	}
 	return ns.ToClient(user, internal)
 }
+
+// ErrTooLarge is returned by Rename when the mailbox holds more than the
+// bound: such moves are for the admin tool (mupdatectl move).
+var ErrTooLarge = errors.New("mover: mailbox too large to move while the client waits")
+
+// Rename is RENAME across servers for a front end (the client waits for
+// the answer): it moves the internal name from (with its children) to the
+// internal name to on server, if they hold at most maxBytes (0: no bound),
+// deleting the source. It returns ErrTooLarge (nothing done) above the
+// bound, a *StraysError or *VerifyError (the source active again) or
+// another error.
+func (m *Mover) Rename(ctx context.Context, from, to, server string, maxBytes int64) error {
+	p, err := m.Plan(ctx, Request{Names: []string{from}, NewName: to, To: server})
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, mb := range p.Mailboxes {
+		total += mb.Bytes
+	}
+	if maxBytes > 0 && total > maxBytes {
+		return fmt.Errorf("%w: %d bytes, the bound is %d", ErrTooLarge, total, maxBytes)
+	}
+	_, err = m.Run(ctx, p)
+	return err
+}

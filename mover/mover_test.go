@@ -543,3 +543,25 @@ func TestMoveStrays(t *testing.T) {
 		t.Errorf("be2 INBOX: %q, want %q", got, inbox)
 	}
 }
+
+// Rename, as a front end calls it: bounded by size.
+func TestRenameBound(t *testing.T) {
+	l := newLab(t)
+	m := l.mover(Options{})
+	ctx := context.Background()
+	if err := m.Rename(ctx, "user.alice.Projects.Murder", "user.alice.M2", "be2", 10); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("rename over the bound: %v", err)
+	}
+	if e := l.entry("user.alice.Projects.Murder"); e.Location != loc1 || e.Reserved {
+		t.Fatalf("refused rename changed the entry: %+v", e)
+	}
+	if err := m.Rename(ctx, "user.alice.Projects.Murder", "user.alice.M2", "be2", 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if e := l.entry("user.alice.M2"); e.Location != loc2 || e.Reserved {
+		t.Errorf("renamed entry %+v", e)
+	}
+	if _, ok := l.master.Lookup("user.alice.Projects.Murder"); ok {
+		t.Error("old entry left")
+	}
+}
