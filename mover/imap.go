@@ -477,6 +477,10 @@ func headUID(head []byte) uint32 {
 	return 0
 }
 
+// maxUIDSet bounds what parseUIDSet expands (an APPENDUID answers one
+// batch of at most batchMessages).
+const maxUIDSet = 1 << 16
+
 // parseUIDSet expands an IMAP UID set ("4:6,9").
 func parseUIDSet(s string) ([]uint32, error) {
 	var out []uint32
@@ -495,8 +499,8 @@ func parseUIDSet(s string) ([]uint32, error) {
 		if hi < lo {
 			lo, hi = hi, lo
 		}
-		if hi-lo > 1<<20 {
-			return nil, errors.New("UID range too long")
+		if hi-lo >= maxUIDSet || len(out)+int(hi-lo) >= maxUIDSet {
+			return nil, errors.New("UID set too long")
 		}
 		for u := lo; u <= hi; u++ {
 			out = append(out, uint32(u))
