@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -757,5 +758,99 @@ func TestMoveRenameAcrossServers(t *testing.T) {
 	}
 	if got := folderState(t, u, "INBOX"); !slices.Equal(got, want["INBOX"]) {
 		t.Errorf("INBOX on be1 changed")
+	}
+}
+
+// TestMoveToolKilled runs the real mupdatectl binary and SIGKILLs it as
+// soon as it logs a step (after the copy, in the freeze, after the
+// switch), then runs it again: the move finishes with every message on
+// the destination and nothing left on the source.
+func TestMoveToolKilled(t *testing.T) {
+	env := itenv.Load(t)
+	user, _ := moveUser(t)
+	removeAccount(t, env, user)
+	t.Cleanup(func() { removeAccount(t, env, user) })
+	makeAccount(t, env, user, true)
+	want := accountState(t, env, env.CyrusBE1, user)
+	bin := filepath.Join(t.TempDir(), "mupdatectl")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/mupdatectl").CombinedOutput(); err != nil {
+		t.Fatalf("go build mupdatectl: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(t.TempDir(), "imapfront.toml")
+	conf := fmt.Sprintf(`[mupdate]
+server = %q
+user = %q
+password = %q
+[[backend]]
+server = %q
+tls = "none"
+proxy_user = %q
+proxy_password = %q
+[[backend]]
+server = %q
+tls = "none"
+proxy_user = %q
+proxy_password = %q
+[[backend]]
+server = %q
+ca = %q
+server_name = "127.0.0.1"
+proxy_user = %q
+proxy_password = %q
+separator = "."
+namespace = "personal"
+mupdate_mode = "front"
+`, env.MUPDATE, env.MUPDATEUser, env.MUPDATEPass,
+		env.CyrusBE1, env.CyrusAdminUser, env.CyrusAdminPass, env.CyrusBE2, env.CyrusAdminUser, env.CyrusAdminPass,
+		env.Dovecot, env.DovecotCA, env.DovecotMasterUser, env.DovecotMasterPass)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	move := func(to, killAt string) (killed bool) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "move", "-v", "-grace", "0", "-config", cfg, "-to", to, "-user", user)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var log strings.Builder
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if killAt != "" && !killed && strings.Contains(sc.Text(), "step="+killAt) {
+				cmd.Process.Kill()
+				killed = true
+			}
+		}
+		err = cmd.Wait()
+		if !killed && err != nil {
+			t.Fatalf("mupdatectl move -to %s: %v\n%s", to, err, log.String())
+		}
+		if killAt != "" && !killed {
+			t.Fatalf("mupdatectl never logged step=%s:\n%s", killAt, log.String())
+		}
+		return killed
+	}
+	at := env.CyrusBE1
+	for _, c := range []struct{ to, step string }{
+		{env.CyrusBE2, "copied"}, {env.Dovecot, "frozen"}, {env.CyrusBE1, "switched"},
+	} {
+		move(c.to, c.step)
+		var states []string
+		for _, f := range []string{"", ".Archive", ".Work", ".Work.Deep"} {
+			e, _, _ := mcAdminConn(t, env).Find(mcCtx(t), "user."+user+f)
+			states = append(states, fmt.Sprintf("%s reserved=%v %s", e.Name, e.Reserved, e.Server()))
+		}
+		t.Logf("killed at %s on the way to %s: %s", c.step, c.to, strings.Join(states, "; "))
+		move(c.to, "")
+		checkAccountAt(t, env, user, c.to, want)
+		checkGone(t, env, user, at)
+		at = c.to
 	}
 }
