@@ -18,6 +18,9 @@ func (sess *session) handleNext() error {
 	}
 	sess.busy.Store(true)
 	defer sess.busy.Store(false)
+	if err := sess.checkSelectedMoved(); err != nil {
+		return err
+	}
 	if len(sess.pool.conns) > 1 {
 		keep := ""
 		if sess.selected != nil {

@@ -3,6 +3,7 @@
 package integration
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
@@ -411,6 +412,12 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Another has Work selected (no IDLE): after the switch its next
+	// command is answered with BYE [UNAVAILABLE] by imapfront.
+	watcher := f.login(t, user, pass)
+	if _, err := watcher.Select("Work", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
 	appender := f.login(t, user, pass)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -503,7 +510,13 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 	if err := f.follower.Sync(mcCtx(t)); err != nil {
 		t.Fatal(err)
 	}
+	if err := watcher.Noop().Wait(); err == nil {
+		t.Error("NOOP of a session that had Work selected on be1 succeeded after the move")
+	}
 	again := f.login(t, user, pass)
+	if sel, err := again.Select("Work", nil).Wait(); err != nil || int(sel.NumMessages) != len(want["Work"]) {
+		t.Errorf("SELECT Work through imapfront after the move: %+v %v, want %d messages", sel, err, len(want["Work"]))
+	}
 	sel, err := again.Select("INBOX", nil).Wait()
 	if err != nil {
 		t.Fatalf("SELECT INBOX through imapfront after the move: %v", err)
@@ -526,8 +539,30 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 	checkGone(t, env, user, env.CyrusBE2)
 	ctlMboxlist(t, env, "be2")
 	checkAccountAt(t, env, user, env.Dovecot, want)
-	if _, err := runMove(t, env, mover.Options{}, mover.Request{User: user, To: env.CyrusBE1 + "!default"}); err != nil {
+	// Dovecot → be1 keeping the source: a session of imapfront that has
+	// Work selected on Dovecot (which nothing ends here) is told by
+	// imapfront itself; then a rerun of the finished move deletes the
+	// source it left.
+	if err := f.follower.Sync(mcCtx(t)); err != nil {
+		t.Fatal(err)
+	}
+	raw := rawDial(t, f.addr)
+	raw.exchange("w1", "LOGIN "+user+" "+pass)
+	if l := raw.exchange("w2", "SELECT Work"); !strings.HasPrefix(l[len(l)-1], "w2 OK") {
+		t.Fatalf("SELECT Work on Dovecot through imapfront: %q", l)
+	}
+	if _, err := runMove(t, env, mover.Options{KeepSource: true, Hook: synced}, mover.Request{User: user, To: env.CyrusBE1 + "!default"}); err != nil {
 		t.Fatalf("move Dovecot → be1: %v", err)
+	}
+	checkAccountAt(t, env, user, env.CyrusBE1, want)
+	if got := accountState(t, env, env.Dovecot, user); !slices.Equal(got["Work"], want["Work"]) {
+		t.Errorf("-keep-source: Work on Dovecot has %d messages", len(got["Work"]))
+	}
+	if l := raw.exchange("w3", "NOOP"); !strings.HasPrefix(l[0], "* BYE [UNAVAILABLE]") || l[len(l)-1] != "EOF" {
+		t.Errorf("NOOP of a session with Work selected on Dovecot after the move: %q, want BYE [UNAVAILABLE] and the end", l)
+	}
+	if _, err := runMove(t, env, mover.Options{}, mover.Request{User: user, To: env.CyrusBE1}); err != nil {
+		t.Fatalf("rerun of the finished move: %v", err)
 	}
 	checkAccountAt(t, env, user, env.CyrusBE1, want)
 	checkGone(t, env, user, env.Dovecot)
@@ -631,8 +666,14 @@ func TestMoveVerifyCatchesCorruption(t *testing.T) {
 	if e, ok, err := mc.Find(mcCtx(t), "user."+user+".Archive"); err != nil || !ok || e.Reserved || e.Server() != env.CyrusBE1 {
 		t.Fatalf("after the failed verification the entry is %+v (%v %v), want active on be1", e, ok, err)
 	}
-	if _, err := runMove(t, env, mover.Options{}, req); err != nil {
-		t.Fatalf("rerun: %v", err)
+	// The bad copy is not a copy of any source message: a rerun stops
+	// rather than discard it, until told to.
+	var se *mover.StraysError
+	if _, err := runMove(t, env, mover.Options{}, req); !errors.As(err, &se) || se.Count != 1 {
+		t.Fatalf("rerun over the bad copy: %v, want a StraysError for 1 message", err)
+	}
+	if _, err := runMove(t, env, mover.Options{DiscardStrays: true}, req); err != nil {
+		t.Fatalf("rerun with DiscardStrays: %v", err)
 	}
 	c := asUser(t, env, env.CyrusBE2, user)
 	if got := folderState(t, c, "Archive"); !slices.Equal(got, want["Archive"]) {
@@ -676,4 +717,140 @@ func corruptCopy(t *testing.T, env itenv.Env, instance, user, folder string) str
 		t.Fatal(err)
 	}
 	return file
+}
+
+// TestMoveRenameAcrossServers renames Work (with Work/Deep) to Moved
+// while moving it from Cyrus be1 to Dovecot (RENAME across servers): the
+// old entries and data go, a Cyrus restart (ctl_mboxlist -m) does not
+// bring them back, and the messages are the same.
+func TestMoveRenameAcrossServers(t *testing.T) {
+	env := itenv.Load(t)
+	user, _ := moveUser(t)
+	removeAccount(t, env, user)
+	t.Cleanup(func() { removeAccount(t, env, user) })
+	makeAccount(t, env, user, true)
+	want := accountState(t, env, env.CyrusBE1, user)
+	req := mover.Request{Names: []string{"user." + user + ".Work"}, NewName: "user." + user + ".Moved", To: env.Dovecot}
+	if _, err := runMove(t, env, mover.Options{}, req); err != nil {
+		t.Fatal(err)
+	}
+	ctlMboxlist(t, env, "be1")
+	mc := mcAdminConn(t, env)
+	for _, n := range []string{"Work", "Work.Deep"} {
+		if e, ok, err := mc.Find(mcCtx(t), "user."+user+"."+n); err != nil || ok {
+			t.Errorf("old entry user.%s.%s after the rename: %+v %v", user, n, e, err)
+		}
+		nn := strings.Replace(n, "Work", "Moved", 1)
+		if e, ok, err := mc.Find(mcCtx(t), "user."+user+"."+nn); err != nil || !ok || e.Reserved || e.Server() != env.Dovecot {
+			t.Errorf("new entry user.%s.%s: %+v %v %v", user, nn, e, ok, err)
+		}
+	}
+	c := asUser(t, env, env.Dovecot, user)
+	if got := folderState(t, c, "Moved"); !slices.Equal(got, want["Work"]) {
+		t.Errorf("Moved on Dovecot: %d messages, want Work's %d", len(got), len(want["Work"]))
+	}
+	if got := folderState(t, c, "Moved.Deep"); !slices.Equal(got, want["Work/Deep"]) {
+		t.Errorf("Moved.Deep on Dovecot: %d messages, want %d", len(got), len(want["Work/Deep"]))
+	}
+	u := asUser(t, env, env.CyrusBE1, user)
+	if got := folderState(t, u, "Work"); got != nil {
+		t.Errorf("Work still on be1 (%d messages)", len(got))
+	}
+	if got := folderState(t, u, "INBOX"); !slices.Equal(got, want["INBOX"]) {
+		t.Errorf("INBOX on be1 changed")
+	}
+}
+
+// TestMoveToolKilled runs the real mupdatectl binary and SIGKILLs it as
+// soon as it logs a step (after the copy, in the freeze, after the
+// switch), then runs it again: the move finishes with every message on
+// the destination and nothing left on the source.
+func TestMoveToolKilled(t *testing.T) {
+	env := itenv.Load(t)
+	user, _ := moveUser(t)
+	removeAccount(t, env, user)
+	t.Cleanup(func() { removeAccount(t, env, user) })
+	makeAccount(t, env, user, true)
+	want := accountState(t, env, env.CyrusBE1, user)
+	bin := filepath.Join(t.TempDir(), "mupdatectl")
+	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/mupdatectl").CombinedOutput(); err != nil {
+		t.Fatalf("go build mupdatectl: %v\n%s", err, out)
+	}
+	cfg := filepath.Join(t.TempDir(), "imapfront.toml")
+	conf := fmt.Sprintf(`[mupdate]
+server = %q
+user = %q
+password = %q
+[[backend]]
+server = %q
+tls = "none"
+proxy_user = %q
+proxy_password = %q
+[[backend]]
+server = %q
+tls = "none"
+proxy_user = %q
+proxy_password = %q
+[[backend]]
+server = %q
+ca = %q
+server_name = "127.0.0.1"
+proxy_user = %q
+proxy_password = %q
+separator = "."
+namespace = "personal"
+mupdate_mode = "front"
+`, env.MUPDATE, env.MUPDATEUser, env.MUPDATEPass,
+		env.CyrusBE1, env.CyrusAdminUser, env.CyrusAdminPass, env.CyrusBE2, env.CyrusAdminUser, env.CyrusAdminPass,
+		env.Dovecot, env.DovecotCA, env.DovecotMasterUser, env.DovecotMasterPass)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	move := func(to, killAt string) (killed bool) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, "move", "-v", "-grace", "0", "-config", cfg, "-to", to, "-user", user)
+		cmd.Env = []string{"PATH=" + os.Getenv("PATH")}
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		var log strings.Builder
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			log.WriteString(sc.Text() + "\n")
+			if killAt != "" && !killed && strings.Contains(sc.Text(), "step="+killAt) {
+				cmd.Process.Kill()
+				killed = true
+			}
+		}
+		err = cmd.Wait()
+		if !killed && err != nil {
+			t.Fatalf("mupdatectl move -to %s: %v\n%s", to, err, log.String())
+		}
+		if killAt != "" && !killed {
+			t.Fatalf("mupdatectl never logged step=%s:\n%s", killAt, log.String())
+		}
+		return killed
+	}
+	at := env.CyrusBE1
+	for _, c := range []struct{ to, step string }{
+		{env.CyrusBE2, "copied"}, {env.Dovecot, "frozen"}, {env.CyrusBE1, "switched"},
+	} {
+		move(c.to, c.step)
+		var states []string
+		for _, f := range []string{"", ".Archive", ".Work", ".Work.Deep"} {
+			e, _, _ := mcAdminConn(t, env).Find(mcCtx(t), "user."+user+f)
+			states = append(states, fmt.Sprintf("%s reserved=%v %s", e.Name, e.Reserved, e.Server()))
+		}
+		t.Logf("killed at %s on the way to %s: %s", c.step, c.to, strings.Join(states, "; "))
+		move(c.to, "")
+		checkAccountAt(t, env, user, c.to, want)
+		checkGone(t, env, user, at)
+		at = c.to
+	}
 }

@@ -43,7 +43,7 @@ func (m *Mover) dial(ctx context.Context, b *Backend, user string) (*conn, error
 	}
 	c, err := backend.Dial(ctx, b.Dial, login)
 	if err != nil {
-		return nil, fmt.Errorf("backend %s: %w", b.Server, err)
+		return nil, err // names the backend's address
 	}
 	return &conn{b: b, c: c}, nil
 }
@@ -424,13 +424,7 @@ func (c *conn) digests(ctx context.Context, exists uint32) (map[uint32]digestOf,
 		return out, nil
 	}
 	err := c.c.FetchLiterals(ctx, "UID FETCH 1:* (UID BODY.PEEK[])", func(head []byte, size int64, r io.Reader) error {
-		f := strings.Fields(strings.ToUpper(string(head)))
-		uid := uint64(0)
-		for i := 0; i+1 < len(f); i++ {
-			if strings.TrimPrefix(f[i], "(") == "UID" {
-				uid, _ = strconv.ParseUint(f[i+1], 10, 32)
-			}
-		}
+		uid := headUID(head)
 		if uid == 0 {
 			return errNoUID
 		}
@@ -469,6 +463,24 @@ func (c *conn) digests(ctx context.Context, exists uint32) (map[uint32]digestOf,
 	return out, nil
 }
 
+// headUID returns the UID item of the first line of a FETCH response up
+// to its literal ("* 5 FETCH (UID 12 BODY[] "), or 0.
+func headUID(head []byte) uint32 {
+	f := strings.Fields(strings.ToUpper(string(head)))
+	for i := 0; i+1 < len(f); i++ {
+		if strings.TrimPrefix(f[i], "(") == "UID" {
+			if u, err := strconv.ParseUint(f[i+1], 10, 32); err == nil {
+				return uint32(u)
+			}
+		}
+	}
+	return 0
+}
+
+// maxUIDSet bounds what parseUIDSet expands (an APPENDUID answers one
+// batch of at most batchMessages).
+const maxUIDSet = 1 << 16
+
 // parseUIDSet expands an IMAP UID set ("4:6,9").
 func parseUIDSet(s string) ([]uint32, error) {
 	var out []uint32
@@ -487,8 +499,8 @@ func parseUIDSet(s string) ([]uint32, error) {
 		if hi < lo {
 			lo, hi = hi, lo
 		}
-		if hi-lo > 1<<20 {
-			return nil, errors.New("UID range too long")
+		if hi-lo >= maxUIDSet || len(out)+int(hi-lo) >= maxUIDSet {
+			return nil, errors.New("UID set too long")
 		}
 		for u := lo; u <= hi; u++ {
 			out = append(out, uint32(u))

@@ -97,6 +97,11 @@ type Options struct {
 	Backends map[string]*Backend
 	// KeepSource leaves the source mailboxes in place after the switch.
 	KeepSource bool
+	// DiscardStrays lets a copy round expunge destination messages that
+	// are not copies of source messages (left by an earlier run for
+	// messages the source expunged since, or mail nobody should have put
+	// there); without it such a move stops with a *StraysError.
+	DiscardStrays bool
 	// Rounds bounds the online copy rounds before the freeze (default 3);
 	// rounds stop early once a round finds nothing to do.
 	Rounds int
@@ -158,9 +163,12 @@ const (
 
 // Mailbox is one mailbox of a plan.
 type Mailbox struct {
-	Name   string   // internal name
-	State  State    // at planning time
-	Source *Backend // nil for a switched mailbox without leftover
+	Name string // internal name
+	// DestName is its name at the destination: Name, or the new name of
+	// a renaming move (Request.NewName).
+	DestName string
+	State    State    // at planning time
+	Source   *Backend // nil for a switched mailbox without leftover
 	// SourceLocation is the MUPDATE location it is moved from.
 	SourceLocation string
 	// ACL is the ACL carried to the destination (Cyrus form).
@@ -190,6 +198,10 @@ type Request struct {
 	User string
 	// To is SERVER or SERVER!PARTITION (default partition "default").
 	To string
+	// NewName, if set, renames the one mailbox of Names (and its
+	// children) to NewName while moving it (RENAME across servers). The
+	// owner stays the same; KeepSource is refused.
+	NewName string
 }
 
 // Plan looks the request up in the master and on the backends.
@@ -203,6 +215,16 @@ func (m *Mover) Plan(ctx context.Context, req Request) (*Plan, error) {
 		return nil, fmt.Errorf("mover: destination %q is not a configured backend", server)
 	}
 	p := &Plan{Dest: dest, DestLocation: server + "!" + part, User: req.User}
+	if req.NewName != "" {
+		if len(req.Names) != 1 || req.User != "" || m.opts.KeepSource {
+			return nil, errors.New("mover: a renaming move takes one mailbox, no -user, no KeepSource")
+		}
+		o1, _ := router.SplitInternal(req.Names[0])
+		o2, _ := router.SplitInternal(req.NewName)
+		if o1 == "" || o1 != o2 || req.NewName == req.Names[0] || strings.HasPrefix(req.NewName, req.Names[0]+".") {
+			return nil, fmt.Errorf("mover: cannot rename %s to %s while moving (same owner, not into itself)", req.Names[0], req.NewName)
+		}
+	}
 	roots := slices.Clone(req.Names)
 	if req.User != "" {
 		roots = append(roots, "user."+strings.ReplaceAll(router.EncodeUTF7(req.User), ".", "^"))
@@ -233,9 +255,38 @@ func (m *Mover) Plan(ctx context.Context, req Request) (*Plan, error) {
 	}
 	slices.SortFunc(entries, func(a, b mupdatec.Entry) int { return strings.Compare(a.Name, b.Name) })
 	entries = slices.CompactFunc(entries, func(a, b mupdatec.Entry) bool { return a.Name == b.Name })
+	destOf := func(name string) string {
+		if req.NewName == "" {
+			return name
+		}
+		return req.NewName + strings.TrimPrefix(name, req.Names[0])
+	}
 	for _, e := range entries {
-		mb := &Mailbox{Name: e.Name, SourceLocation: e.Location, ACL: e.ACL}
+		if owner, _ := router.SplitInternal(e.Name); owner == "" {
+			// A Cyrus admin may not APPEND to a shared mailbox without an
+			// ACL entry, and a SETACL before the switch would make the
+			// destination backend activate it there: not done yet.
+			return nil, fmt.Errorf("mover: %s: moving shared mailboxes is not supported (only users' mailboxes)", e.Name)
+		}
+		mb := &Mailbox{Name: e.Name, DestName: destOf(e.Name), SourceLocation: e.Location, ACL: e.ACL}
 		src := m.opts.Backends[e.Server()]
+		if mb.DestName != mb.Name {
+			de, ok, err := mc.Find(ctx, mb.DestName)
+			if err != nil {
+				return nil, fmt.Errorf("mover: MUPDATE FIND: %w", err)
+			}
+			switch {
+			case !ok, de.Reserved && de.Location == p.DestLocation:
+				// Free, or reserved by an earlier run of this rename.
+			case !de.Reserved && de.Location == p.DestLocation && e.Reserved && src != nil:
+				// Switched by an earlier run: the old entry and data remain.
+				mb.State, mb.Source = StateSwitched, src
+				p.Mailboxes = append(p.Mailboxes, mb)
+				continue
+			default:
+				return nil, fmt.Errorf("mover: %s already exists (%s at %s)", mb.DestName, map[bool]string{true: "reserved", false: "active"}[de.Reserved], de.Location)
+			}
+		}
 		switch {
 		case e.Location == p.DestLocation && !e.Reserved:
 			mb.State = StateSwitched
@@ -258,7 +309,7 @@ func (m *Mover) Plan(ctx context.Context, req Request) (*Plan, error) {
 			if err := checkNameable(mb.Source, mb.Name); err != nil {
 				return nil, err
 			}
-			if err := checkNameable(dest, mb.Name); err != nil {
+			if err := checkNameable(dest, mb.DestName); err != nil {
 				return nil, err
 			}
 			if err := m.measure(ctx, mb); err != nil {
@@ -406,7 +457,8 @@ type Report struct {
 	Deleted  []string // sources deleted
 	Messages int
 	Bytes    int64
-	Elapsed  time.Duration
+	// Elapsed is the time the run took, Grace not counted.
+	Elapsed time.Duration
 	// MaxFreeze is the longest time a mailbox stayed frozen.
 	MaxFreeze time.Duration
 }
@@ -455,6 +507,7 @@ func (m *Mover) Run(ctx context.Context, p *Plan) (*Report, error) {
 			t.Stop()
 			return rep, ctx.Err()
 		}
+		m.start = m.start.Add(m.opts.Grace) // not part of Elapsed
 	}
 	// Sources last, children before their parents.
 	for i := len(p.Mailboxes) - 1; i >= 0; i-- {
@@ -484,7 +537,7 @@ func (m *Mover) hook(step Step, name string) error {
 // moveOne copies, freezes, verifies and switches one mailbox.
 func (m *Mover) moveOne(ctx context.Context, mc *mupdatec.Conn, p *Plan, mb *Mailbox) (frozeFor time.Duration, err error) {
 	srcUser, srcName, _ := native(mb.Source, mb.Name)
-	dstUser, dstName, _ := native(p.Dest, mb.Name)
+	dstUser, dstName, _ := native(p.Dest, mb.DestName)
 	s, err := m.dial(ctx, mb.Source, srcUser)
 	if err != nil {
 		return 0, err
@@ -498,7 +551,20 @@ func (m *Mover) moveOne(ctx context.Context, mc *mupdatec.Conn, p *Plan, mb *Mai
 	if !d.c.Has("UIDPLUS") {
 		return 0, fmt.Errorf("destination %s lacks UIDPLUS", p.Dest.Server)
 	}
-	if err := m.createDest(ctx, p.Dest, d, mb.Name, dstName); err != nil {
+	if mb.DestName != mb.Name {
+		// The new name is held for this move from the start.
+		if err := mc.SafeReserve(ctx, mb.DestName, p.DestLocation); err != nil {
+			return 0, fmt.Errorf("reserving the new name: %w", err)
+		}
+		defer func() {
+			// A failure before the freeze releases the new name (after
+			// it, rollback does).
+			if err != nil && mb.State == StateActive && !errors.Is(err, ErrAbandon) {
+				m.releaseNewName(mc, mb)
+			}
+		}()
+	}
+	if err := m.createDest(ctx, p.Dest, d, mb.DestName, dstName); err != nil {
 		return 0, err
 	}
 	sy := &syncer{m: m, s: s, d: d, srcName: srcName, dstName: dstName, mb: mb}
@@ -568,7 +634,7 @@ func (m *Mover) moveOne(ctx context.Context, mc *mupdatec.Conn, p *Plan, mb *Mai
 	if !ok || !e.Reserved || e.Location != mb.SourceLocation {
 		return 0, fmt.Errorf("the source entry changed during the freeze (now %+v); nothing switched, rerun the move", e)
 	}
-	if err := mc.Activate(ctx, mb.Name, p.DestLocation, mb.ACL); err != nil {
+	if err := mc.Activate(ctx, mb.DestName, p.DestLocation, mb.ACL); err != nil {
 		return 0, fmt.Errorf("switch: %w", err)
 	}
 	mb.State = StateSwitched
@@ -599,7 +665,25 @@ func (m *Mover) rollback(mc *mupdatec.Conn, mb *Mailbox) error {
 		}
 	}
 	mb.State = StateActive
+	if mb.DestName != mb.Name {
+		return m.releaseNewName(mc, mb)
+	}
 	m.log.Warn("move rolled back: source active again", "mailbox", mb.Name, "location", mb.SourceLocation)
+	return nil
+}
+
+// releaseNewName deletes the reservation of a renaming move's new name
+// (the partial copy stays for a rerun).
+func (m *Mover) releaseNewName(mc *mupdatec.Conn, mb *Mailbox) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	e, ok, err := mc.Find(ctx, mb.DestName)
+	if err != nil || !ok || !e.Reserved {
+		return err
+	}
+	if err := mc.SafeDelete(ctx, mb.DestName); err != nil && !errors.Is(err, mupdatec.ErrNotFound) {
+		return err
+	}
 	return nil
 }
 
@@ -670,7 +754,7 @@ func (m *Mover) destACL(ctx context.Context, mc *mupdatec.Conn, p *Plan, d *conn
 			return fmt.Errorf("verify: ACL on %s is %q, want %q", p.Dest.Server, have.String(), mb.ACL)
 		}
 	}
-	e, ok, err := mc.Find(ctx, mb.Name)
+	e, ok, err := mc.Find(ctx, mb.DestName)
 	if err != nil {
 		return err
 	}
@@ -699,7 +783,7 @@ func aclMap(a router.ACL) map[string]string {
 // finishSource carries over what reached the source after it was verified
 // and deletes it (unless KeepSource).
 func (m *Mover) finishSource(ctx context.Context, mc *mupdatec.Conn, p *Plan, mb *Mailbox) error {
-	e, ok, err := mc.Find(ctx, mb.Name)
+	e, ok, err := mc.Find(ctx, mb.DestName)
 	if err != nil {
 		return err
 	}
@@ -707,7 +791,7 @@ func (m *Mover) finishSource(ctx context.Context, mc *mupdatec.Conn, p *Plan, mb
 		return fmt.Errorf("not deleting the source: the master says %+v, not active at %s", e, p.DestLocation)
 	}
 	srcUser, srcName, _ := native(mb.Source, mb.Name)
-	dstUser, dstName, _ := native(p.Dest, mb.Name)
+	dstUser, dstName, _ := native(p.Dest, mb.DestName)
 	s, err := m.dial(ctx, mb.Source, srcUser)
 	if err != nil {
 		return err
@@ -754,6 +838,18 @@ func (m *Mover) finishSource(ctx context.Context, mc *mupdatec.Conn, p *Plan, mb
 		}
 	} else if _, err := s.exec(ctx, "DELETE "+quote(srcName)); err != nil {
 		return err
+	}
+	if mb.DestName != mb.Name {
+		// The old name's entry (frozen: a reservation at the source) goes
+		// after its data, so that a Cyrus source restarted in between
+		// (ctl_mboxlist -m) finds nothing to push back.
+		if e, ok, err := mc.Find(ctx, mb.Name); err != nil {
+			return err
+		} else if ok && e.Location == mb.SourceLocation {
+			if err := mc.SafeDelete(ctx, mb.Name); err != nil && !errors.Is(err, mupdatec.ErrNotFound) {
+				return err
+			}
+		}
 	}
 	return m.hook(StepDeleted, mb.Name)
 }
@@ -823,4 +919,30 @@ func fromInternal(b *Backend, user, internal string) (string, error) {
 		return "", err
 	}
 	return ns.ToClient(user, internal)
+}
+
+// ErrTooLarge is returned by Rename when the mailbox holds more than the
+// bound: such moves are for the admin tool (mupdatectl move).
+var ErrTooLarge = errors.New("mover: mailbox too large to move while the client waits")
+
+// Rename is RENAME across servers for a front end (the client waits for
+// the answer): it moves the internal name from (with its children) to the
+// internal name to on server, if they hold at most maxBytes (0: no bound),
+// deleting the source. It returns ErrTooLarge (nothing done) above the
+// bound, a *StraysError or *VerifyError (the source active again) or
+// another error.
+func (m *Mover) Rename(ctx context.Context, from, to, server string, maxBytes int64) error {
+	p, err := m.Plan(ctx, Request{Names: []string{from}, NewName: to, To: server})
+	if err != nil {
+		return err
+	}
+	var total int64
+	for _, mb := range p.Mailboxes {
+		total += mb.Bytes
+	}
+	if maxBytes > 0 && total > maxBytes {
+		return fmt.Errorf("%w: %d bytes, the bound is %d", ErrTooLarge, total, maxBytes)
+	}
+	_, err = m.Run(ctx, p)
+	return err
 }

@@ -219,6 +219,13 @@ func TestMoveKeepSourceAndDryPlan(t *testing.T) {
 	if err == nil {
 		t.Fatalf("plan of a name the master lacks: %+v", p)
 	}
+	l.master.Set(mupdatec.Entry{Name: "shared.news", Location: loc1, ACL: "anyone\tlrs\t"})
+	if _, err := m.Plan(ctx, Request{Names: []string{"shared.news"}, To: "be2"}); err == nil || !strings.Contains(err.Error(), "shared mailboxes") {
+		t.Errorf("plan of a shared mailbox: %v", err)
+	}
+	if _, err := m.Plan(ctx, Request{Names: []string{"user.alice.Projects.Murder"}, To: "be3"}); err == nil {
+		t.Error("plan to an unknown backend succeeded")
+	}
 	p, err = m.Plan(ctx, Request{Names: []string{"user.alice.Projects.Murder"}, To: "be2!default"})
 	if err != nil {
 		t.Fatal(err)
@@ -437,5 +444,124 @@ func TestParseUIDSet(t *testing.T) {
 		if (err != nil) != tc.bad || (!tc.bad && !slices.Equal(got, tc.want)) {
 			t.Errorf("parseUIDSet(%q) = %v, %v", tc.in, got, err)
 		}
+	}
+}
+
+// A renaming move (RENAME across servers): the subtree gets its new name
+// on the destination, the old entry and data go; a failure before the
+// switch leaves the old name active and frees the new one; a run killed
+// after the switch is finished by a rerun.
+func TestMoveRename(t *testing.T) {
+	l := newLab(t)
+	l.master.Set(mupdatec.Entry{Name: "user.alice.Projects", Location: loc1, ACL: owner})
+	murder := l.contents(l.be1, "Projects/Murder")
+	req := Request{Names: []string{"user.alice.Projects"}, NewName: "user.alice.Old", To: "be2"}
+
+	// Refused plans.
+	m := l.mover(Options{})
+	for _, bad := range []Request{
+		{Names: []string{"user.alice.Projects"}, NewName: "user.bob.Projects", To: "be2"},
+		{Names: []string{"user.alice.Projects"}, NewName: "user.alice.Projects.Sub", To: "be2"},
+		{Names: []string{"user.alice.Projects", "user.alice"}, NewName: "user.alice.X", To: "be2"},
+		{Names: []string{"user.alice.Projects"}, NewName: "user.alice", To: "be2"}, // exists
+	} {
+		if _, err := m.Plan(context.Background(), bad); err == nil {
+			t.Errorf("plan %+v accepted", bad)
+		}
+	}
+
+	fail := func(s Step, name string) error {
+		if s == StepVerified && name == "user.alice.Projects.Murder" {
+			return errors.New("test: injected failure")
+		}
+		return nil
+	}
+	if _, err := l.move(Options{Hook: fail}, req); err == nil {
+		t.Fatal("move succeeded through a failure")
+	}
+	if e := l.entry("user.alice.Projects.Murder"); e.Reserved || e.Location != loc1 || e.ACL != owner {
+		t.Errorf("old entry after the failure: %+v", e)
+	}
+	if _, ok := l.master.Lookup("user.alice.Old.Murder"); ok {
+		t.Error("the new name is still held after the failure")
+	}
+
+	kill := func(s Step, name string) error {
+		if s == StepSwitched && name == "user.alice.Projects.Murder" {
+			return ErrAbandon
+		}
+		return nil
+	}
+	if _, err := l.move(Options{Hook: kill}, req); !errors.Is(err, ErrAbandon) {
+		t.Fatalf("killed run: %v", err)
+	}
+	if _, err := l.move(Options{}, req); err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	for _, n := range []string{"user.alice.Old", "user.alice.Old.Murder"} {
+		if e := l.entry(n); e.Reserved || e.Location != loc2 || e.ACL != owner {
+			t.Errorf("%s: %+v", n, e)
+		}
+	}
+	for _, n := range []string{"user.alice.Projects", "user.alice.Projects.Murder"} {
+		if e, ok := l.master.Lookup(n); ok {
+			t.Errorf("old entry %s left: %+v", n, e)
+		}
+	}
+	if got := l.contents(l.be2, "Old/Murder"); !slices.Equal(got, murder) {
+		t.Errorf("Old/Murder on be2: %q, want %q", got, murder)
+	}
+	if got := l.contents(l.be1, "Projects/Murder"); got != nil {
+		t.Errorf("Projects/Murder left on be1: %q", got)
+	}
+	if e := l.entry("user.alice"); e.Location != loc1 {
+		t.Errorf("INBOX moved: %+v", e)
+	}
+}
+
+// Messages already in the destination mailbox that are not copies of the
+// source's stop the move (nothing discarded unasked), until DiscardStrays.
+func TestMoveStrays(t *testing.T) {
+	l := newLab(t)
+	l.append(l.be2, "INBOX", "mail that was already on be2", nil, time.Now())
+	inbox := l.contents(l.be1, "INBOX")
+	_, err := l.move(Options{}, Request{Names: []string{"user.alice"}, To: "be2"})
+	var se *StraysError
+	if !errors.As(err, &se) || se.Count != 1 {
+		t.Fatalf("move onto a mailbox with foreign mail: %v", err)
+	}
+	if e := l.entry("user.alice"); e.Reserved || e.Location != loc1 {
+		t.Errorf("entry after the refusal: %+v", e)
+	}
+	if got := l.contents(l.be2, "INBOX"); len(got) != 1 {
+		t.Errorf("be2 INBOX after the refusal: %d messages", len(got))
+	}
+	if _, err := l.move(Options{DiscardStrays: true}, Request{Names: []string{"user.alice"}, To: "be2"}); err != nil {
+		t.Fatal(err)
+	}
+	if got := l.contents(l.be2, "INBOX"); !slices.Equal(got, inbox) {
+		t.Errorf("be2 INBOX: %q, want %q", got, inbox)
+	}
+}
+
+// Rename, as a front end calls it: bounded by size.
+func TestRenameBound(t *testing.T) {
+	l := newLab(t)
+	m := l.mover(Options{})
+	ctx := context.Background()
+	if err := m.Rename(ctx, "user.alice.Projects.Murder", "user.alice.M2", "be2", 10); !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("rename over the bound: %v", err)
+	}
+	if e := l.entry("user.alice.Projects.Murder"); e.Location != loc1 || e.Reserved {
+		t.Fatalf("refused rename changed the entry: %+v", e)
+	}
+	if err := m.Rename(ctx, "user.alice.Projects.Murder", "user.alice.M2", "be2", 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if e := l.entry("user.alice.M2"); e.Location != loc2 || e.Reserved {
+		t.Errorf("renamed entry %+v", e)
+	}
+	if _, ok := l.master.Lookup("user.alice.Projects.Murder"); ok {
+		t.Error("old entry left")
 	}
 }

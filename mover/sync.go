@@ -124,10 +124,20 @@ func (sy *syncer) round(ctx context.Context) (int, error) {
 		}
 		mapped[du] = true
 	}
+	var strays []uint32
 	for _, x := range dst {
 		if !mapped[x.uid] && !slices.Contains(gone, x.uid) {
-			gone = append(gone, x.uid) // not from the source: a stray copy
+			strays = append(strays, x.uid) // not a copy of a source message
 		}
+	}
+	if len(strays) > 0 {
+		// Mail nobody routed there, or copies left by an earlier run of
+		// messages the source expunged since: never discarded unasked.
+		if !sy.m.opts.DiscardStrays {
+			return 0, &StraysError{Mailbox: sy.mb.Name, Server: sy.d.b.Server, Count: len(strays)}
+		}
+		sy.m.log.Warn("discarding destination messages that are not copies of the source", "mailbox", sy.mb.Name, "messages", len(strays))
+		gone = append(gone, strays...)
 	}
 	if err := sy.d.expunge(ctx, gone); err != nil {
 		return 0, err
@@ -193,32 +203,37 @@ func (sy *syncer) copyAll(ctx context.Context, msgs []*msg) (int, error) {
 	return n, nil
 }
 
-// copyBatch copies msgs with one MULTIAPPEND, each body streamed from
-// the source's FETCH into the command.
+// copyBatch copies msgs with one MULTIAPPEND, their bodies read with one
+// FETCH and each streamed from the FETCH answer into the command as it
+// arrives (one round trip per batch on each side, not per message).
 func (sy *syncer) copyBatch(ctx context.Context, msgs []*msg) (int, error) {
+	byUID := make(map[uint32]*msg, len(msgs))
+	uids := make([]uint32, len(msgs))
+	for i, x := range msgs {
+		byUID[x.uid], uids[i] = x, x.uid
+	}
 	var sent []*msg
 	var sums [][32]byte
 	resp, err := sy.d.c.ExecLiterals(ctx, "APPEND "+quote(sy.dstName), func(part func(string, int64, io.Reader) error) error {
-		for _, x := range msgs {
+		return sy.s.c.FetchLiterals(ctx, "UID FETCH "+uidSet(uids)+" (UID BODY.PEEK[])", func(head []byte, size int64, r io.Reader) error {
+			x := byUID[headUID(head)]
+			if x == nil {
+				return fmt.Errorf("backend %s: FETCH answer %.60q is not one of the messages asked for", sy.s.b.Server, head)
+			}
+			delete(byUID, x.uid) // once only
 			h := sha256.New()
 			mid := "(" + strings.Join(x.flags, " ") + ")"
 			if x.rawDay != "" {
 				mid += " " + imapwire.Quote(x.rawDay)
 			}
-			err := sy.s.body(ctx, x.uid, func(size int64, r io.Reader) error {
-				return part(mid, size, io.TeeReader(r, h))
-			})
-			if errors.Is(err, errGone) {
-				continue
-			}
-			if err != nil {
+			if err := part(mid, size, io.TeeReader(r, h)); err != nil {
 				return err
 			}
 			var sum [32]byte
 			copy(sum[:], h.Sum(nil))
 			sent, sums = append(sent, x), append(sums, sum)
-		}
-		return nil
+			return nil
+		}, func([]byte) {})
 	})
 	if len(sent) == 0 && (err == nil || errors.Is(err, backend.ErrNoParts)) {
 		return 0, nil
@@ -274,6 +289,17 @@ func (sy *syncer) recordCopy(x *msg, du uint32, sum [32]byte) {
 		p.Elapsed = time.Since(m.start)
 		m.opts.Progress(p)
 	}
+}
+
+// StraysError reports destination messages that are not copies of source
+// messages (see Options.DiscardStrays).
+type StraysError struct {
+	Mailbox, Server string
+	Count           int
+}
+
+func (e *StraysError) Error() string {
+	return fmt.Sprintf("%s on %s already holds %d messages that are not copies of the source's (move them away, or discard them with DiscardStrays / -discard-strays)", e.Mailbox, e.Server, e.Count)
 }
 
 // VerifyError lists what differs between source and destination.

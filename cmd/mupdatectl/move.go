@@ -29,6 +29,8 @@ type moveOptions struct {
 	rounds     int
 	grace      time.Duration
 	verbose    bool
+	rename     string
+	strays     bool
 	configFile string
 	specs      []string
 	cfg        *fileConfig
@@ -41,7 +43,7 @@ func (m *multiFlag) String() string     { return strings.Join(*m, " ") }
 func (m *multiFlag) Set(s string) error { *m = append(*m, s); return nil }
 
 func moveUsage(w io.Writer, fs *flag.FlagSet) {
-	fmt.Fprint(w, `usage: mupdatectl [flags] move [-dry-run] [-keep-source] (-config FILE | -backend SPEC...) -to SERVER[!PARTITION] (-user USER | NAME...)
+	fmt.Fprint(w, `usage: mupdatectl [flags] move [-dry-run] [-keep-source] [-rename NEWNAME] (-config FILE | -backend SPEC...) -to SERVER[!PARTITION] (-user USER | NAME...)
 Moves mailboxes (internal names, each with its children) or a user's whole account (-user: INBOX,
 every folder and the subscriptions) to the backend SERVER, online: copy while the source serves,
 freeze (DEACTIVATE), final delta, verify every message (size, SHA-256, flags, internal date) and
@@ -72,6 +74,8 @@ func parseMove(e *env, args []string) (*moveOptions, int) {
 	fs.IntVar(&o.rounds, "rounds", 3, "online copy rounds at most before the freeze")
 	fs.DurationVar(&o.grace, "grace", 10*time.Second, "wait after the switch before finishing the sources, for the front ends' replicas to follow")
 	fs.BoolVar(&o.verbose, "v", false, "log each step of each mailbox")
+	fs.BoolVar(&o.strays, "discard-strays", false, "expunge destination messages that are not copies of the source's (else the move stops)")
+	fs.StringVar(&o.rename, "rename", "", "give the one NAME (and its children) the internal name `NEWNAME` at the destination (RENAME across servers)")
 	fs.StringVar(&o.configFile, "config", "", "imapfront configuration `file` to take the backends from")
 	fs.Var((*multiFlag)(&o.specs), "backend", "a backend `SPEC` (repeatable; see above)")
 	if err := fs.Parse(args); err != nil {
@@ -96,6 +100,8 @@ func parseMove(e *env, args []string) (*moveOptions, int) {
 		return bad("name the mailboxes to move, or -user")
 	case o.configFile == "" && len(o.specs) == 0:
 		return bad("give the backends with -config or -backend")
+	case o.rename != "" && (len(o.names) != 1 || o.user != "" || o.keepSource):
+		return bad("-rename takes exactly one NAME, and neither -user nor -keep-source")
 	}
 	o.backends = map[string]*mover.Backend{}
 	if o.configFile != "" {
@@ -282,7 +288,7 @@ func (bc *backendConfig) backend() (*mover.Backend, error) {
 
 // runMove is "mupdatectl move".
 func runMove(ctx context.Context, e *env, dial func(context.Context) (*mupdatec.Conn, error), o *moveOptions) int {
-	var last time.Time
+	last := time.Now() // first line after 2 s, when the rate means something
 	progress := func(p mover.Progress) {
 		if time.Since(last) < 2*time.Second && p.Messages != p.TotalMessages {
 			return
@@ -296,9 +302,9 @@ func runMove(ctx context.Context, e *env, dial func(context.Context) (*mupdatec.
 		logger = slog.New(slog.NewTextHandler(e.stderr, nil))
 	}
 	m := mover.New(mover.Options{
-		Logger: logger, Master: dial, Backends: o.backends, KeepSource: o.keepSource, Rounds: o.rounds, Grace: o.grace, Progress: progress,
+		Logger: logger, Master: dial, Backends: o.backends, KeepSource: o.keepSource, DiscardStrays: o.strays, Rounds: o.rounds, Grace: o.grace, Progress: progress,
 	})
-	plan, err := m.Plan(ctx, mover.Request{Names: o.names, User: o.user, To: o.to})
+	plan, err := m.Plan(ctx, mover.Request{Names: o.names, User: o.user, To: o.to, NewName: o.rename})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "mupdatectl: move: %v\n", err)
 		return exitRefused
@@ -308,7 +314,11 @@ func runMove(ctx context.Context, e *env, dial func(context.Context) (*mupdatec.
 		if mb.Source == nil {
 			from = "(no source left)"
 		}
-		fmt.Fprintf(e.stdout, "MOVE\t%s\t%s\t%s\t%d messages\t%d bytes\t%s\n", mb.Name, from, plan.DestLocation, mb.Messages, mb.Bytes, mb.State)
+		name := mb.Name
+		if mb.DestName != mb.Name {
+			name += " -> " + mb.DestName
+		}
+		fmt.Fprintf(e.stdout, "MOVE\t%s\t%s\t%s\t%d messages\t%d bytes\t%s\n", name, from, plan.DestLocation, mb.Messages, mb.Bytes, mb.State)
 	}
 	if o.dryRun {
 		fmt.Fprintf(e.stderr, "mupdatectl: move: dry run: nothing changed\n")

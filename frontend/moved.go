@@ -1,0 +1,35 @@
+package frontend
+
+// What a session does when the mailbox it has selected moves to another
+// backend (mupdatectl move, issue 20): the replica then places the
+// mailbox elsewhere while the session still talks to the old backend,
+// whose copy is about to be deleted and no longer receives new mail.
+//
+// While the move freezes the mailbox (the entry is a reservation) the
+// session goes on: what it writes to the source is still carried over by
+// the mover. Once the mailbox is active on another backend the session is
+// told, before its next command, with an untagged BYE [UNAVAILABLE] and
+// ends (RFC 2180 section 3: a server may end a session whose selected
+// mailbox is gone; every client reconnects), so that its next SELECT
+// reaches the new backend. Unselected sessions need nothing: each of
+// their commands is routed by the replica. A session in IDLE notices at
+// the command after DONE (or when the old backend ends it: Cyrus closes
+// the sessions of a user whose INBOX it deletes).
+
+// checkSelectedMoved ends the session when its selected mailbox now lives
+// on another backend (errFatal after BYE); otherwise it returns nil.
+func (sess *session) checkSelectedMoved() error {
+	if sess.selected == nil || sess.selectedName == "" {
+		return nil
+	}
+	r, err := sess.resolve(sess.selectedName)
+	if err != nil || r.b.Server == sess.selected.b.Server {
+		// Gone or renamed is the backend's to report; reserved (NO
+		// INUSE from resolve) is a move's freeze, during which the
+		// source still serves.
+		return nil
+	}
+	sess.log.Info("selected mailbox moved to another backend: session ended", "from", sess.selected.b.Server, "to", r.b.Server)
+	sess.writeLine("* BYE [UNAVAILABLE] The selected mailbox has moved to another server; reconnect and select it again")
+	return errFatal
+}
