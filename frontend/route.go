@@ -108,7 +108,7 @@ func (sess *session) placement(name string) (*Backend, *router.Mailbox, error) {
 			break
 		}
 		parent = parent[:i]
-		if mb, err := dir.Resolve(sess.ctx, sess.user, parent); err == nil {
+		if mb, err := sess.lookup(parent); err == nil { // a parent made elsewhere a moment ago counts
 			if b := sess.s.live().Backends[mb.Server]; b != nil {
 				return b, &mb, nil
 			}

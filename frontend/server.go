@@ -167,6 +167,12 @@ type Options struct {
 	// MaxBadCommands ends a session with BYE after this many BAD answers
 	// in a row (20 when 0; negative disables it).
 	MaxBadCommands int
+	// Mover, if set, makes RENAME to a name on another server move the
+	// mailbox and its children there (mover.Mover.Rename: copy, verify,
+	// switch in MUPDATE, delete the source); it returns ErrMoveTooLarge
+	// for what is too big to move while the client waits. Nil refuses
+	// such a RENAME with NO [CANNOT].
+	Mover func(ctx context.Context, from, to, server string) error
 	// ReleaseMemory, if positive, returns freed memory to the OS once the
 	// open sessions have fallen to a quarter of their peak (or none) and
 	// stayed there this long, so RSS comes back after a burst; 0 leaves

@@ -23,7 +23,8 @@ func TestSampleConfigIsValidOnceRequiredKeysAreSet(t *testing.T) {
 	def := defaultConfig()
 	if cfg.Limits != def.Limits || !reflect.DeepEqual(cfg.Listen, def.Listen) || cfg.Referral != def.Referral ||
 		cfg.MUPDATE.Mode != def.MUPDATE.Mode || cfg.MUPDATE.ConfirmTTL != def.MUPDATE.ConfirmTTL ||
-		cfg.MUPDATE.FindCacheSize != def.MUPDATE.FindCacheSize || cfg.MUPDATE.FindCacheTTL != def.MUPDATE.FindCacheTTL {
+		cfg.MUPDATE.FindCacheSize != def.MUPDATE.FindCacheSize || cfg.MUPDATE.FindCacheTTL != def.MUPDATE.FindCacheTTL ||
+		cfg.Moves != def.Moves {
 		t.Errorf("sample config defaults differ from the built-in ones:\n%+v\n%+v", cfg.Limits, def.Limits)
 	}
 	if len(cfg.Backends) != 1 || cfg.Backends[0].Address != "127.0.0.1:12143" {

@@ -103,8 +103,9 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	mets := metrics.New(reg)
+	master := mupdatec.Dialer{Addr: cfg.MUPDATE.Server, Options: connOpts, Auth: mupdateAuth}
 	db := wiring.NewDatabase(wiring.DatabaseOptions{
-		Master: mupdatec.Dialer{Addr: cfg.MUPDATE.Server, Options: connOpts, Auth: mupdateAuth},
+		Master: master,
 		Find:   cfg.MUPDATE.Mode == "find", FindCacheSize: cfg.MUPDATE.FindCacheSize, FindCacheTTL: cfg.MUPDATE.FindCacheTTL.Duration,
 		ConfirmTTL: cfg.MUPDATE.ConfirmTTL.Duration,
 		Namespace:  ns, Policy: router.Policy{Admins: cfg.Auth.Admins},
@@ -209,6 +210,11 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		ReferStatus:         cfg.Referral.Status,
 	}
 	db.Fill(&fopts)
+	if cfg.Moves.RenameAcrossServers {
+		// The source is kept 5 s after the switch for writes that reach it
+		// through replicas still behind.
+		fopts.Mover = wiring.RenameAcross(backends, master, cfg.Moves.RenameMaxBytes, 5*time.Second, logger)
+	}
 	srv := frontend.New(fopts)
 	var plain, implicit []net.Listener
 	var addrs []string

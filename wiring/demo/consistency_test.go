@@ -267,3 +267,44 @@ func metric(body, series string) string {
 	}
 	return ""
 }
+
+// RENAME to a name whose parent lives on the other backend moves the
+// mailbox there when moves are on: its messages arrive intact, MUPDATE
+// says where it is, the source is gone; without moves it is refused.
+func TestRenameAcrossServers(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		t.Run(map[bool]string{false: "off", true: "on"}[on], func(t *testing.T) {
+			m := startLagging(t, func(o *Options) { o.RenameAcrossServers = on })
+			be2 := m.Backends[m.BE2]
+			if err := be2.AddUser("alice", "alicepw", "Elsewhere"); err != nil {
+				t.Fatal(err)
+			}
+			m.Master.Set(mupdatec.Entry{Name: "user.alice.Elsewhere", Location: m.BE2 + "!default", ACL: "alice\tlrswipkxtean\t"})
+			alice := login(t, m, "alice", "alicepw")
+			err := alice.Rename("Projects/Murder", "Elsewhere/Murder", nil).Wait()
+			if !on {
+				if code(err) != imap.ResponseCodeCannot {
+					t.Fatalf("RENAME across servers with moves off: %v, want NO [CANNOT]", err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("RENAME across servers: %v", err)
+			}
+			e, ok := m.Master.Lookup("user.alice.Elsewhere.Murder")
+			if !ok || e.Reserved || e.Location != m.BE2+"!default" {
+				t.Fatalf("master entry of the new name: %+v %v, want active on %s", e, ok, m.BE2)
+			}
+			if _, ok := m.Master.Lookup("user.alice.Projects.Murder"); ok {
+				t.Fatal("the old name is still in the master")
+			}
+			if contains(m.Backends[m.BE1].Mailboxes("alice"), "Projects/Murder") {
+				t.Fatal("the source is still on be1")
+			}
+			st, err := alice.Status("Elsewhere/Murder", &imap.StatusOptions{NumMessages: true}).Wait()
+			if err != nil || st.NumMessages == nil || *st.NumMessages != 1 {
+				t.Fatalf("STATUS of the moved mailbox: %+v %v, want its 1 message", st, err)
+			}
+		})
+	}
+}

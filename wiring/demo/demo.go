@@ -46,6 +46,9 @@ type Options struct {
 	// (0 means 1 s; negative: only when a stream sends NOOP), to model a
 	// master that lags as Cyrus's does.
 	MasterUpdateInterval time.Duration
+	// RenameAcrossServers makes RENAME to a name on the other backend
+	// move the mailbox there (wiring.RenameAcross).
+	RenameAcrossServers bool
 	// FlatRename makes the backends' RENAME leave children behind (see
 	// memback.Options.FlatRename), to model a server that does not do
 	// what RFC 9051 says.
@@ -146,9 +149,10 @@ func Start(opts Options) (m *Murder, err error) {
 		mets = metrics.New(reg)
 		observe = mets.ReadThrough
 	}
+	master := mupdatec.Dialer{Addr: masterAddr, Options: &mupdatec.Options{Logger: logger.With("component", "mupdate")},
+		Auth: func() (sasl.Client, error) { return sasl.NewPlainClient("", MUPDATEUser, MUPDATEPass), nil }}
 	db := wiring.NewDatabase(wiring.DatabaseOptions{
-		Master: mupdatec.Dialer{Addr: masterAddr, Options: &mupdatec.Options{Logger: logger.With("component", "mupdate")},
-			Auth: func() (sasl.Client, error) { return sasl.NewPlainClient("", MUPDATEUser, MUPDATEPass), nil }},
+		Master:  master,
 		Logger:  logger,
 		Observe: observe,
 	})
@@ -189,6 +193,9 @@ func Start(opts Options) (m *Murder, err error) {
 		Referrals:      opts.Referrals,
 	}
 	db.Fill(&fopts)
+	if opts.RenameAcrossServers {
+		fopts.Mover = wiring.RenameAcross(backends, master, 0, 0, logger)
+	}
 	m.Server = frontend.New(fopts)
 	listen := opts.Listen
 	if listen == "" {
