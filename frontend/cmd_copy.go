@@ -107,7 +107,7 @@ func (sess *session) crossCopy(cmd *command, set string, r *resolved) error {
 			return sess.backendFailed(src, err)
 		}
 		copied = append(copied, uid)
-		uv, duid, ok := parseAppendUID(aresp.Text)
+		uv, duid, ok := imapwire.ParseAppendUID(aresp.Text)
 		if !ok || (uidValidity != "" && uv != uidValidity) {
 			allUIDs = false
 			continue
@@ -123,7 +123,7 @@ func (sess *session) crossCopy(cmd *command, set string, r *resolved) error {
 	}
 	copyUID := ""
 	if allUIDs && len(appended) == len(copied) {
-		copyUID = "COPYUID " + uidValidity + " " + uidSetString(copied) + " " + uidSetString(appended)
+		copyUID = "COPYUID " + uidValidity + " " + imapwire.FormatUIDs(copied) + " " + imapwire.FormatUIDs(appended)
 	}
 	if !move {
 		if copyUID == "" {
@@ -135,7 +135,7 @@ func (sess *session) crossCopy(cmd *command, set string, r *resolved) error {
 		return errAnswered
 	}
 
-	uidSet := uidSetString(copied)
+	uidSet := imapwire.FormatUIDs(copied)
 	if _, err := src.c.Exec(ctx, "UID STORE "+uidSet+` +FLAGS.SILENT (\Deleted)`); err != nil {
 		return sess.backendFailed(src, err)
 	}
@@ -220,28 +220,6 @@ func (sess *session) copyOne(ctx context.Context, src, dst *pooledConn, r *resol
 	return aresp, err
 }
 
-// uidSetString writes UIDs in ascending order as an IMAP sequence set,
-// runs as ranges ("1:3,7").
-func uidSetString(uids []uint32) string {
-	var b strings.Builder
-	for i := 0; i < len(uids); {
-		j := i
-		for j+1 < len(uids) && uids[j+1] == uids[j]+1 {
-			j++
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatUint(uint64(uids[i]), 10))
-		if j > i {
-			b.WriteByte(':')
-			b.WriteString(strconv.FormatUint(uint64(uids[j]), 10))
-		}
-		i = j + 1
-	}
-	return b.String()
-}
-
 // undoAppends removes copies already appended to the target after a
 // failure part way, when their UIDs are known.
 func (sess *session) undoAppends(ctx context.Context, dst *pooledConn, r *resolved, uidValidity string, uids []uint32) {
@@ -324,20 +302,4 @@ func parseFetchedMsg(l []byte) (fetchedMsg, bool) {
 		}
 	}
 	return m, true
-}
-
-// parseAppendUID reads "[APPENDUID uidvalidity uid] ..." from a tagged OK.
-func parseAppendUID(text string) (string, uint32, bool) {
-	if !strings.HasPrefix(strings.ToUpper(text), "[APPENDUID ") {
-		return "", 0, false
-	}
-	f := strings.Fields(text[len("[APPENDUID "):])
-	if len(f) < 2 {
-		return "", 0, false
-	}
-	uid, err := strconv.ParseUint(strings.TrimSuffix(f[1], "]"), 10, 32)
-	if err != nil {
-		return "", 0, false
-	}
-	return f[0], uint32(uid), true
 }

@@ -182,15 +182,6 @@ func parseListReturn(opts imapwire.Value) (subscribed bool, statusItems []imapwi
 	return subscribed, statusItems, nil
 }
 
-func hasAttr(attrs []string, a string) bool {
-	for _, x := range attrs {
-		if strings.EqualFold(x, a) {
-			return true
-		}
-	}
-	return false
-}
-
 // listStatus sends STATUS for one listed mailbox to its backend and passes
 // the answer on under the client's name (RFC 5819). A mailbox whose
 // backend is down is listed without STATUS, as the RFC allows.

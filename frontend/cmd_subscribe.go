@@ -2,7 +2,6 @@ package frontend
 
 import (
 	"context"
-	"strings"
 	"time"
 
 	"github.com/imapfront/imapfront/imapwire"
@@ -30,18 +29,8 @@ func (sess *session) subscriptions() (map[string]bool, error) {
 	}
 	subs := make(map[string]bool)
 	for _, l := range resp.Untagged {
-		p := imapwire.NewScanner(l)
-		if w, err := p.Atom(); err != nil || w != "*" || p.SP() != nil {
-			continue
-		}
-		if w, err := p.Atom(); err != nil || !strings.EqualFold(w, "LSUB") || p.SP() != nil {
-			continue
-		}
-		if p.SkipValue() != nil || p.SP() != nil || p.SkipValue() != nil || p.SP() != nil {
-			continue
-		}
-		name, err := p.AString()
-		if err != nil {
+		name, _, ok := imapwire.ParseList(l, "LSUB")
+		if !ok {
 			continue
 		}
 		if client, ok := sess.clientFromNative(pc.b, name); ok {

@@ -3,6 +3,7 @@ package frontend
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -34,8 +35,8 @@ func (sess *session) onBackend(ctx context.Context, pc *pooledConn, native strin
 			return nil, err
 		}
 		for _, l := range resp.Untagged {
-			name, attrs, ok := parseListResponse(l)
-			if !ok || hasAttr(attrs, `\NonExistent`) || hasAttr(attrs, `\Noselect`) {
+			name, attrs, ok := imapwire.ParseList(l, "LIST")
+			if !ok || imapwire.HasAttr(attrs, `\NonExistent`) || imapwire.HasAttr(attrs, `\Noselect`) {
 				continue
 			}
 			if in, err := sess.internalFromNative(pc.b, name); err == nil {
@@ -49,26 +50,6 @@ func (sess *session) onBackend(ctx context.Context, pc *pooledConn, native strin
 // internalFromNative maps a name a backend reports to the internal name.
 func (sess *session) internalFromNative(b *Backend, native string) (string, error) {
 	return b.fromNative(sess.ns(), sess.user, native)
-}
-
-// parseListResponse reads "* LIST (attrs) sep name".
-func parseListResponse(l []byte) (name string, attrs []string, ok bool) {
-	p := imapwire.NewScanner(l)
-	if w, err := p.Atom(); err != nil || w != "*" || p.SP() != nil {
-		return "", nil, false
-	}
-	if w, err := p.Atom(); err != nil || !strings.EqualFold(w, "LIST") || p.SP() != nil {
-		return "", nil, false
-	}
-	attrs, err := p.List()
-	if err != nil || p.SP() != nil {
-		return "", nil, false
-	}
-	if _, _, err := p.NString(); err != nil || p.SP() != nil {
-		return "", nil, false
-	}
-	name, err = p.AString()
-	return name, attrs, err == nil
 }
 
 // deleteFront deletes on a front-mode backend, then removes from MUPDATE
@@ -290,30 +271,16 @@ func backendACL(ctx context.Context, c *backend.Conn, native string) (string, er
 		return "", err
 	}
 	for _, l := range resp.Untagged {
-		p := imapwire.NewScanner(l)
-		if w, err := p.Atom(); err != nil || w != "*" || p.SP() != nil {
+		_, pairs, ok, err := imapwire.ParseACL(l)
+		if !ok {
 			continue
 		}
-		if w, err := p.Atom(); err != nil || !strings.EqualFold(w, "ACL") || p.SP() != nil {
-			continue
-		}
-		if _, err := p.AString(); err != nil {
-			continue
+		if err != nil {
+			return "", fmt.Errorf("GETACL: malformed ACL response: %w", err)
 		}
 		var b strings.Builder
-		for p.More() {
-			if p.SP() != nil {
-				return "", errors.New("GETACL: malformed ACL response")
-			}
-			id, err := p.AString()
-			if err != nil || p.SP() != nil {
-				return "", errors.New("GETACL: malformed ACL response")
-			}
-			rights, err := p.AString()
-			if err != nil {
-				return "", errors.New("GETACL: malformed ACL response")
-			}
-			b.WriteString(id + "\t" + rights + "\t")
+		for _, p := range pairs {
+			b.WriteString(p.ID + "\t" + p.Rights + "\t")
 		}
 		return b.String(), nil
 	}
