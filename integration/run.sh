@@ -241,6 +241,7 @@ lab_pids() {
 		exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
 		case $exe in
 		$CYRUS_BIN/* | /usr/lib/dovecot/* | /usr/sbin/dovecot | /usr/sbin/krb5kdc | /usr/sbin/rsyslogd) echo "$pid" ;;
+		"$lab"/bin/mupdated) echo "$pid" ;; # mupdated (issue 21): a member a test restarted
 		esac
 	done
 	return 0
