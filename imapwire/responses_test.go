@@ -8,8 +8,8 @@ import (
 func TestParseList(t *testing.T) {
 	for _, tc := range []struct {
 		line, verb, name string
-		attrs           []string
-		ok              bool
+		attrs            []string
+		ok               bool
 	}{
 		{`* LIST (\HasNoChildren) "." "Projects.Dovecot"`, "LIST", "Projects.Dovecot", []string{`\HasNoChildren`}, true},
 		{`* LIST () NIL INBOX`, "LIST", "INBOX", []string{}, true},

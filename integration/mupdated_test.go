@@ -22,13 +22,9 @@ import (
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/emersion/go-sasl"
 
-	"github.com/imapfront/imapfront/frontend"
-	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/integration/itenv"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/mupdated/lincheck"
-	"github.com/imapfront/imapfront/router"
-	"github.com/imapfront/imapfront/wiring"
 )
 
 // Tests of mupdated (issue 21) with the real Cyrus servers: the lab's second
@@ -83,12 +79,17 @@ func mdCtx(t *testing.T) context.Context {
 // connection may land on a member that just died: retried, bounded.
 func mdDial(t *testing.T, e mdEnv, addr string) *mupdatec.Conn {
 	t.Helper()
+	return mdDialAs(t, addr, e.MUPDATEUser, e.MUPDATEPass)
+}
+
+func mdDialAs(t *testing.T, addr, user, pass string) *mupdatec.Conn {
+	t.Helper()
 	ctx := mdCtx(t)
 	var last error
 	for range 50 {
 		c, err := mupdatec.Dial(ctx, addr, nil)
 		if err == nil {
-			err = c.Authenticate(ctx, sasl.NewPlainClient("", e.MUPDATEUser, e.MUPDATEPass))
+			err = c.Authenticate(ctx, sasl.NewPlainClient("", user, pass))
 			if err == nil {
 				t.Cleanup(func() { c.Close() })
 				return c
@@ -188,51 +189,66 @@ func mdFollow(t *testing.T, addr, user, pass string) (*mupdatec.Follower, *waitS
 	return f, sink
 }
 
-// mdFront is an imapfront whose MUPDATE master is mupdated (through
-// HAProxy) and whose one backend is be3.
-type mdFront struct {
-	addr     string
-	follower *mupdatec.Follower
-}
-
-func startMDFront(t *testing.T, e mdEnv) *mdFront {
+// startIMAPFront runs the imapfront binary (built by run.sh) with a TOML
+// configuration whose MUPDATE master is mupdated (through HAProxy) and
+// whose one backend is be3; it returns the IMAP address once /readyz says
+// the replica is loaded.
+func startIMAPFront(t *testing.T, e mdEnv) string {
 	t.Helper()
-	logger := feLogger(t).With("test", t.Name())
-	replica := router.NewReplica(router.Options{Policy: router.Policy{Admins: []string{e.CyrusAdminUser}}})
-	auth := func() (sasl.Client, error) { return sasl.NewPlainClient("", e.MUPDATEUser, e.MUPDATEPass), nil }
-	follower := mupdatec.NewFollower(mupdatec.FollowerOptions{Addr: e.HA, Auth: auth, Sink: wiring.ReplicaSink{R: replica},
-		Logger: logger, MinBackoff: 100 * time.Millisecond, MaxBackoff: time.Second})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { defer close(done); follower.Run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	if err := follower.WaitReady(mdCtx(t)); err != nil {
-		t.Fatalf("imapfront's follower of mupdated: %v", err)
+	bin := os.Getenv("IMAPFRONT_IT_IMAPFRONT_BIN")
+	if bin == "" {
+		t.Fatal("IMAPFRONT_IT_IMAPFRONT_BIN is not set (old run.sh?)")
 	}
-	dialMaster := mupdatec.Dialer{Addr: e.HA, Auth: auth}.Dial
-	cons := wiring.ForFollower(follower, wiring.ConsistencyOptions{})
-	srv := frontend.New(frontend.Options{
-		Hostname: "imapfront-it-mupdated", Logger: logger, AllowPlaintext: true, FailureDelay: -1,
-		Directory: frontend.ReplicaDirectory{R: replica},
-		Backends: map[string]*frontend.Backend{e.BE3: {Server: e.BE3, Dial: backend.Options{Addr: e.BE3},
-			ProxyUser: e.CyrusAdminUser, ProxyPassword: e.CyrusAdminPass, Separator: '/'}},
-		DefaultBackend: e.BE3, MailboxDB: &mupdatec.Writer{Dial: dialMaster}, Sync: cons.Sync, Confirm: cons.Confirm,
-		Admins: []string{e.CyrusAdminUser},
-	})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	dir := t.TempDir()
+	addr, maddr := freeAddr(t), freeAddr(t)
+	conf := fmt.Sprintf(`hostname = "imapfront-it-mupdated"
+[listen]
+imap = %q
+allow_plaintext = true
+[auth]
+method = "backend"
+admins = [%q]
+[mupdate]
+server = %q
+user = %q
+password = %q
+[metrics]
+listen = %q
+[placement]
+default_backend = %q
+[[backend]]
+server = %q
+tls = "none"
+proxy_user = %q
+proxy_password = %q
+separator = "/"
+`, addr, e.CyrusAdminUser, e.HA, e.MUPDATEUser, e.MUPDATEPass, maddr, e.BE3, e.BE3, e.CyrusAdminUser, e.CyrusAdminPass)
+	if err := os.WriteFile(dir+"/imapfront.toml", []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-config", dir+"/imapfront.toml")
+	logf, err := os.Create(dir + "/imapfront.log")
 	if err != nil {
 		t.Fatal(err)
 	}
-	var served sync.WaitGroup
-	served.Add(1)
-	go func() { defer served.Done(); srv.Serve(ln) }()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer scancel()
-		srv.Shutdown(sctx)
-		served.Wait()
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		logf.Close()
 	})
-	return &mdFront{addr: ln.Addr().String(), follower: follower}
+	deadline := time.Now().Add(30 * time.Second)
+	for readyz(maddr) != nil {
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(dir + "/imapfront.log")
+			t.Fatalf("imapfront on mupdated not ready after 30 s:\n%s", log)
+		}
+		time.Sleep(100 * time.Millisecond) // poll interval of the readiness probe
+	}
+	return addr
 }
 
 func imapLogin(t *testing.T, e mdEnv, addr, user, pass string) *imapclient.Client {
@@ -300,19 +316,25 @@ func TestMupdatedCyrusMurder(t *testing.T) {
 	e := loadMD(t)
 	alice := e.MustUser(t, "alice")
 	mdEnsureAlice(t, e)
-	_, slave := mdFollow(t, e.FE3MUPDATE, e.CyrusAdminUser, e.CyrusAdminPass)
-	// fe3's slave must be streaming from mupdated: after the member it was
-	// on died (an earlier run of the kill tests on this lab), Cyrus's slave
-	// reconnects only after 30-40 s. Wait for a fresh entry (5 s on a
-	// fresh lab: Cyrus's slave batches its stream).
+	// fe3's slave must be current with mupdated: after the member its
+	// stream was on died (an earlier run of the kill tests on this lab),
+	// Cyrus's slave reconnects only after 30-40 s and resyncs without
+	// telling the clients of its own streams. Write a fresh entry and wait
+	// until the slave's FIND has it (5 s on a fresh lab: the slave batches).
 	probe := "zz-imapfront-it-mupdated.probe." + strconv.FormatInt(time.Now().UnixNano(), 36)
 	pc := mdDial(t, e, e.HA)
 	if err := pc.Activate(mdCtx(t), probe, "zz!p", "x\tlr\t"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { pc.Delete(context.Background(), probe) })
-	slave.untilWithin(t, 90*time.Second, "a fresh entry on fe3's slave", func(m map[string]mupdatec.Entry) bool { _, ok := m[probe]; return ok })
-
+	sc := mdDialAs(t, e.FE3MUPDATE, e.CyrusAdminUser, e.CyrusAdminPass)
+	if !eventually(90*time.Second, func() bool {
+		_, ok, err := sc.Find(mdCtx(t), probe)
+		return err == nil && ok
+	}) {
+		t.Fatal("fe3's MUPDATE slave never caught up with mupdated")
+	}
+	_, slave := mdFollow(t, e.FE3MUPDATE, e.CyrusAdminUser, e.CyrusAdminPass)
 	fe := imapLogin(t, e, e.FE3, "alice", alice.Password)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	viaFE, renamed := "MdFe"+suffix, "MdFeRenamed"+suffix
@@ -334,9 +356,9 @@ func TestMupdatedCyrusMurder(t *testing.T) {
 		t.Fatalf("renamed entry: %+v", ent)
 	}
 
-	// imapfront on the same mupdated sees fe3's work and writes its own.
-	f := startMDFront(t, e)
-	ic := imapLogin(t, e, f.addr, "alice", alice.Password)
+	// imapfront (the daemon) on the same mupdated sees fe3's work and
+	// writes its own.
+	ic := imapLogin(t, e, startIMAPFront(t, e), "alice", alice.Password)
 	if !listHas(t, ic, renamed) {
 		t.Fatalf("imapfront's LIST lacks %s", renamed)
 	}
@@ -370,11 +392,8 @@ func TestMupdatedCyrusMurder(t *testing.T) {
 			return !ok
 		})
 	}
-	if err := f.follower.Sync(mdCtx(t)); err != nil {
-		t.Fatal(err)
-	}
-	if listHas(t, ic, renamed) || listHas(t, fe, viaIF+"R") {
-		t.Fatal("a deleted mailbox is still listed")
+	if !eventually(15*time.Second, func() bool { return !listHas(t, ic, renamed) && !listHas(t, fe, viaIF+"R") }) {
+		t.Fatal("deleted mailboxes still in imapfront's or Cyrus's LIST")
 	}
 }
 
@@ -509,8 +528,7 @@ func TestMupdatedMemberKilled(t *testing.T) {
 	alice := e.MustUser(t, "alice")
 	mdEnsureAlice(t, e)
 	fol, sink := mdFollow(t, e.HA, e.MUPDATEUser, e.MUPDATEPass)
-	front := startMDFront(t, e)
-	ic := imapLogin(t, e, front.addr, "alice", alice.Password)
+	ic := imapLogin(t, e, startIMAPFront(t, e), "alice", alice.Password)
 	suffix := strconv.FormatInt(time.Now().UnixNano(), 36)
 	for _, i := range []int{0, 1} {
 		killMember(t, e, i)
@@ -524,14 +542,11 @@ func TestMupdatedMemberKilled(t *testing.T) {
 			c := imapLogin(t, e, e.FE3, "alice", alice.Password)
 			c.Delete(name).Wait()
 		})
-		// imapfront's follower (through HAProxy) reconnects at once if its
-		// member died; Sync waits for the new stream. (Cyrus's own front end
-		// would lag here: its slave retries only after 20-30 s.)
-		if err := front.follower.Sync(mdCtx(t)); err != nil {
-			t.Fatal(err)
-		}
-		if !listHas(t, ic, name) {
-			t.Fatalf("imapfront's LIST lacks %s with member %d down", name, i+1)
+		// imapfront's follower (through HAProxy) reconnects within a second
+		// if its member died. (Cyrus's own front end would lag here: its
+		// slave retries only after 20-40 s.)
+		if !eventually(15*time.Second, func() bool { return listHas(t, ic, name) }) {
+			t.Fatalf("%s never in imapfront's LIST with member %d down", name, i+1)
 		}
 		sink.until(t, name+" on the follower", func(m map[string]mupdatec.Entry) bool { _, ok := m["user.alice."+name]; return ok })
 		restartMember(t, e, i)

@@ -288,6 +288,7 @@ lab_pids() {
 		exe=$(readlink "/proc/$pid/exe" 2>/dev/null) || continue
 		case $exe in
 		$CYRUS_BIN/* | /usr/lib/dovecot/* | /usr/sbin/dovecot | /usr/sbin/krb5kdc | /usr/sbin/rsyslogd) echo "$pid" ;;
+		"$lab"/bin/mupdated) echo "$pid" ;; # mupdated (issue 21): a member a test restarted
 		esac
 	done
 	return 0
@@ -704,6 +705,7 @@ export IMAPFRONT_IT_MUPDATED_METRICS="$metrics"
 export IMAPFRONT_IT_MUPDATED_PIDFILES="$pidfiles"
 export IMAPFRONT_IT_MUPDATED_CONFIGS="$configs"
 export IMAPFRONT_IT_MUPDATED_BIN=$LAB/bin/mupdated
+export IMAPFRONT_IT_IMAPFRONT_BIN=$LAB/bin/imapfront
 export IMAPFRONT_IT_CYRUS_BE3=127.0.0.1:$BE3_PORT
 export IMAPFRONT_IT_CYRUS_FE3=127.0.0.1:$FE3_PORT
 export IMAPFRONT_IT_CYRUS_FE3_MUPDATE=127.0.0.1:$FE3_MUPDATE_PORT
@@ -789,7 +791,7 @@ cmd_up() {
 	# seed program, built while nothing else runs yet (go build is the slowest part of a warm start)
 	go_build "$LAB/bin/seed" ./integration/seed &
 	local build_pid=$!
-	go_build "$LAB/bin/mupdated" ./cmd/mupdated & # mupdated (issue 21)
+	( go_build "$LAB/bin/mupdated" ./cmd/mupdated && go_build "$LAB/bin/imapfront" ./cmd/imapfront ) & # mupdated (issue 21)
 	local mupdated_build_pid=$!
 
 	setup_rsyslog
@@ -827,7 +829,7 @@ cmd_up() {
 	wait_for kdc "$LAB/krb5/run/krb5kdc.pid" krb5kdc kdc_ticket
 	wait_for cyrus-mupdate-gss "$LAB/cyrus/mupdate-gss/run/master.pid" master \
 		banner 127.0.0.1 $MUPDATE_GSS_PORT '^\* AUTH "GSSAPI"$'
-	wait "$mupdated_build_pid" || die "go build ./cmd/mupdated failed" # mupdated (issue 21)
+	wait "$mupdated_build_pid" || die "go build ./cmd/mupdated ./cmd/imapfront failed" # mupdated (issue 21)
 	start_mupdated_murder
 	wait_protocols
 	log "all servers up ($(elapsed "$t")s)"
