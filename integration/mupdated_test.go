@@ -745,3 +745,62 @@ func TestMupdatedImportFromCyrus(t *testing.T) {
 		t.Errorf("imported %d entries, Cyrus has %d", len(got), len(want))
 	}
 }
+
+// AUTHENTICATE GSSAPI to mupdated with a ticket from the lab's MIT KDC
+// (service keytab mupdate/localhost), as Cyrus's GSSAPI master is used.
+func TestMupdatedGSSAPI(t *testing.T) {
+	e := loadMD(t)
+	dir := t.TempDir()
+	listen := freeAddr(t)
+	conf := fmt.Sprintf(`listen = %q
+metrics = ""
+allow_plaintext = false
+[gssapi]
+keytab = %q
+admins = ["mupdateuser"]
+[embed]
+dir = %q
+client_url = "http://%s"
+peer_url = "http://%s"
+`, listen, e.KRB5ServicesKeytab, dir+"/data", freeAddr(t), freeAddr(t))
+	if err := os.WriteFile(dir+"/mupdated.toml", []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(e.Bin, "-config", dir+"/mupdated.toml")
+	var logb strings.Builder
+	cmd.Stdout, cmd.Stderr = &logb, &logb
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	})
+	ctx := mdCtx(t)
+	var c *mupdatec.Conn
+	if !eventually(30*time.Second, func() bool {
+		cc, err := mupdatec.Dial(ctx, listen, nil)
+		c = cc
+		return err == nil
+	}) {
+		t.Fatalf("mupdated with GSSAPI did not start:\n%s", logb.String())
+	}
+	defer c.Close()
+	if m := c.Banner().Mechanisms; len(m) != 1 || m[0] != "GSSAPI" {
+		t.Fatalf("banner mechanisms %v, want GSSAPI only", m)
+	}
+	if err := c.Authenticate(ctx, gssInitiator(t, e.Env, "mupdateuser").NewClient("mupdate/localhost", "")); err != nil {
+		t.Fatalf("GSSAPI login: %v\n%s", err, logb.String())
+	}
+	if err := c.Activate(ctx, "user.krbtest", "zz!p", "x\tlr\t"); err != nil {
+		t.Fatal(err)
+	}
+	other, err := mupdatec.Dial(ctx, listen, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Authenticate(ctx, gssInitiator(t, e.Env, "alice").NewClient("mupdate/localhost", "")); err == nil {
+		t.Fatal("alice (no admin) logged in with GSSAPI")
+	}
+}

@@ -11,7 +11,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/emersion/go-sasl"
+
 	"github.com/imapfront/imapfront/frontend/auth"
+	"github.com/imapfront/imapfront/gssapi"
 	"github.com/imapfront/imapfront/mupdatec"
 )
 
@@ -89,8 +92,19 @@ func (c *conn) banner() error {
 	defer c.wmu.Unlock()
 	c.deadline()
 	e := c.enc
+	var mechs []string
+	if c.s.opts.GSSAPI != nil {
+		mechs = append(mechs, "GSSAPI")
+	}
 	if c.tls || c.s.opts.AllowPlaintext {
-		e.Atom(`* AUTH "PLAIN" "LOGIN"`).CRLF()
+		mechs = append(mechs, "PLAIN", "LOGIN")
+	}
+	if len(mechs) > 0 {
+		e.Atom("* AUTH")
+		for _, m := range mechs {
+			e.SP().Quoted(m)
+		}
+		e.CRLF()
 	}
 	if c.s.opts.TLSConfig != nil && !c.tls {
 		e.Atom("* STARTTLS").CRLF()
@@ -613,7 +627,8 @@ func (c *conn) authenticate(cmd *mupdatec.Command) bool {
 	if msg := argErr(cmd, 1, 2); msg != "" {
 		return c.answer(cmd, "BAD", msg)
 	}
-	if !c.tls && !c.s.opts.AllowPlaintext {
+	gss := strings.EqualFold(cmd.Args[0], "GSSAPI")
+	if gss && c.s.opts.GSSAPI == nil || !gss && !c.tls && !c.s.opts.AllowPlaintext {
 		return c.fail(tag)
 	}
 	var resp []byte
@@ -625,7 +640,31 @@ func (c *conn) authenticate(cmd *mupdatec.Command) bool {
 		resp = b
 	}
 	var user string
-	srv, err := auth.NewServer(cmd.Args[0], func(cr auth.Credentials) error {
+	var srv sasl.Server
+	var err error
+	if gss {
+		srv = c.s.opts.GSSAPI.NewServer(func(r gssapi.Result) error {
+			if r.Authzid != "" && r.Authzid != r.User {
+				return errRefused
+			}
+			if !c.s.kerberosAdmin(r.User) {
+				return errRefused
+			}
+			user = r.User
+			return nil
+		})
+	} else {
+		srv, err = c.plainServer(&user, cmd.Args[0])
+	}
+	if err != nil {
+		return c.fail(tag)
+	}
+	return c.saslExchange(cmd, srv, resp, &user)
+}
+
+// plainServer returns the PLAIN or LOGIN server checking the admins.
+func (c *conn) plainServer(user *string, mech string) (sasl.Server, error) {
+	return auth.NewServer(mech, func(cr auth.Credentials) error {
 		// An admin logs in as itself: no authorization identity of another.
 		if cr.Authzid != "" && cr.Authzid != cr.Authcid {
 			return errRefused
@@ -633,12 +672,15 @@ func (c *conn) authenticate(cmd *mupdatec.Command) bool {
 		if !c.s.checkLogin(cr.Authcid, cr.Password) {
 			return errRefused
 		}
-		user = cr.Authcid
+		*user = cr.Authcid
 		return nil
 	})
-	if err != nil {
-		return c.fail(tag)
-	}
+}
+
+// saslExchange runs srv with Cyrus's framing, starting from resp (the
+// initial response, or nil).
+func (c *conn) saslExchange(cmd *mupdatec.Command, srv sasl.Server, resp []byte, user *string) bool {
+	tag := cmd.Tag
 	for {
 		chal, done, err := srv.Next(resp)
 		if err != nil {
@@ -660,7 +702,7 @@ func (c *conn) authenticate(cmd *mupdatec.Command) bool {
 		resp = r
 	}
 	c.authed = true
-	c.s.log.Debug("mupdated: authenticated", "user", user, "remote", c.nc.RemoteAddr().String())
+	c.s.log.Debug("mupdated: authenticated", "user", *user, "mech", quoteSafe(cmd.Args[0]), "remote", c.nc.RemoteAddr().String())
 	return c.answer(cmd, "OK", "Authenticated")
 }
 

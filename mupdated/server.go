@@ -19,9 +19,12 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/imapfront/imapfront/gssapi"
 )
 
 // Options configure a Server.
@@ -34,6 +37,12 @@ type Options struct {
 	// Admins maps the user names allowed to authenticate to their
 	// passwords (Cyrus: only admins may authenticate to the master).
 	Admins map[string]string
+	// GSSAPI, if set, offers AUTHENTICATE GSSAPI (RFC 4752, with or
+	// without TLS) checked against its keytab; the users in
+	// KerberosAdmins (principal without realm, e.g. "mupdate" or
+	// "host/be1.example.org") may log in with it.
+	GSSAPI         *gssapi.Acceptor
+	KerberosAdmins []string
 	// AllowPlaintext allows AUTHENTICATE PLAIN/LOGIN on a connection
 	// without TLS. Without it, the banner offers no mechanism before
 	// STARTTLS.
@@ -252,3 +261,6 @@ func (s *Server) pause(ctx context.Context) {
 	case <-ctx.Done():
 	}
 }
+
+// kerberosAdmin reports whether a Kerberos user may log in.
+func (s *Server) kerberosAdmin(user string) bool { return slices.Contains(s.opts.KerberosAdmins, user) }

@@ -10,6 +10,8 @@ import (
 	"github.com/emersion/go-sasl"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
+	"github.com/imapfront/imapfront/gssapi"
+	"github.com/imapfront/imapfront/gssapi/gssapitest"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/mupdated"
 )
@@ -395,4 +397,53 @@ func TestScanStreamAndPages(t *testing.T) {
 	if !net.UsesRangeStream() || inproc.UsesRangeStream() {
 		t.Fatalf("RangeStream used: network %v, in-process %v", net.UsesRangeStream(), inproc.UsesRangeStream())
 	}
+}
+
+// AUTHENTICATE GSSAPI (tickets forged by gssapitest's in-process KDC):
+// offered without TLS, only the Kerberos admins get in, as themselves.
+func TestGSSAPILogin(t *testing.T) {
+	kdc, err := gssapitest.NewKDC("IMAPFRONT.TEST", "mupdate/localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, err := gssapi.NewAcceptor(gssapi.AcceptorOptions{Keytab: kdc.Keytab})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, addr := startServer(t, newStore(t), func(o *mupdated.Options) {
+		o.AllowPlaintext = false
+		o.GSSAPI, o.KerberosAdmins = acc, []string{"mupdateuser"}
+	})
+	ctx := ctxT(t)
+	login := func(user, authzid string) (*mupdatec.Conn, error) {
+		c, err := mupdatec.Dial(ctx, addr, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if m := c.Banner().Mechanisms; len(m) != 1 || m[0] != "GSSAPI" {
+			t.Fatalf("mechanisms without TLS: %v", m)
+		}
+		return c, c.Authenticate(ctx, kdc.Client(user, "mupdate/localhost", authzid))
+	}
+	c, err := login("mupdateuser", "")
+	if err != nil {
+		t.Fatalf("GSSAPI login of a Kerberos admin: %v", err)
+	}
+	if err := c.Activate(ctx, "user.krb", loc1, acl); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := login("alice", ""); err == nil {
+		t.Fatal("a Kerberos user who is no admin got in")
+	}
+	if _, err := login("mupdateuser", "alice"); err == nil {
+		t.Fatal("an admin got in as somebody else")
+	}
+	// PLAIN is not offered without TLS here, and refused.
+	pc, err := mupdatec.Dial(ctx, addr, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	wantServerError(t, pc.Authenticate(ctx, sasl.NewPlainClient("", admin, adminP)), "NO", "undefined error!")
 }

@@ -36,6 +36,7 @@ type Config struct {
 	// Admins maps the users allowed to authenticate to their passwords.
 	Admins map[string]string `toml:"admins"`
 	TLS    TLSConfig         `toml:"tls"`
+	GSSAPI GSSAPIConfig      `toml:"gssapi"`
 	Etcd   EtcdConfig        `toml:"etcd"`
 	Embed  EmbedConfig       `toml:"embed"`
 }
@@ -44,6 +45,18 @@ type Config struct {
 type TLSConfig struct {
 	CertFile string `toml:"cert_file"`
 	KeyFile  string `toml:"key_file"`
+}
+
+// GSSAPIConfig offers AUTHENTICATE GSSAPI (Kerberos; with or without TLS).
+type GSSAPIConfig struct {
+	// Keytab holds the service keys (mupdate/<host>@REALM). Empty: off.
+	Keytab string `toml:"keytab"`
+	// Principal pins the service principal; "" accepts any in the keytab.
+	Principal string `toml:"principal"`
+	// Realms of the clients allowed ([] = the service's realm).
+	Realms []string `toml:"realms"`
+	// Admins are the Kerberos users (principal without realm) who may log in.
+	Admins []string `toml:"admins"`
 }
 
 // EtcdConfig selects an external etcd cluster; with no endpoints, the
@@ -133,8 +146,11 @@ func (c *Config) validate() error {
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		return fmt.Errorf("listen %q: %w", c.Listen, err)
 	}
-	if len(c.Admins) == 0 {
-		return errors.New("no admin configured (-admin USER:PASSWORD or [admins]): nobody could log in")
+	if len(c.Admins) == 0 && (c.GSSAPI.Keytab == "" || len(c.GSSAPI.Admins) == 0) {
+		return errors.New("no admin configured (-admin USER:PASSWORD, [admins] or [gssapi] admins): nobody could log in")
+	}
+	if (c.GSSAPI.Keytab == "") != (len(c.GSSAPI.Admins) == 0) {
+		return errors.New("gssapi: keytab and admins go together")
 	}
 	for u, p := range c.Admins {
 		if u == "" || p == "" {
@@ -147,7 +163,7 @@ func (c *Config) validate() error {
 	if len(c.Etcd.Endpoints) == 0 && c.Embed.Dir == "" {
 		return errors.New("no mailbox database: give -data DIR (embedded etcd) or [etcd] endpoints")
 	}
-	if !c.plaintext() && c.TLS.CertFile == "" {
+	if !c.plaintext() && c.TLS.CertFile == "" && len(c.Admins) > 0 {
 		return errors.New("listening beyond loopback without TLS: set [tls] or allow_plaintext = true")
 	}
 	return nil

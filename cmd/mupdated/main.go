@@ -25,10 +25,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jcmturner/gokrb5/v8/keytab"
 	"github.com/prometheus/client_golang/prometheus"
 	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/imapfront/imapfront/frontend/metrics"
+	"github.com/imapfront/imapfront/gssapi"
 	"github.com/imapfront/imapfront/mupdated"
 	"github.com/imapfront/imapfront/tlsconf"
 )
@@ -240,6 +242,17 @@ func daemon(ctx context.Context, cfg Config, log *slog.Logger, stdout io.Writer)
 			return err
 		}
 		opts.TLSConfig = cs.ServerConfig()
+	}
+	if g := cfg.GSSAPI; g.Keytab != "" {
+		kt, err := keytab.Load(g.Keytab)
+		if err != nil {
+			return fmt.Errorf("gssapi keytab: %w", err)
+		}
+		acc, err := gssapi.NewAcceptor(gssapi.AcceptorOptions{Keytab: kt, Principal: g.Principal, Realms: g.Realms, Logger: log})
+		if err != nil {
+			return err
+		}
+		opts.GSSAPI, opts.KerberosAdmins = acc, g.Admins
 	}
 	srv, err := mupdated.NewServer(opts)
 	if err != nil {
