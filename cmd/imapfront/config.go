@@ -44,15 +44,15 @@ type Config struct {
 
 // MovesConfig is what a client's RENAME may move between backends.
 type MovesConfig struct {
-	// RenameAcrossServers makes a RENAME to a name on another backend
+	// Enabled makes a RENAME to a name on another backend
 	// move the mailbox and its children there (copy, verify, switch,
 	// delete the source: the mover of mupdatectl move); off, such a RENAME
 	// is refused with NO [CANNOT].
-	RenameAcrossServers bool `toml:"rename_across_servers"`
-	// RenameMaxBytes bounds what such a RENAME moves while the client
+	Enabled bool `toml:"enabled"`
+	// MaxBytes bounds what such a RENAME moves while the client
 	// waits; larger mailboxes are refused (an admin moves them with
 	// mupdatectl move). 0 means no bound.
-	RenameMaxBytes int64 `toml:"rename_max_bytes"`
+	MaxBytes int64 `toml:"max_bytes"`
 }
 
 // ListenConfig lists the client-facing listeners.
@@ -318,7 +318,7 @@ func defaultConfig() Config {
 			ConfirmTTL: Duration{2 * time.Second}, FindCacheSize: 100_000, FindCacheTTL: Duration{30 * time.Second},
 		},
 		Referral:  ReferralConfig{Policy: "after-rlist"},
-		Moves:     MovesConfig{RenameMaxBytes: 100 << 20},
+		Moves:     MovesConfig{MaxBytes: 100 << 20},
 		Namespace: NamespaceConfig{OtherUsers: "Other Users", Shared: "Shared Folders"},
 	}
 }
@@ -427,8 +427,8 @@ func (c *Config) validate() error {
 	if err := checkTLSMode(c.MUPDATE.TLS); err != nil {
 		return bad("mupdate.tls", "%v", err)
 	}
-	if c.Moves.RenameMaxBytes < 0 {
-		return bad("moves.rename_max_bytes", "cannot be negative")
+	if c.Moves.MaxBytes < 0 {
+		return bad("moves.max_bytes", "cannot be negative")
 	}
 	switch c.MUPDATE.Mode {
 	case "update", "find":

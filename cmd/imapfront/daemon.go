@@ -210,10 +210,10 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		ReferStatus:         cfg.Referral.Status,
 	}
 	db.Fill(&fopts)
-	if cfg.Moves.RenameAcrossServers {
+	if cfg.Moves.Enabled {
 		// The source is kept 5 s after the switch for writes that reach it
 		// through replicas still behind.
-		fopts.Mover = wiring.RenameAcross(backends, master, cfg.Moves.RenameMaxBytes, 5*time.Second, logger)
+		fopts.Mover = wiring.RenameAcross(backends, master, cfg.Moves.MaxBytes, 5*time.Second, logger)
 	}
 	srv := frontend.New(fopts)
 	var plain, implicit []net.Listener
