@@ -78,11 +78,11 @@ func TestAcceptRetriesEMFILE(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	c := &client{t: t, nc: nc, br: bufio.NewReader(nc)}
-	if g := c.line(); !strings.HasPrefix(g, "* OK ") {
+	c := newClient(t, nc, bufio.NewReader(nc))
+	if g := c.Line(); !strings.HasPrefix(g, "* OK ") {
 		t.Fatalf("greeting after EMFILE: %q", g)
 	}
-	c.ok("e1", "LOGIN alice alicepw")
+	c.OK("e1", "LOGIN alice alicepw")
 	select {
 	case err := <-served:
 		t.Fatalf("Serve returned %v on EMFILE", err)

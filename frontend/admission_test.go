@@ -22,8 +22,8 @@ func (f *fixture) dialRaw(t *testing.T, ip string) (*client, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { nc.Close() })
-	c := &client{t: t, nc: nc, br: bufio.NewReader(nc)}
-	return c, c.line()
+	c := newClient(t, nc, bufio.NewReader(nc))
+	return c, c.Line()
 }
 
 func greeted(l string) bool { return strings.HasPrefix(l, "* OK ") }
@@ -38,7 +38,7 @@ func (f *fixture) admitAfterClose(t *testing.T, ip string) *client {
 		if greeted(l) {
 			return c
 		}
-		c.nc.Close()
+		c.Conn.Close()
 	}
 	t.Fatal("never admitted after a connection closed")
 	return nil
@@ -60,10 +60,10 @@ func TestMaxConnectionsPerIP(t *testing.T) {
 	if !greeted(l) {
 		t.Fatalf("connection from another address: %q", l)
 	}
-	c4.ok("p1", "LOGIN alice alicepw")
+	c4.OK("p1", "LOGIN alice alicepw")
 	// A slot freed is taken again.
-	c1.ok("p2", "LOGOUT")
-	f.admitAfterClose(t, "127.0.0.1").ok("p3", "LOGIN alice alicepw")
+	c1.OK("p2", "LOGOUT")
+	f.admitAfterClose(t, "127.0.0.1").OK("p3", "LOGIN alice alicepw")
 
 	hs := httptest.NewServer(metrics.Handler(reg, func() error { return nil }))
 	defer hs.Close()
@@ -100,13 +100,13 @@ func TestMaxUnauthenticated(t *testing.T) {
 	if _, l := f.dialRaw(t, "127.0.0.2"); l != "* BYE [UNAVAILABLE] Too many connections" {
 		t.Fatalf("second pre-login connection: %q", l)
 	}
-	c1.ok("u1", "LOGIN alice alicepw")
+	c1.OK("u1", "LOGIN alice alicepw")
 	c3, l := f.dialRaw(t, "127.0.0.2")
 	if !greeted(l) {
 		t.Fatalf("after the first logged in: %q", l)
 	}
-	c3.ok("u2", "LOGIN bob bobpw")
-	c1.ok("u3", "SELECT INBOX")
+	c3.OK("u2", "LOGIN bob bobpw")
+	c1.OK("u3", "SELECT INBOX")
 }
 
 // TestLoginTimeout: a client that keeps sending commands without logging
@@ -114,13 +114,13 @@ func TestMaxUnauthenticated(t *testing.T) {
 func TestLoginTimeout(t *testing.T) {
 	f := newFixture(t, func(o *Options) { o.LoginTimeout = 300 * time.Millisecond })
 	authed := f.dial(t)
-	authed.ok("a1", "LOGIN alice alicepw")
+	authed.OK("a1", "LOGIN alice alicepw")
 	start := time.Now() // before the server accepts: the deadline runs from then
 	c := f.dial(t)
 	bye := ""
 	for i := 0; i < 100000 && bye == "" && time.Since(start) < 20*time.Second; i++ {
-		c.send("n NOOP")
-		if l := c.line(); strings.HasPrefix(l, "* BYE") {
+		c.Send("n NOOP")
+		if l := c.Line(); strings.HasPrefix(l, "* BYE") {
 			bye = l
 		}
 	}
@@ -130,7 +130,7 @@ func TestLoginTimeout(t *testing.T) {
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Fatalf("BYE after %v, before the deadline", d)
 	}
-	authed.ok("a2", "SELECT INBOX")
+	authed.OK("a2", "SELECT INBOX")
 }
 
 func TestNoteResultEndsARunOfBadCommands(t *testing.T) {

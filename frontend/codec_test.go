@@ -20,26 +20,26 @@ import (
 func TestQuotedBraceIsNotALiteral(t *testing.T) {
 	f, rb, dl := recordingFixture(t, true, nil)
 	c := f.dial(t)
-	c.ok("l", "LOGIN alice alicepw")
-	c.send(`a SELECT INBOX "{20}`)
-	if l := c.line(); !strings.HasPrefix(l, "a BAD") {
+	c.OK("l", "LOGIN alice alicepw")
+	c.Send(`a SELECT INBOX "{20}`)
+	if l := c.Line(); !strings.HasPrefix(l, "a BAD") {
 		t.Fatalf(`a SELECT INBOX "{20}: got %q, want a tagged BAD and no "+"`, l)
 	}
-	c.ok("n", "NOOP")
+	c.OK("n", "NOOP")
 	// An attacker who sends the 20 bytes anyway is only sending its own
 	// next command, which the front end parses and handles itself.
 	input := "b SELECT INBOX \"{20}\r\ns1 CREATE Smuggled\r\n\r\n"
-	io.WriteString(c.nc, input)
-	if l := c.line(); !strings.HasPrefix(l, "b BAD") {
+	io.WriteString(c.Conn, input)
+	if l := c.Line(); !strings.HasPrefix(l, "b BAD") {
 		t.Fatalf("got %q", l)
 	}
-	if _, done := c.until("s1"); !strings.HasPrefix(done, "s1 ") {
+	if _, done := c.Until("s1"); !strings.HasPrefix(done, "s1 ") {
 		t.Fatalf("s1: %q", done)
 	}
-	if l := c.line(); l != "* BAD Empty command line" {
+	if l := c.Line(); l != "* BAD Empty command line" {
 		t.Fatalf("empty line: %q", l)
 	}
-	c.ok("z", "LOGOUT")
+	c.OK("z", "LOGOUT")
 	checkOnlyParsedCommands(t, []byte(input), rb, dl)
 	for _, cmd := range rb.Commands() {
 		if cmd.tag == "a" || cmd.tag == "b" {
@@ -53,15 +53,15 @@ func TestQuotedBraceIsNotALiteral(t *testing.T) {
 func TestLiteralMailboxNames(t *testing.T) {
 	f, rb, _ := recordingFixture(t, false, nil)
 	c := f.dial(t)
-	c.ok("l", "LOGIN alice alicepw")
+	c.OK("l", "LOGIN alice alicepw")
 	lit := func(tag, before, name, after string) string {
 		t.Helper()
-		c.send(tag + " " + before + "{" + strconv.Itoa(len(name)) + "}")
-		if l := c.line(); !strings.HasPrefix(l, "+ ") {
+		c.Send(tag + " " + before + "{" + strconv.Itoa(len(name)) + "}")
+		if l := c.Line(); !strings.HasPrefix(l, "+ ") {
 			t.Fatalf("%s %s{%d}: got %q, want a continuation", tag, before, len(name), l)
 		}
-		c.send(name + after)
-		_, done := c.until(tag)
+		c.Send(name + after)
+		_, done := c.Until(tag)
 		return done
 	}
 	for _, tc := range []struct{ tag, before, name, after, want string }{
@@ -81,16 +81,16 @@ func TestLiteralMailboxNames(t *testing.T) {
 		}
 	}
 	// APPEND with the mailbox and the message both as literals.
-	c.send("11 APPEND {3}")
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	c.Send("11 APPEND {3}")
+	if l := c.Line(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("APPEND {3}: got %q", l)
 	}
-	c.send("Rec {5}")
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	c.Send("Rec {5}")
+	if l := c.Line(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("APPEND {3} Rec {5}: got %q", l)
 	}
-	c.send("hello")
-	if _, done := c.until("11"); !strings.HasPrefix(done, "11 OK") {
+	c.Send("hello")
+	if _, done := c.Until("11"); !strings.HasPrefix(done, "11 OK") {
 		t.Fatalf("APPEND with a literal mailbox name: %q", done)
 	}
 	got := map[string]bool{}
@@ -108,9 +108,9 @@ func TestLiteralMailboxNames(t *testing.T) {
 func TestTildeIsAnAtomChar(t *testing.T) {
 	f, _, _ := recordingFixture(t, true, nil)
 	c := f.dial(t)
-	c.ok("l", "LOGIN alice alicepw")
-	c.ok("a", `LIST "" ~foo`)
-	c.expect("b", "SELECT ~foo", "NO [NONEXISTENT]")
+	c.OK("l", "LOGIN alice alicepw")
+	c.OK("a", `LIST "" ~foo`)
+	c.Expect("b", "SELECT ~foo", "NO [NONEXISTENT]")
 }
 
 // A line over the limit gets a tagged BAD [TOOBIG], and a non-synchronising
@@ -118,13 +118,13 @@ func TestTildeIsAnAtomChar(t *testing.T) {
 func TestOverlongLineTaggedAndLiteralDiscarded(t *testing.T) {
 	f, rb, dl := recordingFixture(t, true, nil)
 	c := f.dial(t)
-	c.ok("l", "LOGIN alice alicepw")
+	c.OK("l", "LOGIN alice alicepw")
 	input := "b LOGIN " + strings.Repeat("x", 70000) + " {22+}\r\nb CREATE FromLiteral\r\n\r\n"
-	io.WriteString(c.nc, input)
-	if l := c.line(); !strings.HasPrefix(l, "b BAD [TOOBIG]") {
+	io.WriteString(c.Conn, input)
+	if l := c.Line(); !strings.HasPrefix(l, "b BAD [TOOBIG]") {
 		t.Fatalf("overlong line: %q", l)
 	}
-	c.ok("n", "NOOP")
+	c.OK("n", "NOOP")
 	for _, cmd := range rb.Commands() {
 		if cmd.name == "CREATE" {
 			t.Fatalf("the literal of an overlong line was run as a command")
@@ -138,20 +138,20 @@ func TestOverlongLineTaggedAndLiteralDiscarded(t *testing.T) {
 func TestAppendOverLimitKeepsSession(t *testing.T) {
 	f, _, _ := recordingFixture(t, true, func(o *Options) { o.AppendLimit = 1000 })
 	c := f.dial(t)
-	c.ok("l", "LOGIN alice alicepw")
-	c.ok("s", "SELECT Rec")
-	c.send("a APPEND Rec {5000}")
-	if l := c.line(); !strings.HasPrefix(l, "a NO [TOOBIG]") {
+	c.OK("l", "LOGIN alice alicepw")
+	c.OK("s", "SELECT Rec")
+	c.Send("a APPEND Rec {5000}")
+	if l := c.Line(); !strings.HasPrefix(l, "a NO [TOOBIG]") {
 		t.Fatalf("got %q", l)
 	}
 	// A non-synchronising one is sent anyway: read and thrown away (up to
 	// twice the limit; beyond that the session ends with BYE).
-	io.WriteString(c.nc, "b APPEND Rec {1500+}\r\n"+strings.Repeat("y", 1500)+"\r\n")
-	if l := c.line(); !strings.HasPrefix(l, "b NO [TOOBIG]") {
+	io.WriteString(c.Conn, "b APPEND Rec {1500+}\r\n"+strings.Repeat("y", 1500)+"\r\n")
+	if l := c.Line(); !strings.HasPrefix(l, "b NO [TOOBIG]") {
 		t.Fatalf("got %q", l)
 	}
-	c.ok("f", "FETCH 1 (FLAGS)")
-	c.ok("t", "APPEND Other {5+}\r\nhello")
+	c.OK("f", "FETCH 1 (FLAGS)")
+	c.OK("t", "APPEND Other {5+}\r\nhello")
 }
 
 // MULTIAPPEND (RFC 3502): several messages in one command reach the
@@ -160,21 +160,21 @@ func TestAppendOverLimitKeepsSession(t *testing.T) {
 func TestMultiappendIsOneCommand(t *testing.T) {
 	f, rb, _ := recordingFixture(t, false, nil)
 	c := f.dial(t)
-	c.ok("l", "LOGIN alice alicepw")
-	if u := c.ok("c", "CAPABILITY"); !strings.Contains(u[0], " MULTIAPPEND") || !strings.Contains(u[0], " CATENATE") {
+	c.OK("l", "LOGIN alice alicepw")
+	if u := c.OK("c", "CAPABILITY"); !strings.Contains(u[0], " MULTIAPPEND") || !strings.Contains(u[0], " CATENATE") {
 		t.Fatalf("capabilities: %q", u)
 	}
 	continueWith := func(s string) {
 		t.Helper()
-		if l := c.line(); !strings.HasPrefix(l, "+ ") {
+		if l := c.Line(); !strings.HasPrefix(l, "+ ") {
 			t.Fatalf("got %q, want a continuation", l)
 		}
-		c.send(s)
+		c.Send(s)
 	}
-	c.send(`A003 APPEND Rec (\Seen) {5}`)
+	c.Send(`A003 APPEND Rec (\Seen) {5}`)
 	continueWith(`hello (\Answered) "05-Jan-2026 20:55:23 +0000" {5}`)
 	continueWith("world")
-	if _, done := c.until("A003"); !strings.HasPrefix(done, "A003 OK") {
+	if _, done := c.Until("A003"); !strings.HasPrefix(done, "A003 OK") {
 		t.Fatalf("MULTIAPPEND: %q", done)
 	}
 	if m := rb.Messages(); len(m) != 2 || string(m[0]) != "hello" || string(m[1]) != "world" {
@@ -196,21 +196,21 @@ func TestMultiappendIsOneCommand(t *testing.T) {
 func TestCatenate(t *testing.T) {
 	f, rb, _ := recordingFixture(t, true, nil)
 	c := f.dial(t)
-	c.ok("l", "LOGIN alice alicepw")
-	c.send(`A004 APPEND Rec CATENATE (URL "/Other;UIDVALIDITY=1/;UID=1" TEXT {5}`)
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	c.OK("l", "LOGIN alice alicepw")
+	c.Send(`A004 APPEND Rec CATENATE (URL "/Other;UIDVALIDITY=1/;UID=1" TEXT {5}`)
+	if l := c.Line(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("got %q", l)
 	}
-	c.send("again)")
-	if _, done := c.until("A004"); !strings.HasPrefix(done, "A004 OK") {
+	c.Send("again)")
+	if _, done := c.Until("A004"); !strings.HasPrefix(done, "A004 OK") {
 		t.Fatalf("CATENATE: %q", done)
 	}
 	m := rb.Messages()
 	if len(m) != 1 || string(m[0]) != "</Other;UIDVALIDITY=1/;UID=1>again" {
 		t.Fatalf("the backend got %q", m)
 	}
-	c.expect("A005", `APPEND Rec CATENATE (URL "/Away;UIDVALIDITY=1/;UID=1")`, "NO [BADURL")
-	c.ok("A006", "NOOP")
+	c.Expect("A005", `APPEND Rec CATENATE (URL "/Away;UIDVALIDITY=1/;UID=1")`, "NO [BADURL")
+	c.OK("A006", "NOOP")
 }
 
 // A client that disappears in the middle of an APPEND literal makes the
@@ -219,16 +219,16 @@ func TestCatenate(t *testing.T) {
 func TestCutAppendStoresNothing(t *testing.T) {
 	f, rb, _ := recordingFixture(t, false, nil)
 	c := f.dial(t)
-	c.ok("l", "LOGIN alice alicepw")
-	c.ok("s", "SELECT Rec")
-	c.send("a APPEND Rec {100}")
-	if l := c.line(); !strings.HasPrefix(l, "+ ") {
+	c.OK("l", "LOGIN alice alicepw")
+	c.OK("s", "SELECT Rec")
+	c.Send("a APPEND Rec {100}")
+	if l := c.Line(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("got %q", l)
 	}
-	io.WriteString(c.nc, strings.Repeat("z", 50))
-	c.nc.(*net.TCPConn).CloseWrite()
-	c.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	if _, err := io.Copy(io.Discard, c.br); err != nil {
+	io.WriteString(c.Conn, strings.Repeat("z", 50))
+	c.Conn.(*net.TCPConn).CloseWrite()
+	c.Conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if _, err := io.Copy(io.Discard, c.R); err != nil {
 		t.Fatalf("the session did not end: %v", err)
 	}
 	select {
@@ -250,24 +250,24 @@ func TestCutAppendStoresNothing(t *testing.T) {
 func TestAuthenticateEmptyInitialResponse(t *testing.T) {
 	f, _, _ := recordingFixture(t, true, nil)
 	c := f.dial(t)
-	c.send("a AUTHENTICATE LOGIN =")
-	if l := c.line(); l != "+ UGFzc3dvcmQ6" {
+	c.Send("a AUTHENTICATE LOGIN =")
+	if l := c.Line(); l != "+ UGFzc3dvcmQ6" {
 		t.Fatalf("got %q, want the Password: challenge", l)
 	}
-	c.send("*")
-	if l := c.line(); !strings.HasPrefix(l, "a BAD") {
+	c.Send("*")
+	if l := c.Line(); !strings.HasPrefix(l, "a BAD") {
 		t.Fatalf("cancel: %q", l)
 	}
 	// A response over the limit is BAD [TOOBIG], not an internal error.
-	c.send("b AUTHENTICATE PLAIN")
-	if l := c.line(); !strings.HasPrefix(l, "+") {
+	c.Send("b AUTHENTICATE PLAIN")
+	if l := c.Line(); !strings.HasPrefix(l, "+") {
 		t.Fatalf("got %q", l)
 	}
-	c.send(strings.Repeat("A", 70000))
-	if l := c.line(); !strings.HasPrefix(l, "b BAD [TOOBIG]") {
+	c.Send(strings.Repeat("A", 70000))
+	if l := c.Line(); !strings.HasPrefix(l, "b BAD [TOOBIG]") {
 		t.Fatalf("long response: %q", l)
 	}
-	c.ok("c", "LOGIN alice alicepw")
+	c.OK("c", "LOGIN alice alicepw")
 }
 
 // Every wait on a backend is bounded: one that never sends "+" for a
@@ -277,12 +277,12 @@ func TestAuthenticateEmptyInitialResponse(t *testing.T) {
 func TestBackendContinuationWaitIsBounded(t *testing.T) {
 	f, rb, _ := recordingFixture(t, false, func(o *Options) { o.BackendTimeout = 300 * time.Millisecond })
 	c := f.dial(t)
-	c.ok("l", "LOGIN alice alicepw")
+	c.OK("l", "LOGIN alice alicepw")
 	rb.stallLiterals.Store(true)
-	c.send("a APPEND Rec {5}")
-	if l := c.line(); !strings.HasPrefix(l, "a NO [UNAVAILABLE]") {
+	c.Send("a APPEND Rec {5}")
+	if l := c.Line(); !strings.HasPrefix(l, "a NO [UNAVAILABLE]") {
 		t.Fatalf("APPEND to a backend that never answers the literal: %q", l)
 	}
 	rb.stallLiterals.Store(false)
-	c.ok("b", "APPEND Rec {5+}\r\nhello")
+	c.OK("b", "APPEND Rec {5+}\r\nhello")
 }

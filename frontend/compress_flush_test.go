@@ -53,13 +53,13 @@ func loadClientStreams(t *testing.T) []clientStream {
 // would: at once, whatever the flush), and what it sends goes through
 // wrap (nil: the caller writes compressed bytes to nc itself).
 func (c *client) compressed(tag string, wrap func(net.Conn) net.Conn) *client {
-	c.t.Helper()
-	c.ok(tag, "COMPRESS DEFLATE")
-	nc := c.nc
+	c.T.Helper()
+	c.OK(tag, "COMPRESS DEFLATE")
+	nc := c.Conn
 	if wrap != nil {
-		nc = wrap(c.nc)
+		nc = wrap(c.Conn)
 	}
-	return &client{t: c.t, nc: nc, br: bufio.NewReader(zinflate.NewReader(c.br))}
+	return newClient(c.T, nc, bufio.NewReader(zinflate.NewReader(c.R)))
 }
 
 // flateConn compresses each Write with compress/flate and sync-flushes it.
@@ -91,7 +91,7 @@ func TestCompressClientFlushModes(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/bytewise=%v", s.Mode, bytewise), func(t *testing.T) {
 				f := newFixture(t, nil)
 				c := f.dial(t)
-				c.ok("c1", "LOGIN alice alicepw")
+				c.OK("c1", "LOGIN alice alicepw")
 				zc := c.compressed("c2", nil)
 				sent := 0
 				for _, cmd := range s.Commands {
@@ -102,13 +102,13 @@ func TestCompressClientFlushModes(t *testing.T) {
 						step = 1
 					}
 					for len(chunk) > 0 {
-						if _, err := c.nc.Write(chunk[:step]); err != nil {
+						if _, err := c.Conn.Write(chunk[:step]); err != nil {
 							t.Fatal(err)
 						}
 						chunk = chunk[step:]
 					}
 					tag, _, _ := strings.Cut(cmd.Line, " ")
-					u, done := zc.until(tag)
+					u, done := zc.Until(tag)
 					if !strings.HasPrefix(done, tag+" OK") {
 						t.Fatalf("%s after %s: %q (untagged %q)", cmd.Line, s.Mode, done, u)
 					}
@@ -129,13 +129,13 @@ func TestCompressClientFlushModes(t *testing.T) {
 func TestCompressResponsesSyncFlushed(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.dial(t)
-	c.ok("s1", "LOGIN alice alicepw")
-	c.ok("s2", "COMPRESS DEFLATE")
+	c.OK("s1", "LOGIN alice alicepw")
+	c.OK("s2", "COMPRESS DEFLATE")
 	var raw bytes.Buffer
-	zc := &client{t: t, nc: newFlateConn(c.nc), br: bufio.NewReader(flate.NewReader(io.TeeReader(c.br, &raw)))}
+	zc := newClient(t, newFlateConn(c.Conn), bufio.NewReader(flate.NewReader(io.TeeReader(c.R, &raw))))
 	for i, cmd := range []string{"NOOP", "SELECT INBOX", "FETCH 1 (BODY.PEEK[])", `LIST "" "*"`, "BOGUS", "NOOP"} {
 		tag := fmt.Sprintf("s%d", i+3)
-		zc.do(tag, cmd)
+		zc.Do(tag, cmd)
 		if !bytes.HasSuffix(raw.Bytes(), []byte{0, 0, 0xff, 0xff}) {
 			t.Fatalf("%s: the compressed response does not end with a sync flush: ...% x", cmd, raw.Bytes()[max(0, raw.Len()-8):])
 		}
@@ -170,22 +170,22 @@ func bigMessage(n int) []byte {
 func TestCompressAppend10MB(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.dial(t)
-	c.ok("b1", "LOGIN alice alicepw")
+	c.OK("b1", "LOGIN alice alicepw")
 	zc := c.compressed("b2", newFlateConn)
 	msg := bigMessage(10 << 20)
-	zc.send(fmt.Sprintf("b3 APPEND INBOX {%d}", len(msg)))
-	if l := zc.line(); !strings.HasPrefix(l, "+ ") {
+	zc.Send(fmt.Sprintf("b3 APPEND INBOX {%d}", len(msg)))
+	if l := zc.Line(); !strings.HasPrefix(l, "+ ") {
 		t.Fatalf("continuation: %q", l)
 	}
-	_ = zc.nc.SetWriteDeadline(time.Now().Add(slowStep))
+	_ = zc.Conn.SetWriteDeadline(time.Now().Add(slowStep))
 	for rest := msg; len(rest) > 0; {
 		n := min(len(rest), 64<<10)
-		if _, err := zc.nc.Write(rest[:n]); err != nil {
+		if _, err := zc.Conn.Write(rest[:n]); err != nil {
 			t.Fatal(err)
 		}
 		rest = rest[n:]
 	}
-	zc.send("")
+	zc.Send("")
 	if done := slowTagged(t, zc, "b3"); !strings.HasPrefix(done, "b3 OK") {
 		t.Fatalf("APPEND: %q", done)
 	}
@@ -209,14 +209,14 @@ func TestCompressAppend10MB(t *testing.T) {
 		t.Fatalf("the backend has %d bytes, not the %d sent", len(got), len(msg))
 	}
 
-	zc.ok("b4", "SELECT INBOX")
-	zc.send("b5 FETCH 2 (BODY.PEEK[])")
-	if head := zc.line(); head != fmt.Sprintf("* 2 FETCH (BODY[] {%d}", len(msg)) && head != fmt.Sprintf("* 2 FETCH (UID 2 BODY[] {%d}", len(msg)) {
+	zc.OK("b4", "SELECT INBOX")
+	zc.Send("b5 FETCH 2 (BODY.PEEK[])")
+	if head := zc.Line(); head != fmt.Sprintf("* 2 FETCH (BODY[] {%d}", len(msg)) && head != fmt.Sprintf("* 2 FETCH (UID 2 BODY[] {%d}", len(msg)) {
 		t.Fatalf("FETCH: %q", head)
 	}
 	h := sha256.New()
-	_ = zc.nc.SetReadDeadline(time.Now().Add(slowStep))
-	if _, err := io.CopyN(h, zc.br, int64(len(msg))); err != nil || !bytes.Equal(h.Sum(nil), want[:]) {
+	_ = zc.Conn.SetReadDeadline(time.Now().Add(slowStep))
+	if _, err := io.CopyN(h, zc.R, int64(len(msg))); err != nil || !bytes.Equal(h.Sum(nil), want[:]) {
 		t.Fatalf("the 10 MB FETCHed back through COMPRESS differ (%v)", err)
 	}
 	if done := slowTagged(t, zc, "b5"); !strings.HasPrefix(done, "b5 OK") {
@@ -232,9 +232,9 @@ const slowStep = 2 * time.Minute
 // tagged tag.
 func slowTagged(t *testing.T, c *client, tag string) string {
 	t.Helper()
-	_ = c.nc.SetReadDeadline(time.Now().Add(slowStep))
+	_ = c.Conn.SetReadDeadline(time.Now().Add(slowStep))
 	for {
-		l, err := c.br.ReadString('\n')
+		l, err := c.R.ReadString('\n')
 		if err != nil {
 			t.Fatalf("waiting for %s: %v (got %q)", tag, err, l)
 		}

@@ -11,16 +11,16 @@ import (
 func TestCompressDeflate(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.dial(t)
-	c.ok("c1", "LOGIN alice alicepw")
-	u := c.ok("c2", "CAPABILITY")
+	c.OK("c1", "LOGIN alice alicepw")
+	u := c.OK("c2", "CAPABILITY")
 	if !strings.Contains(u[0], "COMPRESS=DEFLATE") {
 		t.Fatalf("COMPRESS=DEFLATE not advertised: %q", u)
 	}
-	c.expect("c3", "COMPRESS GZIP", "BAD")
-	c.ok("c4", "COMPRESS DEFLATE")
+	c.Expect("c3", "COMPRESS GZIP", "BAD")
+	c.OK("c4", "COMPRESS DEFLATE")
 	// From here on both directions are raw DEFLATE.
-	fw, _ := flate.NewWriter(c.nc, flate.BestSpeed)
-	br := bufio.NewReader(flate.NewReader(c.br))
+	fw, _ := flate.NewWriter(c.Conn, flate.BestSpeed)
+	br := bufio.NewReader(flate.NewReader(c.R))
 	send := func(s string) {
 		io.WriteString(fw, s+"\r\n")
 		fw.Flush()

@@ -36,8 +36,8 @@ func TestFrontRenameNeedsDeleteRight(t *testing.T) {
 	})
 	f.replica.Put("user.alice.Shared", false, "be-a!default", "alice\tlrswipkxtean\tbob\tlrs\t")
 	c := f.dial(t)
-	c.do("a", "LOGIN bob bobpw")
-	_, st := c.do("b", `RENAME "Other Users/alice/Shared" "Other Users/alice/Mine"`)
+	c.Do("a", "LOGIN bob bobpw")
+	_, st := c.Do("b", `RENAME "Other Users/alice/Shared" "Other Users/alice/Mine"`)
 	if !strings.HasPrefix(st, "b NO [NOPERM]") {
 		t.Fatalf("RENAME without x: %q, want b NO [NOPERM]", st)
 	}

@@ -49,40 +49,40 @@ func newGSSFixture(t *testing.T, mutate func(*Options)) (*fixture, *gssapitest.K
 // authGSSAPI runs AUTHENTICATE GSSAPI with gc, with or without SASL-IR, and
 // returns the tagged completion line.
 func (c *client) authGSSAPI(tag string, gc *gssapi.Client, withIR bool) string {
-	c.t.Helper()
+	c.T.Helper()
 	_, ir, err := gc.Start()
 	if err != nil {
-		c.t.Fatalf("GSSAPI client start: %v", err)
+		c.T.Fatalf("GSSAPI client start: %v", err)
 	}
 	if withIR {
-		c.send(tag + " AUTHENTICATE GSSAPI " + base64.StdEncoding.EncodeToString(ir))
+		c.Send(tag + " AUTHENTICATE GSSAPI " + base64.StdEncoding.EncodeToString(ir))
 	} else {
-		c.send(tag + " AUTHENTICATE GSSAPI")
-		if l := c.line(); l != "+ " {
-			c.t.Fatalf("without SASL-IR: got %q, want an empty continuation", l)
+		c.Send(tag + " AUTHENTICATE GSSAPI")
+		if l := c.Line(); l != "+ " {
+			c.T.Fatalf("without SASL-IR: got %q, want an empty continuation", l)
 		}
-		c.send(base64.StdEncoding.EncodeToString(ir))
+		c.Send(base64.StdEncoding.EncodeToString(ir))
 	}
 	for range 8 {
-		l := c.line()
+		l := c.Line()
 		if strings.HasPrefix(l, tag+" ") {
 			return l
 		}
 		if !strings.HasPrefix(l, "+ ") {
-			c.t.Fatalf("during AUTHENTICATE: %q", l)
+			c.T.Fatalf("during AUTHENTICATE: %q", l)
 		}
 		ch, err := base64.StdEncoding.DecodeString(l[2:])
 		if err != nil {
-			c.t.Fatalf("challenge %q: %v", l, err)
+			c.T.Fatalf("challenge %q: %v", l, err)
 		}
 		resp, err := gc.Next(ch)
 		if err != nil {
-			c.send("*")
+			c.Send("*")
 			continue
 		}
-		c.send(base64.StdEncoding.EncodeToString(resp))
+		c.Send(base64.StdEncoding.EncodeToString(resp))
 	}
-	c.t.Fatal("AUTHENTICATE GSSAPI did not finish")
+	c.T.Fatal("AUTHENTICATE GSSAPI did not finish")
 	return ""
 }
 
@@ -90,7 +90,7 @@ func TestGSSAPIAuthenticateSelectInbox(t *testing.T) {
 	f, k := newGSSFixture(t, nil)
 	for _, withIR := range []bool{true, false} {
 		c := f.dial(t)
-		caps := c.ok("a0", "CAPABILITY")
+		caps := c.OK("a0", "CAPABILITY")
 		if len(caps) != 1 || !strings.Contains(caps[0], " AUTH=GSSAPI") || !strings.Contains(caps[0], " LOGINDISABLED") {
 			t.Fatalf("capabilities without TLS: %q", caps)
 		}
@@ -98,13 +98,13 @@ func TestGSSAPIAuthenticateSelectInbox(t *testing.T) {
 		if !strings.HasPrefix(done, "a1 OK [CAPABILITY IMAP4rev1 ") {
 			t.Fatalf("IR %v: AUTHENTICATE GSSAPI: %q", withIR, done)
 		}
-		u := c.ok("a2", "SELECT INBOX")
+		u := c.OK("a2", "SELECT INBOX")
 		if !hasLine(u, "* 1 EXISTS") {
 			t.Fatalf("SELECT INBOX after GSSAPI: %q", u)
 		}
 		// alice's folder on the other backend is reached with proxy credentials.
-		c.ok("a3", "SELECT Archive")
-		c.ok("a4", "LOGOUT")
+		c.OK("a3", "SELECT Archive")
+		c.OK("a4", "LOGOUT")
 	}
 }
 
@@ -125,11 +125,11 @@ func TestGSSAPIAuthzid(t *testing.T) {
 				t.Fatalf("got %q, want %q", done, tc.want)
 			}
 			if tc.exists == "" {
-				c.expect("a2", "SELECT INBOX", "BAD")
+				c.Expect("a2", "SELECT INBOX", "BAD")
 				return
 			}
 			// The INBOX is the authorization identity's.
-			if u := c.ok("a2", "SELECT INBOX"); !hasLine(u, tc.exists) {
+			if u := c.OK("a2", "SELECT INBOX"); !hasLine(u, tc.exists) {
 				t.Fatalf("SELECT INBOX as %s: %q, want %q", tc.authzid, u, tc.exists)
 			}
 		})
@@ -153,13 +153,13 @@ func TestGSSAPIBadInput(t *testing.T) {
 			{"bad base64", "!!!", "BAD"},
 		} {
 			c := f.dial(t)
-			_, done := c.do("b1", "AUTHENTICATE GSSAPI "+tc.ir)
+			_, done := c.Do("b1", "AUTHENTICATE GSSAPI "+tc.ir)
 			if !strings.HasPrefix(done, "b1 "+tc.want) {
 				t.Errorf("%s: got %q, want %q", tc.name, done, tc.want)
 			}
 			// The session is still alive and not authenticated.
-			c.expect("b2", "SELECT INBOX", "BAD")
-			c.ok("b3", "NOOP")
+			c.Expect("b2", "SELECT INBOX", "BAD")
+			c.OK("b3", "NOOP")
 		}
 	})
 	t.Run("wrong service", func(t *testing.T) {
@@ -189,25 +189,25 @@ func TestGSSAPIBadInput(t *testing.T) {
 		gc := k.Client("alice", "imap/localhost", "")
 		_, first, err := gc.Start()
 		must(t, err)
-		c.send("e1 AUTHENTICATE GSSAPI " + b64(first))
-		if l := c.line(); !strings.HasPrefix(l, "+ ") {
+		c.Send("e1 AUTHENTICATE GSSAPI " + b64(first))
+		if l := c.Line(); !strings.HasPrefix(l, "+ ") {
 			t.Fatalf("first use: %q", l)
 		}
-		c.send("*")
-		if _, done := c.until("e1"); !strings.HasPrefix(done, "e1 BAD") {
+		c.Send("*")
+		if _, done := c.Until("e1"); !strings.HasPrefix(done, "e1 BAD") {
 			t.Fatalf("cancel: %q", done)
 		}
-		if _, done := c.do("e2", "AUTHENTICATE GSSAPI "+b64(first)); !strings.HasPrefix(done, "e2 NO [AUTHENTICATIONFAILED] Kerberos authenticator replayed") {
+		if _, done := c.Do("e2", "AUTHENTICATE GSSAPI "+b64(first)); !strings.HasPrefix(done, "e2 NO [AUTHENTICATIONFAILED] Kerberos authenticator replayed") {
 			t.Fatalf("replayed AP-REQ: %q", done)
 		}
 	})
 	t.Run("too many failures", func(t *testing.T) {
 		c := f.dial(t)
 		for i := range 4 {
-			c.expect("f1", "AUTHENTICATE GSSAPI "+b64([]byte{byte(i)}), "NO [AUTHENTICATIONFAILED]")
+			c.Expect("f1", "AUTHENTICATE GSSAPI "+b64([]byte{byte(i)}), "NO [AUTHENTICATIONFAILED]")
 		}
-		c.send("f2 AUTHENTICATE GSSAPI AAAA")
-		if l := c.line(); l != "* BYE Too many authentication failures" {
+		c.Send("f2 AUTHENTICATE GSSAPI AAAA")
+		if l := c.Line(); l != "* BYE Too many authentication failures" {
 			t.Fatalf("fifth failure: %q", l)
 		}
 	})
@@ -216,11 +216,11 @@ func TestGSSAPIBadInput(t *testing.T) {
 func TestGSSAPINotConfigured(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.dial(t)
-	caps := c.ok("a0", "CAPABILITY")
+	caps := c.OK("a0", "CAPABILITY")
 	if strings.Contains(caps[0], "GSSAPI") {
 		t.Fatalf("GSSAPI advertised without an acceptor: %q", caps)
 	}
-	c.expect("a1", "AUTHENTICATE GSSAPI", "NO")
+	c.Expect("a1", "AUTHENTICATE GSSAPI", "NO")
 }
 
 func TestGSSAPIBackendWithoutProxyCredentials(t *testing.T) {
@@ -251,7 +251,7 @@ func TestGSSAPIProxySASLBackend(t *testing.T) {
 	if done := c.authGSSAPI("a1", k.Client("alice", "imap/localhost", ""), true); !strings.HasPrefix(done, "a1 OK") {
 		t.Fatalf("AUTHENTICATE GSSAPI: %q", done)
 	}
-	if u := c.ok("a2", "SELECT INBOX"); !hasLine(u, "* 1 EXISTS") {
+	if u := c.OK("a2", "SELECT INBOX"); !hasLine(u, "* 1 EXISTS") {
 		t.Fatalf("SELECT INBOX: %q", u)
 	}
 	if len(asked) != 1 || asked[0] != "alice" {
@@ -304,20 +304,20 @@ func FuzzGSSAPIAuthenticate(f *testing.F) {
 		}
 		fx, _ := newGSSFixture(t, nil)
 		c := fx.dial(t)
-		c.send("z1 AUTHENTICATE GSSAPI " + base64.StdEncoding.EncodeToString(token))
+		c.Send("z1 AUTHENTICATE GSSAPI " + base64.StdEncoding.EncodeToString(token))
 		for range 4 {
-			l := c.line()
+			l := c.Line()
 			if strings.HasPrefix(l, "z1 ") {
 				if !strings.HasPrefix(l, "z1 NO ") && !strings.HasPrefix(l, "z1 BAD ") {
 					t.Fatalf("got %q", l)
 				}
-				c.ok("z2", "NOOP")
+				c.OK("z2", "NOOP")
 				return
 			}
 			if !strings.HasPrefix(l, "+ ") {
 				t.Fatalf("got %q", l)
 			}
-			c.send(cont)
+			c.Send(cont)
 		}
 		t.Fatal("no tagged answer")
 	})

@@ -58,11 +58,11 @@ func TestHungBackendTimesOut(t *testing.T) {
 	})
 	f.replica.Put("user.alice.Stuck", false, "be-h!default", "alice\tlrswipkxtean\t")
 	c := f.dial(t)
-	c.ok("h1", "LOGIN alice alicepw")
+	c.OK("h1", "LOGIN alice alicepw")
 	start := time.Now()
-	c.expect("h2", "SELECT Stuck", "NO [UNAVAILABLE]")
+	c.Expect("h2", "SELECT Stuck", "NO [UNAVAILABLE]")
 	if d := time.Since(start); d > 5*time.Second {
 		t.Fatalf("the answer took %v", d)
 	}
-	c.ok("h3", "SELECT INBOX") // the session goes on
+	c.OK("h3", "SELECT INBOX") // the session goes on
 }

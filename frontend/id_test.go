@@ -28,11 +28,11 @@ func TestForwardedID(t *testing.T) {
 func TestProxyLoopRefused(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.dial(t)
-	c.send(`p1 ID ("name" "imapfront" "x-proxy-ttl" "1")`)
-	if l := c.line(); !strings.HasPrefix(l, "* BYE") {
+	c.Send(`p1 ID ("name" "imapfront" "x-proxy-ttl" "1")`)
+	if l := c.Line(); !strings.HasPrefix(l, "* BYE") {
 		t.Fatalf("x-proxy-ttl 1: %q, want BYE", l)
 	}
 	c2 := f.dial(t)
-	c2.ok("p2", `ID ("name" "other-proxy" "x-proxy-ttl" "3")`)
-	c2.ok("p3", "LOGIN alice alicepw")
+	c2.OK("p2", `ID ("name" "other-proxy" "x-proxy-ttl" "3")`)
+	c2.OK("p3", "LOGIN alice alicepw")
 }

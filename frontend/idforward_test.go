@@ -145,9 +145,9 @@ func TestClientIDNotForwarded(t *testing.T) {
 			o.Backends["be-a"] = &Backend{Server: "be-a", Dial: backend.Options{Addr: rec.addr()}, Separator: '/', ForwardClient: forward}
 		})
 		c := f.dial(t)
-		c.ok("i1", "ID "+clientID)
-		c.ok("i2", "LOGIN alice alicepw")
-		c.ok("i3", "LOGOUT")
+		c.OK("i1", "ID "+clientID)
+		c.OK("i2", "LOGIN alice alicepw")
+		c.OK("i3", "LOGOUT")
 		ids := rec.ids()
 		if !forward {
 			if len(ids) != 0 {

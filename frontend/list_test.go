@@ -26,17 +26,8 @@ func (f *fixture) listUser(t *testing.T, user string, exist, gone []string) *cli
 		f.replica.Put("user."+user+"."+strings.ReplaceAll(mb, "/", "."), false, "be-a!default", acl)
 	}
 	c := f.dial(t)
-	c.ok("L0", "LOGIN "+user+" "+user+"pw")
+	c.OK("L0", "LOGIN "+user+" "+user+"pw")
 	return c
-}
-
-// transcript runs a command and compares every untagged line with want.
-func (c *client) transcript(tag, cmd string, want ...string) {
-	c.t.Helper()
-	got := c.ok(tag, cmd)
-	if !slices.Equal(got, want) {
-		c.t.Errorf("C: %s %s\ngot:\n  %s\nwant:\n  %s", tag, cmd, strings.Join(got, "\n  "), strings.Join(want, "\n  "))
-	}
 }
 
 // fruitUser is the hierarchy of RFC 5258 examples 2 to 6: "Fruit/Peach"
@@ -47,7 +38,7 @@ func fruitUser(t *testing.T) (*fixture, *client) {
 		[]string{"Fruit", "Fruit/Apple", "Fruit/Banana", "Tofu", "Vegetable", "Vegetable/Broccoli", "Vegetable/Corn"},
 		[]string{"Fruit/Peach"})
 	for _, mb := range []string{"INBOX", "Fruit/Banana", "Fruit/Peach", "Vegetable", "Vegetable/Broccoli"} {
-		c.ok("S", "SUBSCRIBE "+mb)
+		c.OK("S", "SUBSCRIBE "+mb)
 	}
 	return f, c
 }
@@ -65,10 +56,10 @@ var fruitSubscribed = []string{
 // RFC 5258 example 2: the subscribed names, a deleted one \NonExistent.
 func TestListExtendedRFC5258Ex2Subscribed(t *testing.T) {
 	_, c := fruitUser(t)
-	c.transcript("A02", `LIST (SUBSCRIBED) "" "*"`, fruitSubscribed...)
+	c.Transcript("A02", `LIST (SUBSCRIBED) "" "*"`, fruitSubscribed...)
 	// Example 5: REMOTE adds nothing, every mailbox is local through
 	// imapfront.
-	c.transcript("A05", `LIST (REMOTE SUBSCRIBED) "" "*"`, fruitSubscribed...)
+	c.Transcript("A05", `LIST (REMOTE SUBSCRIBED) "" "*"`, fruitSubscribed...)
 }
 
 // RFC 5258 examples 3 and 4: RETURN (CHILDREN), with and without REMOTE.
@@ -80,15 +71,15 @@ func TestListExtendedRFC5258Ex3Children(t *testing.T) {
 		`* LIST (\HasNoChildren) "/" Tofu`,
 		`* LIST (\HasChildren) "/" Vegetable`,
 	}
-	c.transcript("A03", `LIST () "" "%" RETURN (CHILDREN)`, want...)
-	c.transcript("A04", `LIST (REMOTE) "" "%" RETURN (CHILDREN)`, want...)
+	c.Transcript("A03", `LIST () "" "%" RETURN (CHILDREN)`, want...)
+	c.Transcript("A04", `LIST (REMOTE) "" "%" RETURN (CHILDREN)`, want...)
 }
 
 // RFC 5258 example 6: RETURN (SUBSCRIBED) marks the subscribed mailboxes
 // and adds no name: the deleted "Fruit/Peach" is not listed.
 func TestListExtendedRFC5258Ex6ReturnSubscribed(t *testing.T) {
 	_, c := fruitUser(t)
-	c.transcript("A06", `LIST (REMOTE) "" "*" RETURN (SUBSCRIBED)`,
+	c.Transcript("A06", `LIST (REMOTE) "" "*" RETURN (SUBSCRIBED)`,
 		`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
 		`* LIST (\HasChildren) "/" Fruit`,
 		`* LIST (\HasNoChildren) "/" Fruit/Apple`,
@@ -106,16 +97,16 @@ func TestListExtendedRFC5258Ex6ReturnSubscribed(t *testing.T) {
 // has a subscribed child "%" does not reach.
 func TestListExtendedRecursiveMatchExistingParent(t *testing.T) {
 	_, c := fruitUser(t)
-	c.transcript("A07", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`,
+	c.Transcript("A07", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`,
 		`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
 		`* LIST (\HasChildren) "/" Fruit ("CHILDINFO" ("SUBSCRIBED"))`,
 		`* LIST (\HasChildren \Subscribed) "/" Vegetable ("CHILDINFO" ("SUBSCRIBED"))`,
 	)
 	// With "*" every subscribed child is itself returned: no CHILDINFO
 	// (RFC 5258 section 3.5).
-	c.transcript("A08", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "*"`, fruitSubscribed...)
+	c.Transcript("A08", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "*"`, fruitSubscribed...)
 	// Without RECURSIVEMATCH, "%" gives the subscribed names it matches.
-	c.transcript("A09", `LIST (SUBSCRIBED) "" "%"`,
+	c.Transcript("A09", `LIST (SUBSCRIBED) "" "%"`,
 		`* LIST (\HasNoChildren \Subscribed) "/" INBOX`,
 		`* LIST (\HasChildren \Subscribed) "/" Vegetable`,
 	)
@@ -126,19 +117,19 @@ func TestListExtendedRecursiveMatchExistingParent(t *testing.T) {
 // the deleted "Fruit/Peach" is not listed.
 func TestLSUBNoselectParent(t *testing.T) {
 	_, c := fruitUser(t)
-	c.transcript("B01", `LSUB "" "%"`,
+	c.Transcript("B01", `LSUB "" "%"`,
 		`* LSUB () "/" INBOX`,
 		`* LSUB (\Noselect) "/" Fruit`,
 		`* LSUB () "/" Vegetable`,
 	)
-	c.transcript("B02", `LSUB "" "Fruit/*"`, `* LSUB () "/" Fruit/Banana`)
+	c.Transcript("B02", `LSUB "" "Fruit/*"`, `* LSUB () "/" Fruit/Banana`)
 }
 
 // RFC 5258 example 7: a list of patterns.
 func TestListExtendedRFC5258Ex7PatternList(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.listUser(t, "erin", []string{"Drafts", "Sent", "Sent/March2004", "Sent/December2003", "Sent/August2004", "Unlisted", "Unlisted/Foo"}, nil)
-	c.transcript("A07", `LIST "" ("INBOX" "Drafts" "Sent/%")`,
+	c.Transcript("A07", `LIST "" ("INBOX" "Drafts" "Sent/%")`,
 		`* LIST (\HasNoChildren) "/" INBOX`,
 		`* LIST (\HasNoChildren) "/" Drafts`,
 		`* LIST (\HasNoChildren) "/" Sent/August2004`,
@@ -146,53 +137,53 @@ func TestListExtendedRFC5258Ex7PatternList(t *testing.T) {
 		`* LIST (\HasNoChildren) "/" Sent/March2004`,
 	)
 	// A name two patterns match is returned once (RFC 5258 section 3).
-	c.transcript("A07b", `LIST "" ("Drafts" "D*")`, `* LIST (\HasNoChildren) "/" Drafts`)
+	c.Transcript("A07b", `LIST "" ("Drafts" "D*")`, `* LIST (\HasNoChildren) "/" Drafts`)
 	// An extended LIST ignores empty patterns (RFC 5258 section 3); only
 	// the basic LIST "" "" asks for the hierarchy delimiter.
-	c.transcript("A07c", `LIST "" ("" "Drafts")`, `* LIST (\HasNoChildren) "/" Drafts`)
-	c.transcript("A07d", `LIST (SUBSCRIBED) "" ""`)
-	c.transcript("A07e", `LIST "" ""`, `* LIST (\Noselect) "/" ""`)
+	c.Transcript("A07c", `LIST "" ("" "Drafts")`, `* LIST (\HasNoChildren) "/" Drafts`)
+	c.Transcript("A07d", `LIST (SUBSCRIBED) "" ""`)
+	c.Transcript("A07e", `LIST "" ""`, `* LIST (\Noselect) "/" ""`)
 }
 
 // RFC 5258 example 8: \HasChildren and CHILDINFO tell different things.
 func TestListExtendedRFC5258Ex8HasChildrenChildInfo(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.listUser(t, "erin", []string{"Foo", "Foo/Bar", "Foo/Baz", "Moo"}, nil)
-	c.transcript("C01", `LIST "" "*"`,
+	c.Transcript("C01", `LIST "" "*"`,
 		`* LIST (\HasNoChildren) "/" INBOX`,
 		`* LIST (\HasChildren) "/" Foo`,
 		`* LIST (\HasNoChildren) "/" Foo/Bar`,
 		`* LIST (\HasNoChildren) "/" Foo/Baz`,
 		`* LIST (\HasNoChildren) "/" Moo`,
 	)
-	c.transcript("CA3", `LIST "" "%" RETURN (CHILDREN)`,
+	c.Transcript("CA3", `LIST "" "%" RETURN (CHILDREN)`,
 		`* LIST (\HasNoChildren) "/" INBOX`,
 		`* LIST (\HasChildren) "/" Foo`,
 		`* LIST (\HasNoChildren) "/" Moo`,
 	)
 
 	// A: "Foo/Baz" is the only subscribed mailbox.
-	c.ok("S1", "SUBSCRIBE Foo/Baz")
-	c.transcript("C02", `LIST (SUBSCRIBED) "" "*"`, `* LIST (\HasNoChildren \Subscribed) "/" Foo/Baz`)
-	c.transcript("C03", `LIST (SUBSCRIBED) "" "%"`)
-	c.transcript("C04", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`,
+	c.OK("S1", "SUBSCRIBE Foo/Baz")
+	c.Transcript("C02", `LIST (SUBSCRIBED) "" "*"`, `* LIST (\HasNoChildren \Subscribed) "/" Foo/Baz`)
+	c.Transcript("C03", `LIST (SUBSCRIBED) "" "%"`)
+	c.Transcript("C04", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`,
 		`* LIST (\HasChildren) "/" Foo ("CHILDINFO" ("SUBSCRIBED"))`)
 
 	// A1: "Foo" is subscribed too.
-	c.ok("S2", "SUBSCRIBE Foo")
-	c.transcript("C05", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`,
+	c.OK("S2", "SUBSCRIBE Foo")
+	c.Transcript("C05", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`,
 		`* LIST (\HasChildren \Subscribed) "/" Foo ("CHILDINFO" ("SUBSCRIBED"))`)
 
 	// B: nothing is subscribed.
-	c.ok("S3", "UNSUBSCRIBE Foo")
-	c.ok("S4", "UNSUBSCRIBE Foo/Baz")
-	c.transcript("C06", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`)
+	c.OK("S3", "UNSUBSCRIBE Foo")
+	c.OK("S4", "UNSUBSCRIBE Foo/Baz")
+	c.Transcript("C06", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`)
 
 	// C: only "Foo" and "Moo" are subscribed: "Foo" has children, none of
 	// them subscribed.
-	c.ok("S5", "SUBSCRIBE Foo")
-	c.ok("S6", "SUBSCRIBE Moo")
-	c.transcript("C07", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "%" RETURN (CHILDREN)`,
+	c.OK("S5", "SUBSCRIBE Foo")
+	c.OK("S6", "SUBSCRIBE Moo")
+	c.Transcript("C07", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "%" RETURN (CHILDREN)`,
 		`* LIST (\HasChildren \Subscribed) "/" Foo`,
 		`* LIST (\HasNoChildren \Subscribed) "/" Moo`,
 	)
@@ -203,10 +194,10 @@ func TestListExtendedRFC5258Ex8HasChildrenChildInfo(t *testing.T) {
 func TestListExtendedRFC5258Ex9ChildInfoWithoutChildren(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.listUser(t, "erin", []string{"foo"}, []string{"foo/bar"})
-	c.ok("S1", "SUBSCRIBE foo/bar")
-	c.transcript("a1", `LIST "" ("foo")`, `* LIST (\HasNoChildren) "/" foo`)
-	c.transcript("a2", `LIST (SUBSCRIBED) "" "foo/*"`, `* LIST (\HasNoChildren \NonExistent \Subscribed) "/" foo/bar`)
-	c.transcript("a3", `LIST (SUBSCRIBED RECURSIVEMATCH) "" foo RETURN (CHILDREN)`,
+	c.OK("S1", "SUBSCRIBE foo/bar")
+	c.Transcript("a1", `LIST "" ("foo")`, `* LIST (\HasNoChildren) "/" foo`)
+	c.Transcript("a2", `LIST (SUBSCRIBED) "" "foo/*"`, `* LIST (\HasNoChildren \NonExistent \Subscribed) "/" foo/bar`)
+	c.Transcript("a3", `LIST (SUBSCRIBED RECURSIVEMATCH) "" foo RETURN (CHILDREN)`,
 		`* LIST (\HasNoChildren) "/" foo ("CHILDINFO" ("SUBSCRIBED"))`)
 }
 
@@ -216,22 +207,22 @@ func TestListExtendedRFC5258Ex9ChildInfoWithoutChildren(t *testing.T) {
 func TestListExtendedRFC5258Ex10NonExistentLevel(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.listUser(t, "erin", []string{"music/rock"}, nil)
-	c.transcript("a1", `LIST (REMOTE) "" *`,
+	c.Transcript("a1", `LIST (REMOTE) "" *`,
 		`* LIST (\HasNoChildren) "/" INBOX`,
 		`* LIST (\HasNoChildren) "/" music/rock`,
 	)
-	c.transcript("a2", `LIST () "" %`,
+	c.Transcript("a2", `LIST () "" %`,
 		`* LIST (\HasNoChildren) "/" INBOX`,
 		`* LIST (\HasChildren \NonExistent) "/" music`,
 	)
-	c.transcript("a2b", `LIST "" %`,
+	c.Transcript("a2b", `LIST "" %`,
 		`* LIST (\HasNoChildren) "/" INBOX`,
 		`* LIST (\Noselect \HasChildren) "/" music`,
 	)
 	// RECURSIVEMATCH acts only with another selection option (RFC 5258
 	// section 3.1).
-	c.expect("a4", `LIST (RECURSIVEMATCH) "" ""`, "BAD")
-	c.expect("a5", `LIST (REMOTE RECURSIVEMATCH) "" "%"`, "BAD")
+	c.Expect("a4", `LIST (RECURSIVEMATCH) "" ""`, "BAD")
+	c.Expect("a5", `LIST (REMOTE RECURSIVEMATCH) "" "%"`, "BAD")
 }
 
 // A subscribed mailbox the user may not look up reads exactly like one
@@ -241,14 +232,14 @@ func TestListExtendedSubscribedWithoutLookupRight(t *testing.T) {
 	c := f.listUser(t, "erin", nil, []string{"Other Users/bob/Secret", "Other Users/bob/Gone"})
 	f.replica.Put("user.bob.Secret", false, "be-b!default", "bob\tlrswipkxtean\t")
 	f.replica.Put("user.bob.Secret.Inner", false, "be-b!default", "bob\tlrswipkxtean\t")
-	c.ok("S1", `SUBSCRIBE "Other Users/bob/Secret"`)
-	c.ok("S2", `SUBSCRIBE "Other Users/bob/Gone"`)
-	c.transcript("A1", `LIST (SUBSCRIBED) "" "Other Users/*" RETURN (CHILDREN STATUS (MESSAGES))`,
+	c.OK("S1", `SUBSCRIBE "Other Users/bob/Secret"`)
+	c.OK("S2", `SUBSCRIBE "Other Users/bob/Gone"`)
+	c.Transcript("A1", `LIST (SUBSCRIBED) "" "Other Users/*" RETURN (CHILDREN STATUS (MESSAGES))`,
 		`* LIST (\HasNoChildren \NonExistent \Subscribed) "/" "Other Users/bob/Gone"`,
 		`* LIST (\HasNoChildren \NonExistent \Subscribed) "/" "Other Users/bob/Secret"`,
 	)
-	c.transcript("A2", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "Other Users/%"`,
+	c.Transcript("A2", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "Other Users/%"`,
 		`* LIST (\HasNoChildren \NonExistent) "/" "Other Users/bob" ("CHILDINFO" ("SUBSCRIBED"))`)
-	c.transcript("A3", `LIST "" "Other Users/*" RETURN (SUBSCRIBED)`)
-	c.transcript("A4", `LSUB "" "*"`)
+	c.Transcript("A3", `LIST "" "Other Users/*" RETURN (SUBSCRIBED)`)
+	c.Transcript("A4", `LSUB "" "*"`)
 }

@@ -39,15 +39,15 @@ func TestMetricsFollowSessions(t *testing.T) {
 	defer hs.Close()
 
 	c := f.dial(t)
-	c.expect("m1", "LOGIN alice wrong", "NO")
-	c.ok("m2", "LOGIN alice alicepw")
-	c.ok("m3", "SELECT INBOX")
-	c.ok("m4", "FETCH 1 (FLAGS)")
-	c.expect("m5", "FETCH 1 (NOSUCHITEM)", "BAD")
-	c.expect("m6", "SELECT Nosuch", "NO")
+	c.Expect("m1", "LOGIN alice wrong", "NO")
+	c.OK("m2", "LOGIN alice alicepw")
+	c.OK("m3", "SELECT INBOX")
+	c.OK("m4", "FETCH 1 (FLAGS)")
+	c.Expect("m5", "FETCH 1 (NOSUCHITEM)", "BAD")
+	c.Expect("m6", "SELECT Nosuch", "NO")
 	// A command is recorded after its answer: one more round trip makes
 	// sure m6 is counted.
-	c.ok("m6b", "CAPABILITY")
+	c.OK("m6b", "CAPABILITY")
 
 	got := scrape(t, hs.URL)
 	for _, want := range []string{
@@ -70,7 +70,7 @@ func TestMetricsFollowSessions(t *testing.T) {
 			t.Errorf("a user or mailbox name is a label value: %s", l)
 		}
 	}
-	c.ok("m7", "LOGOUT")
+	c.OK("m7", "LOGOUT")
 
 	// get returns a status code, closing the body so that no connection
 	// (and its goroutines) outlives the test.
@@ -106,8 +106,8 @@ func TestRefusedAuthzidClosesItsBackendConnection(t *testing.T) {
 
 	c := f.dial(t)
 	// AUTHENTICATE PLAIN authzid=bob authcid=alice: alice is no admin.
-	c.expect("z1", "AUTHENTICATE PLAIN Ym9iAGFsaWNlAGFsaWNlcHc=", "NO")
-	c.ok("z2", "CAPABILITY")
+	c.Expect("z1", "AUTHENTICATE PLAIN Ym9iAGFsaWNlAGFsaWNlcHc=", "NO")
+	c.OK("z2", "CAPABILITY")
 	got := scrape(t, hs.URL)
 	if !got[`imapfront_backend_dials_total{backend="be-a",result="ok"} 1`] {
 		t.Fatalf("the password check did not log in on be-a: %v", got)
@@ -115,6 +115,6 @@ func TestRefusedAuthzidClosesItsBackendConnection(t *testing.T) {
 	if !got[`imapfront_backend_connections{backend="be-a"} 0`] {
 		t.Fatalf("the connection logged in as alice is still open after the refused authzid: %v", got)
 	}
-	c.ok("z3", "LOGIN bob bobpw")
-	c.ok("z4", "SELECT INBOX")
+	c.OK("z3", "LOGIN bob bobpw")
+	c.OK("z4", "SELECT INBOX")
 }

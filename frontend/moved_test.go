@@ -14,27 +14,27 @@ func TestSelectedMailboxMoved(t *testing.T) {
 	must(t, f.b.Append("alice", "INBOX", []byte(msg1), nil, time.Now()))
 	must(t, f.b.Append("alice", "INBOX", []byte(msg1), nil, time.Now()))
 	c := f.dial(t)
-	c.ok("a1", "LOGIN alice alicepw")
-	if u := c.ok("a2", "SELECT INBOX"); !hasLine(u, "* 1 EXISTS") {
+	c.OK("a1", "LOGIN alice alicepw")
+	if u := c.OK("a2", "SELECT INBOX"); !hasLine(u, "* 1 EXISTS") {
 		t.Fatalf("SELECT on be-a: %q", u)
 	}
 	// Frozen (DEACTIVATE: a reservation at the same place): still served.
 	f.replica.Put("user.alice", true, "be-a!default", "")
-	c.ok("a3", "NOOP")
-	c.ok("a4", "FETCH 1 (FLAGS)")
+	c.OK("a3", "NOOP")
+	c.OK("a4", "FETCH 1 (FLAGS)")
 	// Switched to be-b.
 	f.replica.Put("user.alice", false, "be-b!default", "alice\tlrswipkxtean\t")
-	c.send("a5 FETCH 1 (FLAGS)")
-	if l := c.line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
+	c.Send("a5 FETCH 1 (FLAGS)")
+	if l := c.Line(); !strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
 		t.Fatalf("after the switch: %q, want BYE [UNAVAILABLE]", l)
 	}
 	c2 := f.dial(t)
-	c2.ok("b1", "LOGIN alice alicepw")
-	if u := c2.ok("b2", "SELECT INBOX"); !hasLine(u, "* 2 EXISTS") {
+	c2.OK("b1", "LOGIN alice alicepw")
+	if u := c2.OK("b2", "SELECT INBOX"); !hasLine(u, "* 2 EXISTS") {
 		t.Fatalf("SELECT after the move did not reach be-b: %q", u)
 	}
 	// Another mailbox that stayed put is not affected.
-	c2.ok("b3", "SELECT Sent")
+	c2.OK("b3", "SELECT Sent")
 	f.replica.Put("user.alice", false, "be-a!default", "alice\tlrswipkxtean\t")
-	c2.ok("b4", "NOOP")
+	c2.OK("b4", "NOOP")
 }

@@ -14,11 +14,11 @@ func TestRefusedAuthzConnNotReused(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.dial(t)
 	ir := base64.StdEncoding.EncodeToString([]byte("alice\x00bob\x00bobpw"))
-	c.expect("z1", "AUTHENTICATE PLAIN "+ir, "NO [AUTHENTICATIONFAILED]")
-	c.ok("z2", "LOGIN alice alicepw")
+	c.Expect("z1", "AUTHENTICATE PLAIN "+ir, "NO [AUTHENTICATIONFAILED]")
+	c.OK("z2", "LOGIN alice alicepw")
 	// Archive is alice's, on be-b, where the password check logged in as bob.
-	c.ok("z3", "SELECT Archive")
-	c.ok("z4", "LOGOUT")
+	c.OK("z3", "SELECT Archive")
+	c.OK("z4", "LOGOUT")
 }
 
 // TestDropForeign: after a refused authorization identity the session's

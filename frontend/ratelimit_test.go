@@ -25,8 +25,8 @@ func TestLoginRateLimitPerAddress(t *testing.T) {
 		c := f.dialFrom(t, "127.0.0.1")
 		for i := 0; i < 5; i++ {
 			n++
-			c.send("f LOGIN nosuch" + string(rune('a'+n)) + " wrong")
-			if l := c.line(); !strings.HasPrefix(l, "f NO [AUTHENTICATIONFAILED]") && !strings.HasPrefix(l, "* BYE") {
+			c.Send("f LOGIN nosuch" + string(rune('a'+n)) + " wrong")
+			if l := c.Line(); !strings.HasPrefix(l, "f NO [AUTHENTICATIONFAILED]") && !strings.HasPrefix(l, "* BYE") {
 				t.Fatalf("failure %d: %q", n, l)
 			}
 		}
@@ -34,10 +34,10 @@ func TestLoginRateLimitPerAddress(t *testing.T) {
 	// The 11th attempt from that address is refused even with the right
 	// password, with the same answer as a wrong one.
 	c := f.dialFrom(t, "127.0.0.1")
-	c.expect("a11", "LOGIN alice alicepw", "NO [AUTHENTICATIONFAILED] Authentication failed")
+	c.Expect("a11", "LOGIN alice alicepw", "NO [AUTHENTICATIONFAILED] Authentication failed")
 	// Another address logs in normally.
 	c2 := f.dialFrom(t, "127.0.0.2")
-	c2.ok("b1", "LOGIN alice alicepw")
+	c2.OK("b1", "LOGIN alice alicepw")
 }
 
 // TestLoginLockOutFromElsewhereFails: an attacker spending alice's failure
@@ -60,21 +60,21 @@ func TestLoginLockOutFromElsewhereFails(t *testing.T) {
 		c := f.dialFrom(t, "127.0.0.1")
 		for i := 0; i < 4; i++ {
 			n++
-			c.send("f LOGIN alice wrong")
-			if l := c.line(); !strings.HasPrefix(l, "f NO [AUTHENTICATIONFAILED]") {
+			c.Send("f LOGIN alice wrong")
+			if l := c.Line(); !strings.HasPrefix(l, "f NO [AUTHENTICATIONFAILED]") {
 				t.Fatalf("failure %d: %q", n, l)
 			}
 		}
 	}
 	// The attacker's address is refused for alice even with her password...
 	c := f.dialFrom(t, "127.0.0.1")
-	c.expect("a1", "LOGIN alice alicepw", "NO [AUTHENTICATIONFAILED] Authentication failed")
+	c.Expect("a1", "LOGIN alice alicepw", "NO [AUTHENTICATIONFAILED] Authentication failed")
 	// ...but not for another user,
-	c.ok("a2", "LOGIN bob bobpw")
+	c.OK("a2", "LOGIN bob bobpw")
 	// and alice from her own address gets in.
 	c2 := f.dialFrom(t, "127.0.0.2")
-	c2.ok("v1", "LOGIN alice alicepw")
-	c2.ok("v2", "SELECT INBOX")
+	c2.OK("v1", "LOGIN alice alicepw")
+	c2.OK("v2", "SELECT INBOX")
 	mu.Lock()
 	defer mu.Unlock()
 	if len(slowed) == 0 || slowed[len(slowed)-1] <= 0 {

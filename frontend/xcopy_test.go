@@ -133,14 +133,14 @@ func TestCrossCopyStreams(t *testing.T) {
 		o.Backends["be-b"] = &Backend{Server: "be-b", Dial: backend.Options{Addr: sink.addr()}, ProxyUser: "proxy", ProxyPassword: "proxypw", Separator: '/'}
 	})
 	c := f.dial(t)
-	c.ok("s1", "LOGIN alice alicepw")
-	c.ok("s2", "SELECT INBOX")
-	c.ok("s3", "NOOP") // backend connections are up: measure the copy only
+	c.OK("s1", "LOGIN alice alicepw")
+	c.OK("s2", "SELECT INBOX")
+	c.OK("s3", "NOOP") // backend connections are up: measure the copy only
 
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
-	_, done := c.do("s4", "COPY 1:* Archive")
+	_, done := c.Do("s4", "COPY 1:* Archive")
 	runtime.ReadMemStats(&after)
 	if want := fmt.Sprintf("s4 OK [COPYUID 9 1:%d 101:%d] COPY completed", n, 100+n); done != want {
 		t.Fatalf("COPY: %q, want %q", done, want)
@@ -164,27 +164,27 @@ func TestCrossMoveBodiesIdentical(t *testing.T) {
 	second := "Subject: two\r\n\r\n" + strings.Repeat("0123456789\r\n", 10000)
 	must(t, f.a.Append("alice", "INBOX", []byte(second), nil, time.Date(2025, 5, 6, 7, 8, 9, 0, time.UTC)))
 	c := f.dial(t)
-	c.ok("m1", "LOGIN alice alicepw")
-	c.ok("m2", "SELECT INBOX")
-	u, done := c.do("m3", "MOVE 1:2 Archive")
+	c.OK("m1", "LOGIN alice alicepw")
+	c.OK("m2", "SELECT INBOX")
+	u, done := c.Do("m3", "MOVE 1:2 Archive")
 	if !strings.HasPrefix(done, "m3 OK") || len(u) == 0 || !strings.HasPrefix(u[0], "* OK [COPYUID ") || !strings.HasSuffix(u[0], " 1:2 1:2] Moved") {
 		t.Fatalf("MOVE: %q %q", u, done)
 	}
-	u = c.ok("m4", "STATUS INBOX (MESSAGES)")
+	u = c.OK("m4", "STATUS INBOX (MESSAGES)")
 	if len(u) != 1 || !strings.HasSuffix(u[0], "(MESSAGES 0)") {
 		t.Fatalf("source after MOVE: %q", u)
 	}
-	c.ok("m5", "SELECT Archive")
+	c.OK("m5", "SELECT Archive")
 	for i, want := range []string{msg1, second} {
 		seq := strconv.Itoa(i + 1)
-		c.send("m6 FETCH " + seq + " (BODY.PEEK[])")
-		if head := c.line(); head != fmt.Sprintf("* %s FETCH (UID %s BODY[] {%d}", seq, seq, len(want)) {
+		c.Send("m6 FETCH " + seq + " (BODY.PEEK[])")
+		if head := c.Line(); head != fmt.Sprintf("* %s FETCH (UID %s BODY[] {%d}", seq, seq, len(want)) {
 			t.Fatalf("FETCH %s: %q", seq, head)
 		}
 		body := make([]byte, len(want))
-		if _, err := io.ReadFull(c.br, body); err != nil || string(body) != want {
+		if _, err := io.ReadFull(c.R, body); err != nil || string(body) != want {
 			t.Fatalf("body %s differs (err %v)", seq, err)
 		}
-		c.until("m6")
+		c.Until("m6")
 	}
 }

@@ -52,13 +52,13 @@ func codecUsers(t *testing.T, env itenv.Env) []codecUser {
 // waits for the continuation and sends rest (the literal's data and the
 // rest of the command).
 func (c *rawClient) sendLiteral(line, rest string) {
-	c.t.Helper()
-	fmt.Fprintf(c.conn, "%s\r\n", line)
-	l, err := c.br.ReadString('\n')
+	c.T.Helper()
+	fmt.Fprintf(c.Conn, "%s\r\n", line)
+	l, err := c.R.ReadString('\n')
 	if err != nil || !strings.HasPrefix(l, "+") {
-		c.t.Fatalf("%s: got %q (%v), want a continuation", line, l, err)
+		c.T.Fatalf("%s: got %q (%v), want a continuation", line, l, err)
 	}
-	io.WriteString(c.conn, rest)
+	io.WriteString(c.Conn, rest)
 }
 
 func lit(s string) string { return "{" + strconv.Itoa(len(s)) + "}" }
@@ -72,7 +72,7 @@ func TestCodecLiteralMailboxNames(t *testing.T) {
 			box := fmt.Sprintf("Lit%d", time.Now().UnixNano())
 			moved := box + "Moved"
 			c := rawDial(t, f.addr)
-			c.ok("l", "LOGIN "+u.name+" "+u.pass)
+			c.ExchangeOK("l", "LOGIN "+u.name+" "+u.pass)
 			steps := []struct{ tag, before, name, after string }{
 				{"c1", "CREATE ", box, ""},
 				{"c2", "STATUS ", box, " (MESSAGES)"},
@@ -86,23 +86,23 @@ func TestCodecLiteralMailboxNames(t *testing.T) {
 			}
 			for _, s := range steps {
 				if s.name == "" {
-					c.ok(s.tag, s.before)
+					c.ExchangeOK(s.tag, s.before)
 					continue
 				}
 				c.sendLiteral(s.tag+" "+s.before+lit(s.name), s.name+s.after+"\r\n")
-				if l := last(c.until(s.tag)); !strings.HasPrefix(l, s.tag+" OK") {
+				if l := last(c.Lines(s.tag)); !strings.HasPrefix(l, s.tag+" OK") {
 					t.Fatalf("%s %s%s %s%s: %q", s.tag, s.before, lit(s.name), s.name, s.after, l)
 				}
 			}
-			c.ok("u", "UNSELECT")
+			c.ExchangeOK("u", "UNSELECT")
 			msg := "Subject: literal name\r\n\r\nhello\r\n"
 			c.sendLiteral("a1 APPEND "+lit(moved), moved+" "+lit(msg)+"\r\n")
-			l, _ := c.br.ReadString('\n')
+			l, _ := c.R.ReadString('\n')
 			if !strings.HasPrefix(l, "+") {
 				t.Fatalf("APPEND: %q", l)
 			}
-			io.WriteString(c.conn, msg+"\r\n")
-			if l := last(c.until("a1")); !strings.HasPrefix(l, "a1 OK") {
+			io.WriteString(c.Conn, msg+"\r\n")
+			if l := last(c.Lines("a1")); !strings.HasPrefix(l, "a1 OK") {
 				t.Fatalf("APPEND with a literal mailbox name: %q", l)
 			}
 			d := u.direct(t)
@@ -111,7 +111,7 @@ func TestCodecLiteralMailboxNames(t *testing.T) {
 				t.Fatalf("on the backend, %s: %+v %v (want the copied and the appended message)", moved, st, err)
 			}
 			c.sendLiteral("d1 DELETE "+lit(moved), moved+"\r\n")
-			if l := last(c.until("d1")); !strings.HasPrefix(l, "d1 OK") {
+			if l := last(c.Lines("d1")); !strings.HasPrefix(l, "d1 OK") {
 				t.Fatalf("DELETE with a literal name: %q", l)
 			}
 		})
@@ -130,17 +130,17 @@ func TestCodecSmugglingCreatesNothing(t *testing.T) {
 		t.Run(u.name, func(t *testing.T) {
 			name := fmt.Sprintf("Smuggled%d", time.Now().UnixNano()%1e9)
 			c := rawDial(t, f.addr)
-			c.ok("l", "LOGIN "+u.name+" "+u.pass)
+			c.ExchangeOK("l", "LOGIN "+u.name+" "+u.pass)
 			smuggled := "s1 CREATE " + name + "\r\n"
-			fmt.Fprintf(c.conn, "a SELECT INBOX \"{%d}\r\n", len(smuggled))
-			if l, _ := c.br.ReadString('\n'); !strings.HasPrefix(l, "a BAD") {
+			fmt.Fprintf(c.Conn, "a SELECT INBOX \"{%d}\r\n", len(smuggled))
+			if l, _ := c.R.ReadString('\n'); !strings.HasPrefix(l, "a BAD") {
 				t.Fatalf(`a SELECT INBOX "{%d}: got %q, want a tagged BAD (and no "+")`, len(smuggled), l)
 			}
-			fmt.Fprintf(c.conn, "b SELECT INBOX \"{%d+}\r\n%s\r\n", len(smuggled), smuggled)
-			if l, _ := c.br.ReadString('\n'); !strings.HasPrefix(l, "b BAD") {
+			fmt.Fprintf(c.Conn, "b SELECT INBOX \"{%d+}\r\n%s\r\n", len(smuggled), smuggled)
+			if l, _ := c.R.ReadString('\n'); !strings.HasPrefix(l, "b BAD") {
 				t.Fatalf("got %q", l)
 			}
-			c.ok("n", "NOOP")
+			c.ExchangeOK("n", "NOOP")
 			d := u.direct(t)
 			boxes, err := d.List("", name+"*", nil).Collect()
 			if err != nil {
@@ -163,9 +163,9 @@ func TestCodecMultiappendAtomic(t *testing.T) {
 		t.Run(u.name, func(t *testing.T) {
 			box := fmt.Sprintf("Multi%d", time.Now().UnixNano())
 			c := rawDial(t, f.addr)
-			c.ok("l", "LOGIN "+u.name+" "+u.pass)
-			c.ok("c", "CREATE "+box)
-			t.Cleanup(func() { c.exchange("z", "DELETE "+box) })
+			c.ExchangeOK("l", "LOGIN "+u.name+" "+u.pass)
+			c.ExchangeOK("c", "CREATE "+box)
+			t.Cleanup(func() { c.Exchange("z", "DELETE "+box) })
 			msgs := make([]string, 3)
 			for i := range msgs {
 				msgs[i] = fmt.Sprintf("Subject: multi %d\r\n\r\nmessage %d\r\n", i, i)
@@ -175,8 +175,8 @@ func TestCodecMultiappendAtomic(t *testing.T) {
 			for _, m := range msgs {
 				cmd += fmt.Sprintf(" (\\Seen) {%d+}\r\n%s", len(m), m)
 			}
-			io.WriteString(c.conn, cmd+"\r\n")
-			if l := last(c.until("a")); !strings.HasPrefix(l, "a OK") {
+			io.WriteString(c.Conn, cmd+"\r\n")
+			if l := last(c.Lines("a")); !strings.HasPrefix(l, "a OK") {
 				t.Fatalf("MULTIAPPEND: %q", l)
 			}
 			d := u.direct(t)
@@ -186,12 +186,12 @@ func TestCodecMultiappendAtomic(t *testing.T) {
 			}
 			// Cut after two messages: the client goes away mid-command.
 			cut := rawDial(t, f.addr)
-			cut.ok("l", "LOGIN "+u.name+" "+u.pass)
+			cut.ExchangeOK("l", "LOGIN "+u.name+" "+u.pass)
 			partial := "b APPEND " + box
 			for _, m := range msgs[:2] {
 				partial += fmt.Sprintf(" {%d+}\r\n%s", len(m), m)
 			}
-			io.WriteString(cut.conn, partial)
+			io.WriteString(cut.Conn, partial)
 			cutAndWait(t, cut)
 			st, err = d.Status(box, &imap.StatusOptions{NumMessages: true}).Wait()
 			if err != nil || *st.NumMessages != 3 {
@@ -213,8 +213,8 @@ func TestCodecCutAppendStoresNothing(t *testing.T) {
 			subject := fmt.Sprintf("cut-append-%d", time.Now().UnixNano())
 			msg := "Subject: " + subject + "\r\n\r\n" + strings.Repeat("x", 2000) + "\r\n"
 			c := rawDial(t, f.addr)
-			c.ok("l", "LOGIN "+u.name+" "+u.pass)
-			c.ok("s", "SELECT INBOX")
+			c.ExchangeOK("l", "LOGIN "+u.name+" "+u.pass)
+			c.ExchangeOK("s", "SELECT INBOX")
 			c.sendLiteral("a APPEND INBOX "+lit(msg), msg[:len(msg)/2])
 			cutAndWait(t, c)
 			d := u.direct(t)
@@ -238,9 +238,9 @@ func TestCodecCutAppendStoresNothing(t *testing.T) {
 // command.
 func cutAndWait(t *testing.T, c *rawClient) {
 	t.Helper()
-	c.conn.(*net.TCPConn).CloseWrite()
-	c.conn.SetReadDeadline(time.Now().Add(30 * time.Second))
-	if _, err := io.Copy(io.Discard, c.br); err != nil {
+	c.Conn.(*net.TCPConn).CloseWrite()
+	c.Conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	if _, err := io.Copy(io.Discard, c.R); err != nil {
 		t.Fatalf("imapfront did not end the session: %v", err)
 	}
 }

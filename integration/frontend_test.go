@@ -26,6 +26,7 @@ import (
 	"github.com/imapfront/imapfront/frontend"
 	"github.com/imapfront/imapfront/frontend/backend"
 	"github.com/imapfront/imapfront/integration/itenv"
+	"github.com/imapfront/imapfront/internal/imaptest"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/router"
 	"github.com/imapfront/imapfront/wiring"
@@ -411,7 +412,7 @@ func TestFrontendReferralFollowed(t *testing.T) {
 	f := startFront(t, env, feOptions{})
 	alice := env.MustUser(t, "alice")
 	rc := rawDial(t, f.addr)
-	exchange := func(tag, cmd string) string { return last(rc.exchange(tag, cmd)) }
+	exchange := func(tag, cmd string) string { return last(rc.Exchange(tag, cmd)) }
 	exchange("r1", "LOGIN alice "+alice.Password)
 	if l := exchange("r2", `SELECT INBOX`); !strings.HasPrefix(l, "r2 OK") {
 		t.Fatalf("SELECT before RLIST must be proxied: %s", l)
@@ -710,7 +711,7 @@ func TestFrontendBackendKilled(t *testing.T) {
 	alice := env.MustUser(t, "alice")
 	bob := env.MustUser(t, "bob")
 	rc := rawDial(t, f.addr)
-	exchange := rc.exchange
+	exchange := rc.Exchange
 	exchange("k1", "LOGIN alice "+alice.Password)
 	exchange("k2", "SELECT INBOX")
 	other := f.login(t, "bob", bob.Password)
@@ -836,7 +837,7 @@ func TestFrontendSubscriptionsStatusEnable(t *testing.T) {
 	f := startFront(t, env, feOptions{})
 	alice := env.MustUser(t, "alice")
 	rc := rawDial(t, f.addr)
-	exchange := rc.ok
+	exchange := rc.ExchangeOK
 	exchange("s1", "LOGIN alice "+alice.Password)
 	exchange("s2", `SUBSCRIBE "Other Users/bob/Team"`)
 	lsub := exchange("s3", `LSUB "" "*"`)
@@ -879,60 +880,17 @@ func TestFrontendSubscriptionsStatusEnable(t *testing.T) {
 	}
 }
 
-// rawClient is a line-level IMAP client for tests that need the exact
-// bytes (referral codes, BYE, untagged lines).
-type rawClient struct {
-	t    *testing.T
-	conn net.Conn
-	br   *bufio.Reader
-}
+// rawClient is the tests' line-level IMAP client (package imaptest), for
+// tests that need the exact lines (referral codes, BYE, untagged lines).
+type rawClient struct{ *imaptest.Client }
 
-// rawDial connects to addr and reads the greeting.
+// rawDial connects to addr and reads the greeting; reads wait up to
+// 2 minutes.
 func rawDial(t *testing.T, addr string) *rawClient {
 	t.Helper()
-	conn, err := net.DialTimeout("tcp", addr, 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	conn.SetDeadline(time.Now().Add(2 * time.Minute))
-	c := &rawClient{t: t, conn: conn, br: bufio.NewReader(conn)}
-	c.br.ReadString('\n')
-	return c
-}
-
-// exchange sends a command and returns every response line up to and
-// including the tagged one, CRLF stripped; on a read error the last line
-// is "EOF" (the server closed the connection).
-func (c *rawClient) exchange(tag, cmd string) []string {
-	c.t.Helper()
-	fmt.Fprintf(c.conn, "%s %s\r\n", tag, cmd)
-	return c.until(tag)
-}
-
-// until reads response lines up to and including the one tagged tag.
-func (c *rawClient) until(tag string) []string {
-	var lines []string
-	for {
-		l, err := c.br.ReadString('\n')
-		if err != nil {
-			return append(lines, "EOF")
-		}
-		lines = append(lines, strings.TrimRight(l, "\r\n"))
-		if strings.HasPrefix(l, tag+" ") {
-			return lines
-		}
-	}
-}
-
-// ok is exchange that fails the test unless the answer is OK.
-func (c *rawClient) ok(tag, cmd string) []string {
-	c.t.Helper()
-	lines := c.exchange(tag, cmd)
-	if !strings.HasPrefix(lines[len(lines)-1], tag+" OK") {
-		c.t.Fatalf("%s: %q", cmd, lines)
-	}
-	return lines
+	c, _ := imaptest.Dial(t, addr)
+	c.Timeout = 2 * time.Minute
+	return &rawClient{c}
 }
 
 // last returns the tagged line of an exchange.

@@ -18,6 +18,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 
 	"github.com/imapfront/imapfront/integration/itenv"
+	"github.com/imapfront/imapfront/internal/imaptest"
 )
 
 // Hardening checks against the real servers (issue 16): what Dovecot is
@@ -58,11 +59,11 @@ func TestFrontendDovecotNeverSeesClientSentOrigin(t *testing.T) {
 			}
 			defer conn.Close()
 			conn.SetDeadline(time.Now().Add(time.Minute))
-			rc := &rawClient{t: t, conn: conn, br: bufio.NewReader(conn)}
-			rc.br.ReadString('\n')
-			rc.ok("i1", fmt.Sprintf(`ID ("name" "forger" "x-originating-ip" %q "x-originating-port" "4242" "x-session-id" %q "X-Connected-IP" "198.51.100.1")`, forgedIP, forgedSession))
-			rc.ok("i2", "LOGIN carol "+carol.Password)
-			rc.ok("i3", "SELECT INBOX") // a Dovecot session exists now
+			rc := &rawClient{&imaptest.Client{T: t, Conn: conn, R: bufio.NewReader(conn), Timeout: 2 * time.Minute}}
+			rc.R.ReadString('\n')
+			rc.ExchangeOK("i1", fmt.Sprintf(`ID ("name" "forger" "x-originating-ip" %q "x-originating-port" "4242" "x-session-id" %q "X-Connected-IP" "198.51.100.1")`, forgedIP, forgedSession))
+			rc.ExchangeOK("i2", "LOGIN carol "+carol.Password)
+			rc.ExchangeOK("i3", "SELECT INBOX") // a Dovecot session exists now
 			waitDovecotLog(t, env, before, func(l string) bool {
 				if strings.Contains(l, forgedIP) || strings.Contains(l, forgedSession) || strings.Contains(l, "198.51.100.1") {
 					t.Fatalf("Dovecot logged what the client claimed: %s", l)
@@ -167,18 +168,18 @@ func TestFrontendCrossCopyBoundedMemory(t *testing.T) {
 
 	f := startFront(t, env, feOptions{})
 	rc := rawDial(t, f.addr)
-	rc.conn.SetDeadline(time.Now().Add(15 * time.Minute))
-	rc.ok("c1", "LOGIN alice "+alice.Password)
-	rc.ok("c2", "SELECT "+src)
+	rc.Conn.SetDeadline(time.Now().Add(15 * time.Minute))
+	rc.ExchangeOK("c1", "LOGIN alice "+alice.Password)
+	rc.ExchangeOK("c2", "SELECT "+src)
 	clientDst := "Other Users/bob/" + strings.TrimPrefix(dst, "user/bob/")
-	rc.ok("c3", `STATUS "`+clientDst+`" (MESSAGES)`) // be2's connection is up
+	rc.ExchangeOK("c3", `STATUS "`+clientDst+`" (MESSAGES)`) // be2's connection is up
 
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)
 	rssBefore := vmRSS(t)
 	start := time.Now()
-	lines := rc.exchange("c4", fmt.Sprintf(`COPY 1:%d "%s"`, n, clientDst))
+	lines := rc.Exchange("c4", fmt.Sprintf(`COPY 1:%d "%s"`, n, clientDst))
 	took := time.Since(start)
 	runtime.ReadMemStats(&after)
 	rssAfter := vmRSS(t)

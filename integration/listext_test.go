@@ -34,31 +34,31 @@ func listExtended(t *testing.T, env itenv.Env, user, home string, tr transport) 
 	f := startFront(t, env, feOptions{})
 	u := env.MustUser(t, user)
 	rc := rawDial(t, f.addr)
-	rc.ok("x1", "LOGIN "+user+" "+u.Password)
+	rc.ExchangeOK("x1", "LOGIN "+user+" "+u.Password)
 	base := fmt.Sprintf("ListExt%d", time.Now().UnixNano())
 	parent, kid, gone := base, base+"/Kid", base+"Gone"
-	rc.ok("x2", "CREATE "+parent)
-	rc.ok("x3", "CREATE "+kid)
-	rc.ok("x4", "CREATE "+gone)
+	rc.ExchangeOK("x2", "CREATE "+parent)
+	rc.ExchangeOK("x3", "CREATE "+kid)
+	rc.ExchangeOK("x4", "CREATE "+gone)
 	t.Cleanup(func() {
 		for _, mb := range []string{kid, gone} {
-			rc.exchange("z1", "UNSUBSCRIBE "+mb)
+			rc.Exchange("z1", "UNSUBSCRIBE "+mb)
 		}
-		rc.exchange("z2", "DELETE "+kid)
-		rc.exchange("z3", "DELETE "+parent)
-		rc.exchange("z4", "DELETE "+gone)
+		rc.Exchange("z2", "DELETE "+kid)
+		rc.Exchange("z3", "DELETE "+parent)
+		rc.Exchange("z4", "DELETE "+gone)
 	})
-	rc.ok("x5", "SUBSCRIBE "+kid)
-	rc.ok("x6", "SUBSCRIBE "+gone)
-	rc.ok("x7", "DELETE "+gone)
+	rc.ExchangeOK("x5", "SUBSCRIBE "+kid)
+	rc.ExchangeOK("x6", "SUBSCRIBE "+gone)
+	rc.ExchangeOK("x7", "DELETE "+gone)
 	if direct := directSubscribed(t, env, user, u.Password, home, tr, base); !direct[gone] {
 		// The backend dropped the subscription with the mailbox; keep it
 		// as a client whose subscription outlived the mailbox would.
 		t.Logf("%s unsubscribed %s on DELETE; subscribing to the deleted name", home, gone)
-		rc.ok("x8", "SUBSCRIBE "+gone)
+		rc.ExchangeOK("x8", "SUBSCRIBE "+gone)
 	}
 
-	subs := rc.ok("x9", `LIST (SUBSCRIBED) "" "*"`)
+	subs := rc.ExchangeOK("x9", `LIST (SUBSCRIBED) "" "*"`)
 	line := findListLine(subs, gone)
 	if line == "" || !strings.Contains(line, `\NonExistent`) || !strings.Contains(line, `\Subscribed`) {
 		t.Errorf(`LIST (SUBSCRIBED) "" "*": %s should be \NonExistent \Subscribed: %q`, gone, subs)
@@ -70,7 +70,7 @@ func listExtended(t *testing.T, env itenv.Env, user, home string, tr transport) 
 		t.Errorf(`LIST (SUBSCRIBED) "" "*" lists the unsubscribed %s: %q`, parent, subs)
 	}
 
-	rec := rc.ok("x10", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`)
+	rec := rc.ExchangeOK("x10", `LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`)
 	line = findListLine(rec, parent)
 	if !strings.HasSuffix(line, `("CHILDINFO" ("SUBSCRIBED"))`) {
 		t.Errorf(`LIST (SUBSCRIBED RECURSIVEMATCH) "" "%%": %s should carry CHILDINFO ("SUBSCRIBED"): %q`, parent, rec)
@@ -96,8 +96,8 @@ func listExtended(t *testing.T, env itenv.Env, user, home string, tr transport) 
 			t.Logf("%s itself: %s %v childinfo %+v", home, d.Mailbox, d.Attrs, d.ChildInfo)
 		}
 	}
-	rc.ok("x11", "UNSUBSCRIBE "+gone)
-	if l := findListLine(rc.ok("x12", `LIST (SUBSCRIBED) "" "*"`), gone); l != "" {
+	rc.ExchangeOK("x11", "UNSUBSCRIBE "+gone)
+	if l := findListLine(rc.ExchangeOK("x12", `LIST (SUBSCRIBED) "" "*"`), gone); l != "" {
 		t.Errorf("after UNSUBSCRIBE: %q", l)
 	}
 }

@@ -547,8 +547,8 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 		t.Fatal(err)
 	}
 	raw := rawDial(t, f.addr)
-	raw.exchange("w1", "LOGIN "+user+" "+pass)
-	if l := raw.exchange("w2", "SELECT Work"); !strings.HasPrefix(l[len(l)-1], "w2 OK") {
+	raw.Exchange("w1", "LOGIN "+user+" "+pass)
+	if l := raw.Exchange("w2", "SELECT Work"); !strings.HasPrefix(l[len(l)-1], "w2 OK") {
 		t.Fatalf("SELECT Work on Dovecot through imapfront: %q", l)
 	}
 	if _, err := runMove(t, env, mover.Options{KeepSource: true, Hook: synced}, mover.Request{User: user, To: env.CyrusBE1 + "!default"}); err != nil {
@@ -558,7 +558,7 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 	if got := accountState(t, env, env.Dovecot, user); !slices.Equal(got["Work"], want["Work"]) {
 		t.Errorf("-keep-source: Work on Dovecot has %d messages", len(got["Work"]))
 	}
-	if l := raw.exchange("w3", "NOOP"); !strings.HasPrefix(l[0], "* BYE [UNAVAILABLE]") || l[len(l)-1] != "EOF" {
+	if l := raw.Exchange("w3", "NOOP"); !strings.HasPrefix(l[0], "* BYE [UNAVAILABLE]") || l[len(l)-1] != "EOF" {
 		t.Errorf("NOOP of a session with Work selected on Dovecot after the move: %q, want BYE [UNAVAILABLE] and the end", l)
 	}
 	if _, err := runMove(t, env, mover.Options{}, mover.Request{User: user, To: env.CyrusBE1}); err != nil {
