@@ -258,6 +258,30 @@ func makeAccount(t *testing.T, env itenv.Env, user string, small bool) {
 			t.Fatal(err)
 		}
 	}
+	// METADATA, with SPECIAL-USE as Cyrus keeps it (/private/specialuse).
+	if _, err := bc.Exec(mcCtx(t), `SETMETADATA Archive (/private/comment "old mail" /private/specialuse "\\Archive")`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// metadata returns two METADATA entries of the user's folder on a Cyrus backend.
+func metadata(t *testing.T, env itenv.Env, addr, user, folder string) string {
+	t.Helper()
+	bc, err := backend.Dial(mcCtx(t), backend.Options{Addr: addr},
+		backend.Login{User: user, ProxyUser: env.CyrusAdminUser, ProxyPassword: env.CyrusAdminPass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bc.Logout()
+	r, err := bc.Exec(mcCtx(t), "GETMETADATA "+imapwire.AString(folder)+" (/private/comment /private/specialuse)")
+	if err != nil {
+		t.Fatalf("GETMETADATA %s on %s: %v", folder, addr, err)
+	}
+	var out []string
+	for _, l := range r.Untagged {
+		out = append(out, string(l))
+	}
+	return strings.Join(out, "\n")
 }
 
 // accountState is every message of the account on addr, per folder:
@@ -443,6 +467,9 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 		}
 	}
 	checkGone(t, env, user, env.CyrusBE1)
+	if md := metadata(t, env, env.CyrusBE2, user, "Archive"); !strings.Contains(md, `"/private/comment" "old mail"`) || !strings.Contains(md, `\Archive`) {
+		t.Errorf("METADATA of Archive on be2: %s", md)
+	}
 	subs, err := asUser(t, env, env.CyrusBE2, user).List("", "*", &imap.ListOptions{SelectSubscribed: true}).Collect()
 	if err != nil || len(subs) < 2 {
 		t.Errorf("subscriptions on be2: %v %v", subs, err)
