@@ -700,6 +700,11 @@ func (m *Mover) rollback(mc *mupdatec.Conn, mb *Mailbox) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	mc, done, err := m.live(ctx, mc)
+	if err != nil {
+		return err
+	}
+	defer done()
 	e, ok, err := mc.Find(ctx, mb.Name)
 	if err != nil {
 		return err
@@ -717,11 +722,30 @@ func (m *Mover) rollback(mc *mupdatec.Conn, mb *Mailbox) error {
 	return nil
 }
 
+// live returns mc, or a new connection to the master if mc has failed
+// (the master restarted: undoing a freeze must not depend on the old
+// connection), with the func that closes what it opened.
+func (m *Mover) live(ctx context.Context, mc *mupdatec.Conn) (*mupdatec.Conn, func(), error) {
+	if mc.Err() == nil {
+		return mc, func() {}, nil
+	}
+	c, err := m.opts.Master(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, func() { c.Close() }, nil
+}
+
 // releaseNewName deletes the reservation of a renaming move's new name
 // (the partial copy stays for a rerun).
 func (m *Mover) releaseNewName(mc *mupdatec.Conn, mb *Mailbox) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	mc, done, err := m.live(ctx, mc)
+	if err != nil {
+		return err
+	}
+	defer done()
 	e, ok, err := mc.Find(ctx, mb.DestName)
 	if err != nil || !ok || !e.Reserved {
 		return err

@@ -593,3 +593,21 @@ func TestMoveSourceRewritesEntry(t *testing.T) {
 		t.Fatalf("after the repair: %+v", e)
 	}
 }
+
+// The master drops every connection in the freeze: the move fails, and
+// the freeze is undone over a new connection.
+func TestMoveMasterDropsInFreeze(t *testing.T) {
+	l := newLab(t)
+	drop := func(s Step, name string) error {
+		if s == StepDelta && name == "user.alice" {
+			l.master.DropAll()
+		}
+		return nil
+	}
+	if _, err := l.move(Options{Hook: drop}, Request{Names: []string{"user.alice"}, To: "be2"}); err == nil {
+		t.Fatal("move succeeded though the master dropped it in the freeze")
+	}
+	if e := l.entry("user.alice"); e.Reserved || e.Location != loc1 || e.ACL != acl {
+		t.Fatalf("after the master dropped the mover in the freeze: %+v, want active at the source", e)
+	}
+}
