@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -911,4 +912,43 @@ mupdate_mode = "front"
 		checkGone(t, env, user, at)
 		at = c.to
 	}
+}
+
+// TestMoveMasterKilledInFreeze kills the Cyrus master's mupdate process
+// while a mailbox is frozen: the move fails, the freeze is undone over a
+// new connection (Cyrus starts a new mupdate for it), the source is
+// active again, and a rerun moves the account.
+func TestMoveMasterKilledInFreeze(t *testing.T) {
+	env := itenv.Load(t)
+	user, _ := moveUser(t)
+	removeAccount(t, env, user)
+	t.Cleanup(func() { removeAccount(t, env, user) })
+	makeAccount(t, env, user, true)
+	want := accountState(t, env, env.CyrusBE1, user)
+	witness := mcAdminConn(t, env)
+	kill := func(s mover.Step, name string) error {
+		if s != mover.StepDelta || name != "user."+user+".Work" {
+			return nil
+		}
+		if _, err := env.KillMUPDATE(syscall.SIGKILL); err != nil {
+			return err
+		}
+		select { // every connection to the dead process drops
+		case <-witness.Done():
+			return nil
+		case <-time.After(30 * time.Second):
+			return errors.New("the master's connections survived the kill")
+		}
+	}
+	if _, err := runMove(t, env, mover.Options{Hook: kill}, mover.Request{User: user, To: env.CyrusBE2}); err == nil {
+		t.Fatal("move succeeded though the master died in the freeze")
+	}
+	if e, ok, err := mcAdminConn(t, env).Find(mcCtx(t), "user."+user+".Work"); err != nil || !ok || e.Reserved || e.Server() != env.CyrusBE1 {
+		t.Fatalf("Work after the master died in its freeze: %+v %v %v, want active on be1", e, ok, err)
+	}
+	if _, err := runMove(t, env, mover.Options{}, mover.Request{User: user, To: env.CyrusBE2}); err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	checkAccountAt(t, env, user, env.CyrusBE2, want)
+	checkGone(t, env, user, env.CyrusBE1)
 }
