@@ -15,7 +15,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,6 +259,30 @@ func makeAccount(t *testing.T, env itenv.Env, user string, small bool) {
 			t.Fatal(err)
 		}
 	}
+	// METADATA, with SPECIAL-USE as Cyrus keeps it (/private/specialuse).
+	if _, err := bc.Exec(mcCtx(t), `SETMETADATA Archive (/private/comment "old mail" /private/specialuse "\\Archive")`); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// metadata returns two METADATA entries of the user's folder on a Cyrus backend.
+func metadata(t *testing.T, env itenv.Env, addr, user, folder string) string {
+	t.Helper()
+	bc, err := backend.Dial(mcCtx(t), backend.Options{Addr: addr},
+		backend.Login{User: user, ProxyUser: env.CyrusAdminUser, ProxyPassword: env.CyrusAdminPass})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bc.Logout()
+	r, err := bc.Exec(mcCtx(t), "GETMETADATA "+imapwire.AString(folder)+" (/private/comment /private/specialuse)")
+	if err != nil {
+		t.Fatalf("GETMETADATA %s on %s: %v", folder, addr, err)
+	}
+	var out []string
+	for _, l := range r.Untagged {
+		out = append(out, string(l))
+	}
+	return strings.Join(out, "\n")
 }
 
 // accountState is every message of the account on addr, per folder:
@@ -403,50 +427,13 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 	f := startFront(t, env, feOptions{})
 
 	// A client of imapfront idles in INBOX, another appends to it while
-	// the account moves.
-	idler := f.login(t, user, pass)
-	if _, err := idler.Select("INBOX", nil).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	idle, err := idler.Idle()
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Another has Work selected (no IDLE): after the switch its next
+	// the account moves (startAppends). Another has Work selected (no IDLE): after the switch its next
 	// command is answered with BYE [UNAVAILABLE] by imapfront.
 	watcher := f.login(t, user, pass)
 	if _, err := watcher.Select("Work", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	appender := f.login(t, user, pass)
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	var appended []string // Message-IDs the front end said OK to
-	var refused int
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		// A steady load (ten messages a second), as a busy user makes.
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			id := fmt.Sprintf("<during-move-%d@imapfront.test>", i)
-			msg := []byte("Message-ID: " + id + "\r\nSubject: during the move\r\n\r\nappended while moving\r\n")
-			app := appender.Append("INBOX", int64(len(msg)), nil)
-			app.Write(msg)
-			app.Close()
-			if _, err := app.Wait(); err != nil {
-				refused++ // told NO: the client knows it is not stored
-				continue
-			}
-			appended = append(appended, id)
-		}
-	}()
+	load := startAppends(t, f, user, pass, "be2")
 	var last mover.Progress
 	start := time.Now()
 	// After each switch imapfront's replica is brought up to date (what
@@ -458,8 +445,7 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 		return nil
 	}
 	rep, err := runMove(t, env, mover.Options{Progress: func(p mover.Progress) { last = p }, Hook: synced}, mover.Request{User: user, To: env.CyrusBE2})
-	close(stop)
-	wg.Wait()
+	appended, refused := load.finish()
 	if err != nil {
 		t.Fatalf("move be1 → be2: %v", err)
 	}
@@ -470,25 +456,9 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 	if last.Messages != rep.Messages || rep.Messages < 500 {
 		t.Errorf("progress %+v, report %+v", last, rep)
 	}
-	if len(appended) == 0 {
-		t.Error("no APPEND through imapfront succeeded during the move")
-	}
 	// Every appended message is on be2 exactly once; the seeded ones are
 	// there with the same digests, flags and dates.
-	c := asUser(t, env, env.CyrusBE2, user)
-	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
-		t.Fatal(err)
-	}
-	for _, id := range appended {
-		res, err := c.UIDSearch(&imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: id}}}, nil).Wait()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n := len(res.AllUIDs()); n != 1 {
-			t.Errorf("message %s appended during the move is on be2 %d times", id, n)
-		}
-	}
-	c.Logout().Wait()
+	checkAppended(t, env, env.CyrusBE2, user, appended)
 	seeded := accountState(t, env, env.CyrusBE2, user)
 	inbox := slices.DeleteFunc(slices.Clone(seeded["INBOX"]), func(s string) bool { return !slices.Contains(want["INBOX"], s) })
 	seeded["INBOX"] = inbox
@@ -498,15 +468,15 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 		}
 	}
 	checkGone(t, env, user, env.CyrusBE1)
+	if md := metadata(t, env, env.CyrusBE2, user, "Archive"); !strings.Contains(md, `"/private/comment" "old mail"`) || !strings.Contains(md, `\Archive`) {
+		t.Errorf("METADATA of Archive on be2: %s", md)
+	}
 	subs, err := asUser(t, env, env.CyrusBE2, user).List("", "*", &imap.ListOptions{SelectSubscribed: true}).Collect()
 	if err != nil || len(subs) < 2 {
 		t.Errorf("subscriptions on be2: %v %v", subs, err)
 	}
 
-	// The idling client: its IDLE ends (the backend may have closed the
-	// session), and a new SELECT through imapfront reaches be2.
-	idle.Close()
-	idle.Wait()
+	// A new SELECT through imapfront reaches be2.
 	if err := f.follower.Sync(mcCtx(t)); err != nil {
 		t.Fatal(err)
 	}
@@ -531,10 +501,16 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 	ctlMboxlist(t, env, "be1")
 	checkAccountAt(t, env, user, env.CyrusBE2, want)
 
-	// Cyrus → Dovecot, then Dovecot → Cyrus.
-	if _, err := runMove(t, env, mover.Options{}, mover.Request{User: user, To: env.Dovecot}); err != nil {
+	// Cyrus → Dovecot, then Dovecot → Cyrus, under the same load.
+	load = startAppends(t, f, user, pass, "dovecot")
+	_, err = runMove(t, env, mover.Options{Hook: synced}, mover.Request{User: user, To: env.Dovecot})
+	appended, refused = load.finish()
+	if err != nil {
 		t.Fatalf("move be2 → Dovecot: %v", err)
 	}
+	t.Logf("be2 → Dovecot: %d appends during the move, %d refused", len(appended), refused)
+	checkAppended(t, env, env.Dovecot, user, appended)
+	cleanAppended(t, env, env.Dovecot, user)
 	checkAccountAt(t, env, user, env.Dovecot, want)
 	checkGone(t, env, user, env.CyrusBE2)
 	ctlMboxlist(t, env, "be2")
@@ -551,10 +527,17 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 	if l := raw.Exchange("w2", "SELECT Work"); !strings.HasPrefix(l[len(l)-1], "w2 OK") {
 		t.Fatalf("SELECT Work on Dovecot through imapfront: %q", l)
 	}
-	if _, err := runMove(t, env, mover.Options{KeepSource: true, Hook: synced}, mover.Request{User: user, To: env.CyrusBE1 + "!default"}); err != nil {
+	load = startAppends(t, f, user, pass, "be1")
+	_, err = runMove(t, env, mover.Options{KeepSource: true, Hook: synced}, mover.Request{User: user, To: env.CyrusBE1 + "!default"})
+	appended, refused = load.finish()
+	if err != nil {
 		t.Fatalf("move Dovecot → be1: %v", err)
 	}
+	t.Logf("Dovecot → be1: %d appends during the move, %d refused", len(appended), refused)
+	checkAppended(t, env, env.CyrusBE1, user, appended)
+	cleanAppended(t, env, env.CyrusBE1, user)
 	checkAccountAt(t, env, user, env.CyrusBE1, want)
+	cleanAppended(t, env, env.Dovecot, user) // the kept source's copies
 	if got := accountState(t, env, env.Dovecot, user); !slices.Equal(got["Work"], want["Work"]) {
 		t.Errorf("-keep-source: Work on Dovecot has %d messages", len(got["Work"]))
 	}
@@ -566,6 +549,82 @@ func TestMoveAccountBetweenCyrusAndDovecot(t *testing.T) {
 	}
 	checkAccountAt(t, env, user, env.CyrusBE1, want)
 	checkGone(t, env, user, env.Dovecot)
+}
+
+// appendLoad is a client of imapfront that appends to INBOX ten times a
+// second (a busy user) while another idles in INBOX, until finish.
+type appendLoad struct {
+	stop     chan struct{}
+	done     chan struct{}
+	idle     *imapclient.IdleCommand
+	appended []string // Message-IDs imapfront answered OK to
+	refused  int      // answered NO: the client knows they are not stored
+}
+
+func startAppends(t *testing.T, f *feFront, user, pass, tag string) *appendLoad {
+	t.Helper()
+	l := &appendLoad{stop: make(chan struct{}), done: make(chan struct{})}
+	idler := f.login(t, user, pass)
+	if _, err := idler.Select("INBOX", nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	var err error
+	if l.idle, err = idler.Idle(); err != nil {
+		t.Fatal(err)
+	}
+	appender := f.login(t, user, pass)
+	go func() {
+		defer close(l.done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; ; i++ {
+			select {
+			case <-l.stop:
+				return
+			case <-tick.C:
+			}
+			id := fmt.Sprintf("<during-move-%s-%d@imapfront.test>", tag, i)
+			msg := []byte("Message-ID: " + id + "\r\nSubject: during the move\r\n\r\nappended while moving\r\n")
+			app := appender.Append("INBOX", int64(len(msg)), nil)
+			app.Write(msg)
+			app.Close()
+			if _, err := app.Wait(); err != nil {
+				l.refused++
+				continue
+			}
+			l.appended = append(l.appended, id)
+		}
+	}()
+	return l
+}
+
+func (l *appendLoad) finish() ([]string, int) {
+	close(l.stop)
+	<-l.done
+	l.idle.Close() // the old backend may have ended that session
+	return l.appended, l.refused
+}
+
+// checkAppended checks that each message is in INBOX on addr exactly once.
+func checkAppended(t *testing.T, env itenv.Env, addr, user string, ids []string) {
+	t.Helper()
+	if len(ids) == 0 {
+		t.Errorf("no APPEND through imapfront succeeded during the move to %s", addr)
+	}
+	c := asUser(t, env, addr, user)
+	defer c.Close()
+	if _, err := c.Select("INBOX", &imap.SelectOptions{ReadOnly: true}).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		res, err := c.UIDSearch(&imap.SearchCriteria{Header: []imap.SearchCriteriaHeaderField{{Key: "Message-ID", Value: id}}}, nil).Wait()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(res.AllUIDs()); n != 1 {
+			t.Errorf("message %s appended during the move is on %s %d times", id, addr, n)
+		}
+	}
 }
 
 // cleanAppended expunges the messages appended during the move.
@@ -853,4 +912,43 @@ mupdate_mode = "front"
 		checkGone(t, env, user, at)
 		at = c.to
 	}
+}
+
+// TestMoveMasterKilledInFreeze kills the Cyrus master's mupdate process
+// while a mailbox is frozen: the move fails, the freeze is undone over a
+// new connection (Cyrus starts a new mupdate for it), the source is
+// active again, and a rerun moves the account.
+func TestMoveMasterKilledInFreeze(t *testing.T) {
+	env := itenv.Load(t)
+	user, _ := moveUser(t)
+	removeAccount(t, env, user)
+	t.Cleanup(func() { removeAccount(t, env, user) })
+	makeAccount(t, env, user, true)
+	want := accountState(t, env, env.CyrusBE1, user)
+	witness := mcAdminConn(t, env)
+	kill := func(s mover.Step, name string) error {
+		if s != mover.StepDelta || name != "user."+user+".Work" {
+			return nil
+		}
+		if _, err := env.KillMUPDATE(syscall.SIGKILL); err != nil {
+			return err
+		}
+		select { // every connection to the dead process drops
+		case <-witness.Done():
+			return nil
+		case <-time.After(30 * time.Second):
+			return errors.New("the master's connections survived the kill")
+		}
+	}
+	if _, err := runMove(t, env, mover.Options{Hook: kill}, mover.Request{User: user, To: env.CyrusBE2}); err == nil {
+		t.Fatal("move succeeded though the master died in the freeze")
+	}
+	if e, ok, err := mcAdminConn(t, env).Find(mcCtx(t), "user."+user+".Work"); err != nil || !ok || e.Reserved || e.Server() != env.CyrusBE1 {
+		t.Fatalf("Work after the master died in its freeze: %+v %v %v, want active on be1", e, ok, err)
+	}
+	if _, err := runMove(t, env, mover.Options{}, mover.Request{User: user, To: env.CyrusBE2}); err != nil {
+		t.Fatalf("rerun: %v", err)
+	}
+	checkAccountAt(t, env, user, env.CyrusBE2, want)
+	checkGone(t, env, user, env.CyrusBE1)
 }

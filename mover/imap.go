@@ -508,3 +508,43 @@ func parseUIDSet(s string) ([]uint32, error) {
 	}
 	return out, nil
 }
+
+// getMetadata returns the mailbox's METADATA entries that have a value,
+// leaving out servers' own (…/vendor/…), which are not the user's to copy.
+func (c *conn) getMetadata(ctx context.Context, name string) (map[string]string, error) {
+	r, err := c.exec(ctx, "GETMETADATA "+imapwire.AString(name)+" (DEPTH infinity) (/private /shared)")
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]string{}
+	for _, l := range r.Untagged {
+		p := imapwire.NewScanner(l)
+		if w, _ := p.Atom(); w != "*" || p.SP() != nil {
+			continue
+		}
+		if w, _ := p.Atom(); !strings.EqualFold(w, "METADATA") || p.SP() != nil {
+			continue
+		}
+		if _, err := p.AString(); err != nil || p.SP() != nil || !p.Special('(') {
+			return nil, fmt.Errorf("backend %s: bad METADATA response", c.b.Server)
+		}
+		for !p.Special(')') {
+			if !p.More() {
+				return nil, fmt.Errorf("backend %s: bad METADATA response", c.b.Server)
+			}
+			p.Special(' ')
+			entry, err := p.AString()
+			if err != nil || p.SP() != nil {
+				return nil, fmt.Errorf("backend %s: bad METADATA response", c.b.Server)
+			}
+			v, ok, err := p.NString()
+			if err != nil {
+				return nil, fmt.Errorf("backend %s: bad METADATA response", c.b.Server)
+			}
+			if ok && !strings.Contains(strings.ToLower(entry), "/vendor/") {
+				out[strings.ToLower(entry)] = v
+			}
+		}
+	}
+	return out, nil
+}

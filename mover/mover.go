@@ -313,7 +313,9 @@ func (m *Mover) Plan(ctx context.Context, req Request) (*Plan, error) {
 				return nil, err
 			}
 			if err := m.measure(ctx, mb); err != nil {
-				return nil, err
+				if !isNo(err) || mb.State != StateActive || mb.DestName != mb.Name || !m.repairable(ctx, p, mb) {
+					return nil, err
+				}
 			}
 		}
 		p.Mailboxes = append(p.Mailboxes, mb)
@@ -358,6 +360,35 @@ func adminName(internal string) string {
 		}
 	}
 	return b.String()
+}
+
+// repairable handles an entry that points at a source which no longer has
+// the mailbox while the destination has it: a run killed right after a
+// Cyrus source's delete rewrote the entry (see Run). The mailbox is then
+// switched already; Run's final check puts the entry back, with the
+// destination's ACL (or the owner's default rights).
+func (m *Mover) repairable(ctx context.Context, p *Plan, mb *Mailbox) bool {
+	user, name, err := native(p.Dest, mb.DestName)
+	if err != nil {
+		return false
+	}
+	c, err := m.dial(ctx, p.Dest, user)
+	if err != nil {
+		return false
+	}
+	defer c.close()
+	if ok, err := c.exists(ctx, name); err != nil || !ok {
+		return false
+	}
+	mb.State, mb.Source = StateSwitched, nil
+	if acl, err := c.getACL(ctx, name); err == nil && len(acl) > 0 && c.c.Has("ACL") {
+		mb.ACL = acl.String()
+	} else if mb.ACL == "" {
+		owner, _ := router.SplitInternal(mb.Name)
+		mb.ACL = router.EncodeUTF7(owner) + "\tlrswipkxtecdan\t"
+	}
+	m.log.Warn("the master points at a source without the mailbox, the destination has it: treated as switched", "mailbox", mb.Name, "source", mb.SourceLocation)
+	return true
 }
 
 // measure counts the source's messages and bytes.
@@ -522,6 +553,16 @@ func (m *Mover) Run(ctx context.Context, p *Plan) (*Report, error) {
 			rep.Deleted = append(rep.Deleted, mb.Name)
 		}
 	}
+	// Deleting a Cyrus mailbox that has METADATA makes that backend write
+	// the name back into the master at itself (measured on 3.6: ACTIVATE
+	// at "server!" with no ACL), undoing the switch; deleting a user's
+	// INBOX may do it for the children. Every switched entry is checked
+	// after all deletions and restored.
+	for _, mb := range p.Mailboxes {
+		if err := m.reassert(ctx, mc, p, mb); err != nil {
+			return rep, fmt.Errorf("mover: %s: %w", mb.Name, err)
+		}
+	}
 	rep.Messages, rep.Bytes, rep.Elapsed = m.done.Messages, m.done.Bytes, time.Since(m.start)
 	return rep, nil
 }
@@ -645,6 +686,10 @@ func (m *Mover) moveOne(ctx context.Context, mc *mupdatec.Conn, p *Plan, mb *Mai
 	if err := m.destACL(ctx, mc, p, d, mb, dstName); err != nil {
 		return 0, err
 	}
+	// METADATA (RFC 5464: comments, SPECIAL-USE as /private/specialuse on
+	// Cyrus) after the switch: a SETMETADATA on a Cyrus backend ACTIVATEs
+	// the mailbox there (measured), so before the switch it would be one.
+	m.copyMetadata(ctx, s, d, srcName, dstName, mb.Name)
 	return 0, nil
 }
 
@@ -655,6 +700,11 @@ func (m *Mover) rollback(mc *mupdatec.Conn, mb *Mailbox) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	mc, done, err := m.live(ctx, mc)
+	if err != nil {
+		return err
+	}
+	defer done()
 	e, ok, err := mc.Find(ctx, mb.Name)
 	if err != nil {
 		return err
@@ -672,11 +722,30 @@ func (m *Mover) rollback(mc *mupdatec.Conn, mb *Mailbox) error {
 	return nil
 }
 
+// live returns mc, or a new connection to the master if mc has failed
+// (the master restarted: undoing a freeze must not depend on the old
+// connection), with the func that closes what it opened.
+func (m *Mover) live(ctx context.Context, mc *mupdatec.Conn) (*mupdatec.Conn, func(), error) {
+	if mc.Err() == nil {
+		return mc, func() {}, nil
+	}
+	c, err := m.opts.Master(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, func() { c.Close() }, nil
+}
+
 // releaseNewName deletes the reservation of a renaming move's new name
 // (the partial copy stays for a rerun).
 func (m *Mover) releaseNewName(mc *mupdatec.Conn, mb *Mailbox) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	mc, done, err := m.live(ctx, mc)
+	if err != nil {
+		return err
+	}
+	defer done()
 	e, ok, err := mc.Find(ctx, mb.DestName)
 	if err != nil || !ok || !e.Reserved {
 		return err
@@ -839,19 +908,38 @@ func (m *Mover) finishSource(ctx context.Context, mc *mupdatec.Conn, p *Plan, mb
 	} else if _, err := s.exec(ctx, "DELETE "+quote(srcName)); err != nil {
 		return err
 	}
+	if err := m.reassert(ctx, mc, p, mb); err != nil {
+		return err
+	}
 	if mb.DestName != mb.Name {
 		// The old name's entry (frozen: a reservation at the source) goes
 		// after its data, so that a Cyrus source restarted in between
 		// (ctl_mboxlist -m) finds nothing to push back.
+		// (By server: a Cyrus source's delete may have rewritten the
+		// entry as "server!" with no partition.)
 		if e, ok, err := mc.Find(ctx, mb.Name); err != nil {
 			return err
-		} else if ok && e.Location == mb.SourceLocation {
+		} else if ok && e.Server() == mb.Source.Server {
 			if err := mc.SafeDelete(ctx, mb.Name); err != nil && !errors.Is(err, mupdatec.ErrNotFound) {
 				return err
 			}
 		}
 	}
 	return m.hook(StepDeleted, mb.Name)
+}
+
+// reassert makes sure the master still has mb active at the destination
+// with its ACL, and puts it back if a source backend changed it.
+func (m *Mover) reassert(ctx context.Context, mc *mupdatec.Conn, p *Plan, mb *Mailbox) error {
+	e, ok, err := mc.Find(ctx, mb.DestName)
+	if err != nil {
+		return err
+	}
+	if ok && !e.Reserved && e.Location == p.DestLocation {
+		return nil
+	}
+	m.log.Warn("the master's entry changed after the source was deleted: switch restored", "mailbox", mb.DestName, "found", e.Location, "reserved", e.Reserved, "present", ok)
+	return mc.Activate(ctx, mb.DestName, p.DestLocation, mb.ACL)
 }
 
 // copySubscriptions subscribes the user, on the destination, to what the

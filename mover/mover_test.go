@@ -565,3 +565,49 @@ func TestRenameBound(t *testing.T) {
 		t.Error("old entry left")
 	}
 }
+
+// A Cyrus source whose delete writes the name back into the master at
+// itself (3.6 does for mailboxes with METADATA) does not undo the switch;
+// an entry left pointing at a source without the mailbox (a run killed
+// just then) is put back by a rerun.
+func TestMoveSourceRewritesEntry(t *testing.T) {
+	l := newLab(t)
+	clobber := func(s Step, name string) error {
+		if s == StepDeleted && name == "user.alice.Projects.Murder" {
+			l.master.Set(mupdatec.Entry{Name: name, Location: "be1!"})
+		}
+		return nil
+	}
+	req := Request{Names: []string{"user.alice.Projects.Murder"}, To: "be2"}
+	if _, err := l.move(Options{Hook: clobber}, req); err != nil {
+		t.Fatal(err)
+	}
+	if e := l.entry("user.alice.Projects.Murder"); e.Reserved || e.Location != loc2 || e.ACL != owner {
+		t.Fatalf("after a source's rewrite: %+v", e)
+	}
+	l.master.Set(mupdatec.Entry{Name: "user.alice.Projects.Murder", Location: "be1!"})
+	if _, err := l.move(Options{}, req); err != nil {
+		t.Fatalf("rerun over a clobbered entry: %v", err)
+	}
+	if e := l.entry("user.alice.Projects.Murder"); e.Reserved || e.Location != loc2 || e.ACL != "alice\tlrswipkxtecdan\t" {
+		t.Fatalf("after the repair: %+v", e)
+	}
+}
+
+// The master drops every connection in the freeze: the move fails, and
+// the freeze is undone over a new connection.
+func TestMoveMasterDropsInFreeze(t *testing.T) {
+	l := newLab(t)
+	drop := func(s Step, name string) error {
+		if s == StepDelta && name == "user.alice" {
+			l.master.DropAll()
+		}
+		return nil
+	}
+	if _, err := l.move(Options{Hook: drop}, Request{Names: []string{"user.alice"}, To: "be2"}); err == nil {
+		t.Fatal("move succeeded though the master dropped it in the freeze")
+	}
+	if e := l.entry("user.alice"); e.Reserved || e.Location != loc1 || e.ACL != acl {
+		t.Fatalf("after the master dropped the mover in the freeze: %+v, want active at the source", e)
+	}
+}

@@ -507,3 +507,48 @@ func (sy *syncer) carryOver(ctx context.Context) error {
 	}
 	return sy.d.expunge(ctx, gone)
 }
+
+// copyMetadata sets the source's METADATA entries on the destination
+// where both servers have METADATA, and checks them. What cannot be set
+// is logged: the mailbox and its messages are moved all the same.
+func (m *Mover) copyMetadata(ctx context.Context, s, d *conn, srcName, dstName, mailbox string) {
+	if !s.c.Has("METADATA") || !d.c.Has("METADATA") {
+		return
+	}
+	want, err := s.getMetadata(ctx, srcName)
+	if err != nil {
+		m.log.Warn("METADATA not copied: source unreadable", "mailbox", mailbox, "err", err)
+		return
+	}
+	have, err := d.getMetadata(ctx, dstName)
+	if err != nil {
+		m.log.Warn("METADATA not copied: destination unreadable", "mailbox", mailbox, "err", err)
+		return
+	}
+	var set []string
+	for k, v := range want {
+		if have[k] == v {
+			continue
+		}
+		if !imapwire.Quotable(v) {
+			m.log.Warn("METADATA entry not copied (value needs a literal)", "mailbox", mailbox, "entry", k)
+			continue
+		}
+		set = append(set, imapwire.AString(k)+" "+imapwire.Quote(v))
+	}
+	if len(set) == 0 {
+		return
+	}
+	slices.Sort(set)
+	if _, err := d.exec(ctx, "SETMETADATA "+quote(dstName)+" ("+strings.Join(set, " ")+")"); err != nil {
+		m.log.Warn("METADATA not copied", "mailbox", mailbox, "err", err)
+		return
+	}
+	if got, err := d.getMetadata(ctx, dstName); err == nil {
+		for k, v := range want {
+			if got[k] != v && imapwire.Quotable(v) {
+				m.log.Warn("METADATA entry differs after the copy", "mailbox", mailbox, "entry", k)
+			}
+		}
+	}
+}
