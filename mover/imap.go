@@ -164,7 +164,7 @@ func (c *conn) appendFrom(ctx context.Context, name string, flags []string, date
 	if err != nil {
 		return 0, fmt.Errorf("backend %s: APPEND: %w", c.b.Server, err)
 	}
-	_, uid, ok := parseAppendUID(resp.Text)
+	_, uid, ok := imapwire.ParseAppendUID(resp.Text)
 	if !ok {
 		return 0, fmt.Errorf("backend %s: APPEND gave no APPENDUID (UIDPLUS is required at the destination)", c.b.Server)
 	}
@@ -182,7 +182,7 @@ func (c *conn) expunge(ctx context.Context, uids []uint32) error {
 	if len(uids) == 0 {
 		return nil
 	}
-	set := uidSet(uids)
+	set := imapwire.FormatUIDs(uids)
 	if _, err := c.exec(ctx, "UID STORE "+set+` +FLAGS.SILENT (\Deleted)`); err != nil {
 		return err
 	}
@@ -197,34 +197,22 @@ func (c *conn) getACL(ctx context.Context, name string) (router.ACL, error) {
 		return nil, err
 	}
 	for _, l := range r.Untagged {
-		p := imapwire.NewScanner(l)
-		if w, _ := p.Atom(); w != "*" || p.SP() != nil {
+		_, pairs, ok, err := imapwire.ParseACL(l)
+		if !ok {
 			continue
 		}
-		if w, _ := p.Atom(); !strings.EqualFold(w, "ACL") || p.SP() != nil {
-			continue
-		}
-		if _, err := p.AString(); err != nil {
+		if err != nil {
 			return nil, fmt.Errorf("backend %s: bad ACL response", c.b.Server)
 		}
 		var acl router.ACL
-		for p.More() {
-			if p.SP() != nil {
-				return nil, fmt.Errorf("backend %s: bad ACL response", c.b.Server)
-			}
-			id, err1 := p.AString()
-			err2 := p.SP()
-			rs, err3 := p.AString()
-			if err1 != nil || err2 != nil || err3 != nil {
-				return nil, fmt.Errorf("backend %s: bad ACL response", c.b.Server)
-			}
-			rights, err := router.ParseRights(rs)
+		for _, p := range pairs {
+			rights, err := router.ParseRights(p.Rights)
 			if err != nil {
 				return nil, fmt.Errorf("backend %s: ACL: %w", c.b.Server, err)
 			}
-			e := router.ACLEntry{ID: id, Rights: rights}
-			if strings.HasPrefix(id, "-") {
-				e.ID, e.Negative = id[1:], true
+			e := router.ACLEntry{ID: p.ID, Rights: rights}
+			if strings.HasPrefix(p.ID, "-") {
+				e.ID, e.Negative = p.ID[1:], true
 			}
 			acl = append(acl, e)
 		}
@@ -242,27 +230,11 @@ func (c *conn) list(ctx context.Context, verb, pattern string) ([]string, error)
 	}
 	var names []string
 	for _, l := range r.Untagged {
-		p := imapwire.NewScanner(l)
-		if w, _ := p.Atom(); w != "*" || p.SP() != nil {
+		name, attrs, ok := imapwire.ParseList(l, strings.TrimSpace(verb))
+		if !ok {
 			continue
 		}
-		if w, _ := p.Atom(); !strings.EqualFold(w, strings.TrimSpace(verb)) || p.SP() != nil {
-			continue
-		}
-		attrs, err := p.List()
-		if err != nil || p.SP() != nil {
-			continue
-		}
-		if _, _, err := p.NString(); err != nil || p.SP() != nil {
-			continue
-		}
-		name, err := p.AString()
-		if err != nil {
-			continue
-		}
-		if verb == "LIST" && slices.ContainsFunc(attrs, func(a string) bool {
-			return strings.EqualFold(a, `\Noselect`) || strings.EqualFold(a, `\NonExistent`)
-		}) {
+		if verb == "LIST" && (imapwire.HasAttr(attrs, `\Noselect`) || imapwire.HasAttr(attrs, `\NonExistent`)) {
 			continue
 		}
 		names = append(names, name)
@@ -365,45 +337,6 @@ func normFlags(fl []string) []string {
 	}
 	slices.Sort(out)
 	return slices.Compact(out)
-}
-
-// parseAppendUID reads "[APPENDUID uidvalidity uid] ..." from a tagged OK.
-func parseAppendUID(text string) (string, uint32, bool) {
-	if !strings.HasPrefix(strings.ToUpper(text), "[APPENDUID ") {
-		return "", 0, false
-	}
-	f := strings.Fields(text[len("[APPENDUID "):])
-	if len(f) < 2 {
-		return "", 0, false
-	}
-	uid, err := strconv.ParseUint(strings.TrimSuffix(f[1], "]"), 10, 32)
-	if err != nil {
-		return "", 0, false
-	}
-	return f[0], uint32(uid), true
-}
-
-// uidSet writes UIDs in ascending order as an IMAP sequence set.
-func uidSet(uids []uint32) string {
-	s := slices.Clone(uids)
-	slices.Sort(s)
-	var b strings.Builder
-	for i := 0; i < len(s); {
-		j := i
-		for j+1 < len(s) && s[j+1] == s[j]+1 {
-			j++
-		}
-		if b.Len() > 0 {
-			b.WriteByte(',')
-		}
-		b.WriteString(strconv.FormatUint(uint64(s[i]), 10))
-		if j > i {
-			b.WriteByte(':')
-			b.WriteString(strconv.FormatUint(uint64(s[j]), 10))
-		}
-		i = j + 1
-	}
-	return b.String()
 }
 
 // digestOf is a message's SHA-256 and size.

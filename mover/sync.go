@@ -215,7 +215,7 @@ func (sy *syncer) copyBatch(ctx context.Context, msgs []*msg) (int, error) {
 	var sent []*msg
 	var sums [][32]byte
 	resp, err := sy.d.c.ExecLiterals(ctx, "APPEND "+quote(sy.dstName), func(part func(string, int64, io.Reader) error) error {
-		return sy.s.c.FetchLiterals(ctx, "UID FETCH "+uidSet(uids)+" (UID BODY.PEEK[])", func(head []byte, size int64, r io.Reader) error {
+		return sy.s.c.FetchLiterals(ctx, "UID FETCH "+imapwire.FormatUIDs(uids)+" (UID BODY.PEEK[])", func(head []byte, size int64, r io.Reader) error {
 			x := byUID[headUID(head)]
 			if x == nil {
 				return fmt.Errorf("backend %s: FETCH answer %.60q is not one of the messages asked for", sy.s.b.Server, head)
