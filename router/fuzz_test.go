@@ -23,7 +23,7 @@ func FuzzReplicaReads(f *testing.F) {
 			if pattern == "" {
 				continue
 			}
-			if !ns.Match(it.Name, ns.canonicalPattern(ref, pattern)) {
+			if !ns.match(it.Name, ns.canonicalPattern(ref, pattern)) {
 				t.Fatalf("LIST %q %q returned %q", ref, pattern, it.Name)
 			}
 			if it.Internal != "" {

@@ -121,14 +121,10 @@ func (ns *Namespace) canonicalPattern(ref, pattern string) string {
 	return full
 }
 
-// Match reports whether the client name matches the LIST pattern, where
+// match reports whether the client name matches the LIST pattern, where
 // '*' matches anything and '%' anything but the separator; the INBOX level
 // of "INBOX" and "INBOX/..." matches case-insensitively. It runs in
 // O(len(name)*len(pattern)) time.
-func (ns *Namespace) Match(name, pattern string) bool {
-	return ns.match(name, pattern)
-}
-
 func (ns *Namespace) match(name, pattern string) bool {
 	fold := 0
 	if ns.category(name) == 0 {

@@ -339,7 +339,7 @@ func TestListProperty(t *testing.T) {
 					if err != nil {
 						continue
 					}
-					if pol.Rights(u, name, acl)&RightLookup != 0 && ns.Match(cn, ns.canonicalPattern("", p)) {
+					if pol.Rights(u, name, acl)&RightLookup != 0 && ns.match(cn, ns.canonicalPattern("", p)) {
 						want[cn] = true
 					}
 				}
@@ -376,7 +376,7 @@ func TestMatch(t *testing.T) {
 		{"INBOX", "inb*", true}, {"INBOX/x", "iNbOx/%", true}, {"INBOX/x", "inbox/X", false},
 		{"Inboxes", "inbox*", false}, {"INBOX", "*X", true},
 	} {
-		if got := ns.Match(tc.name, tc.pat); got != tc.want {
+		if got := ns.match(tc.name, tc.pat); got != tc.want {
 			t.Errorf("Match(%q, %q) = %v", tc.name, tc.pat, got)
 		}
 	}
