@@ -101,7 +101,7 @@ func startFront(t *testing.T, env itenv.Env, o feOptions) *feFront {
 	fopts := frontend.Options{
 		Hostname: "imapfront-it", Logger: logger, AllowPlaintext: true, FailureDelay: -1,
 		Backends: backends, DefaultBackend: env.CyrusBE1,
-		Referrals: o.referrals, Admins: []string{env.CyrusAdminUser}, TLSConfig: o.tls,
+		Referrals: o.referrals, TLSConfig: o.tls,
 	}
 	db.Fill(&fopts)
 	srv := frontend.New(fopts)

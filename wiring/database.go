@@ -55,6 +55,7 @@ type Database struct {
 	Consistency
 
 	master mupdatec.Dialer
+	admins []string
 }
 
 // NewDatabase assembles a Database; Run starts it.
@@ -64,7 +65,7 @@ func NewDatabase(o DatabaseOptions) *Database {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	ropts := router.Options{Namespace: o.Namespace, Policy: o.Policy, Logger: logger.With("component", "router")}
-	d := &Database{Writer: &mupdatec.Writer{Dial: o.Master.Dial}, master: o.Master}
+	d := &Database{Writer: &mupdatec.Writer{Dial: o.Master.Dial}, master: o.Master, admins: o.Policy.Admins}
 	cons := ConsistencyOptions{TTL: o.ConfirmTTL, Observe: o.Observe}
 	if o.Find {
 		d.Finder = router.NewFinder(FindLookup(o.Master.Dial), router.FinderOptions{Options: ropts, Size: o.FindCacheSize, TTL: o.FindCacheTTL})
@@ -83,9 +84,12 @@ func NewDatabase(o DatabaseOptions) *Database {
 }
 
 // Fill sets the mailbox-database fields of a front end's options:
-// Directory, MailboxDB, Sync and Confirm.
+// Directory, MailboxDB, Sync, Confirm, and Admins from the router's policy
+// (the admins are configured once, for rights and for authorization
+// identities alike).
 func (d *Database) Fill(o *frontend.Options) {
 	o.Directory, o.MailboxDB, o.Sync, o.Confirm = d.Directory, d.Writer, d.Sync, d.Confirm
+	o.Admins = d.admins
 }
 
 // Run keeps the database current until ctx ends: the follower's loop in

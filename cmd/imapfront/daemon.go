@@ -200,7 +200,6 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		LoginTimeout:        cfg.Limits.PreloginTimeout.Duration,
 		MaxBadCommands:      noLimitIsNegative(cfg.Limits.MaxBadCommands),
 		ReleaseMemory:       time.Second,
-		Admins:              cfg.Auth.Admins,
 		Authenticator:       authenticator,
 		GSSAPI:              acceptor,
 		FailureDelay:        cfg.Auth.FailureDelay.Duration,

@@ -56,7 +56,7 @@ func startInproc(env itenv.Env, backendAddr map[string]string) (*inprocFront, er
 	}
 	fopts := frontend.Options{
 		Hostname: "imapfront-bench-inproc", Logger: logger, AllowPlaintext: true,
-		Backends: backends, DefaultBackend: env.CyrusBE1, Admins: []string{env.CyrusAdminUser},
+		Backends: backends, DefaultBackend: env.CyrusBE1,
 	}
 	db.Fill(&fopts)
 	srv := frontend.New(fopts)
