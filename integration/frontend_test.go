@@ -103,8 +103,7 @@ func startFront(t *testing.T, env itenv.Env, o feOptions) *feFront {
 		Backends: backends, DefaultBackend: env.CyrusBE1,
 		Referrals: o.referrals, TLSConfig: o.tls,
 	}
-	db.Fill(&fopts)
-	srv := frontend.New(fopts)
+	srv := db.NewServer(fopts, nil)
 	var served sync.WaitGroup
 	listen := func(serve func(net.Listener) error) string {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")

@@ -56,6 +56,7 @@ type Database struct {
 
 	master mupdatec.Dialer
 	admins []string
+	logger *slog.Logger
 }
 
 // NewDatabase assembles a Database; Run starts it.
@@ -65,7 +66,7 @@ func NewDatabase(o DatabaseOptions) *Database {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	ropts := router.Options{Namespace: o.Namespace, Policy: o.Policy, Logger: logger.With("component", "router")}
-	d := &Database{Writer: &mupdatec.Writer{Dial: o.Master.Dial}, master: o.Master, admins: o.Policy.Admins}
+	d := &Database{Writer: &mupdatec.Writer{Dial: o.Master.Dial}, master: o.Master, admins: o.Policy.Admins, logger: logger}
 	cons := ConsistencyOptions{TTL: o.ConfirmTTL, Observe: o.Observe}
 	if o.Find {
 		d.Finder = router.NewFinder(FindLookup(o.Master.Dial), router.FinderOptions{Options: ropts, Size: o.FindCacheSize, TTL: o.FindCacheTTL})

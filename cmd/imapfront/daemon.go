@@ -208,13 +208,13 @@ func runDaemonWith(ctx context.Context, cfg *Config, logger *slog.Logger, h hook
 		Referrals:           frontend.ReferralPolicy(cfg.Referral.Policy),
 		ReferStatus:         cfg.Referral.Status,
 	}
-	db.Fill(&fopts)
+	var moves *wiring.MovesOptions
 	if cfg.Moves.Enabled {
 		// The source is kept 5 s after the switch for writes that reach it
 		// through replicas still behind.
-		fopts.Mover = wiring.RenameAcross(backends, master, cfg.Moves.MaxBytes, 5*time.Second, logger)
+		moves = &wiring.MovesOptions{MaxBytes: cfg.Moves.MaxBytes, Grace: 5 * time.Second}
 	}
-	srv := frontend.New(fopts)
+	srv := db.NewServer(fopts, moves)
 	var plain, implicit []net.Listener
 	var addrs []string
 	closeAll := func() {

@@ -58,8 +58,7 @@ func startInproc(env itenv.Env, backendAddr map[string]string) (*inprocFront, er
 		Hostname: "imapfront-bench-inproc", Logger: logger, AllowPlaintext: true,
 		Backends: backends, DefaultBackend: env.CyrusBE1,
 	}
-	db.Fill(&fopts)
-	srv := frontend.New(fopts)
+	srv := db.NewServer(fopts, nil)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		cancel()

@@ -192,11 +192,11 @@ func Start(opts Options) (m *Murder, err error) {
 		DefaultBackend: m.BE1,
 		Referrals:      opts.Referrals,
 	}
-	db.Fill(&fopts)
+	var moves *wiring.MovesOptions
 	if opts.RenameAcrossServers {
-		fopts.Mover = wiring.RenameAcross(backends, master, 0, 0, logger)
+		moves = &wiring.MovesOptions{}
 	}
-	m.Server = frontend.New(fopts)
+	m.Server = db.NewServer(fopts, moves)
 	listen := opts.Listen
 	if listen == "" {
 		listen = "127.0.0.1:0"
