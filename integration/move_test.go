@@ -71,17 +71,7 @@ func moveBackends(t *testing.T, env itenv.Env) map[string]*mover.Backend {
 func newMover(t *testing.T, env itenv.Env, o mover.Options) *mover.Mover {
 	o.Backends = moveBackends(t, env)
 	o.Logger = feLogger(t)
-	o.Master = func(ctx context.Context) (*mupdatec.Conn, error) {
-		c, err := mupdatec.Dial(ctx, env.MUPDATE, nil)
-		if err != nil {
-			return nil, err
-		}
-		if err := c.Authenticate(ctx, sasl.NewPlainClient("", env.MUPDATEUser, env.MUPDATEPass)); err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, nil
-	}
+	o.Master = mupdatec.Dialer{Addr: env.MUPDATE, Auth: func() (sasl.Client, error) { return sasl.NewPlainClient("", env.MUPDATEUser, env.MUPDATEPass), nil }}.Dial
 	return mover.New(o)
 }
 

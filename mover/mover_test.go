@@ -92,17 +92,7 @@ func (l *lab) append(be *memback.Server, mailbox, body string, flags []imap.Flag
 
 func (l *lab) mover(o Options) *Mover {
 	o.Backends = l.backends
-	o.Master = func(ctx context.Context) (*mupdatec.Conn, error) {
-		c, err := mupdatec.Dial(ctx, l.master.Addr(), nil)
-		if err != nil {
-			return nil, err
-		}
-		if err := c.Authenticate(ctx, sasl.NewPlainClient("", "mupdateuser", "mupdatepw")); err != nil {
-			c.Close()
-			return nil, err
-		}
-		return c, nil
-	}
+	o.Master = mupdatec.Dialer{Addr: l.master.Addr(), Auth: func() (sasl.Client, error) { return sasl.NewPlainClient("", "mupdateuser", "mupdatepw"), nil }}.Dial
 	return New(o)
 }
 
