@@ -85,8 +85,8 @@ MUPDATED_HA_PORT=$((13920 + OFF))
 MUPDATED_MEMBERS="1 2 3"
 mupdated_port() { echo $((13920 + $1 + OFF)); }         # MUPDATE of member N
 mupdated_metrics_port() { echo $((13980 + $1 + OFF)); } # /metrics /readyz of member N
-mupdated_client_port() { echo $((23790 + $1 + OFF)); }  # etcd client URL of member N
-mupdated_peer_port() { echo $((23800 + $1 + OFF)); }    # etcd peer URL of member N
+mupdated_client_port() { echo $((13790 + $1 + OFF)); }  # etcd client URL of member N (below the ephemeral range for any offset up to 18,000)
+mupdated_peer_port() { echo $((13800 + $1 + OFF)); }    # etcd peer URL of member N
 BE3_PORT=$((12343 + OFF))
 FE3_PORT=$((11343 + OFF))
 FE3_MUPDATE_PORT=$((13936 + OFF))
