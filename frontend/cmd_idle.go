@@ -31,6 +31,7 @@ func (sess *session) cmdIdle(cmd *command) error {
 			return &backend.ClientError{Err: err}
 		}
 		sess.idling.Store(true)
+		sess.s.idleOn(sess, true)
 		if sess.stopping.Load() {
 			_ = sess.nc.SetReadDeadline(time.Unix(1, 0))
 		}
@@ -40,9 +41,10 @@ func (sess *session) cmdIdle(cmd *command) error {
 			}
 			line, err := sess.rd.ReadLine(1024)
 			sess.idling.Store(false)
-			if err != nil && sess.stopping.Load() {
-				// Shutdown: end the IDLE on the backend; the session
-				// then says BYE.
+			if err != nil && (sess.stopping.Load() || sess.movedAway.Load()) {
+				// Shutdown, or the selected mailbox moved to another
+				// backend: end the IDLE on the backend; the session then
+				// says BYE.
 				line, err = []byte("DONE"), nil
 			}
 			if err != nil {
@@ -66,6 +68,9 @@ func (sess *session) cmdIdle(cmd *command) error {
 	pc.c.SetIdling(true)
 	st, _, err := sess.relayFrom(pc, cmd.tag, nil, onCont)
 	pc.c.SetIdling(false)
+	if started {
+		sess.s.idleOn(sess, false)
+	}
 	if started {
 		select {
 		case rerr := <-doneRead:

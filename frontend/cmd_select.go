@@ -46,6 +46,7 @@ func (sess *session) cmdSelect(cmd *command) error {
 	if st == backend.OK {
 		sess.selected = pc
 		sess.selectedName = name
+		sess.selectedInternal = r.mb.Internal
 		sess.setState(stateSelected)
 	} else {
 		sess.selected = nil

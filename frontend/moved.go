@@ -1,5 +1,7 @@
 package frontend
 
+import "time"
+
 // What a session does when the mailbox it has selected moves to another
 // backend (mupdatectl move, issue 20): the replica then places the
 // mailbox elsewhere while the session still talks to the old backend,
@@ -12,9 +14,9 @@ package frontend
 // ends (RFC 2180 section 3: a server may end a session whose selected
 // mailbox is gone; every client reconnects), so that its next SELECT
 // reaches the new backend. Unselected sessions need nothing: each of
-// their commands is routed by the replica. A session in IDLE notices at
-// the command after DONE (or when the old backend ends it: Cyrus closes
-// the sessions of a user whose INBOX it deletes).
+// their commands is routed by the replica. A session in IDLE is told at
+// once: the replica's change reaches Server.MailboxMoved, which ends the
+// IDLE on the old backend and lets the session say BYE.
 
 // checkSelectedMoved ends the session when its selected mailbox now lives
 // on another backend (errFatal after BYE); otherwise it returns nil.
@@ -32,4 +34,45 @@ func (sess *session) checkSelectedMoved() error {
 	sess.log.Info("selected mailbox moved to another backend: session ended", "from", sess.selected.b.Server, "to", r.b.Server)
 	sess.writeLine("* BYE [UNAVAILABLE] The selected mailbox has moved to another server; reconnect and select it again")
 	return errFatal
+}
+
+// idleOn registers (or unregisters) sess as idling on its selected
+// mailbox, for MailboxMoved.
+func (s *Server) idleOn(sess *session, on bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	name := sess.selectedInternal
+	if name == "" {
+		return
+	}
+	if on {
+		if s.idlers == nil {
+			s.idlers = make(map[string]map[*session]struct{})
+		}
+		if s.idlers[name] == nil {
+			s.idlers[name] = make(map[*session]struct{})
+		}
+		s.idlers[name][sess] = struct{}{}
+		return
+	}
+	delete(s.idlers[name], sess)
+	if len(s.idlers[name]) == 0 {
+		delete(s.idlers, name)
+	}
+}
+
+// MailboxMoved tells the server that the internal mailbox is now active on
+// server (a change streamed from MUPDATE): sessions idling on it on
+// another backend end their IDLE there and say BYE [UNAVAILABLE], so
+// their clients reconnect and select it where it is now. It costs one map
+// lookup when nobody idles on the name.
+func (s *Server) MailboxMoved(internal, server string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for sess := range s.idlers[internal] {
+		if sess.selected != nil && sess.selected.b.Server != server {
+			sess.movedAway.Store(true)
+			_ = sess.nc.SetReadDeadline(time.Unix(1, 0))
+		}
+	}
 }

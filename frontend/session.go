@@ -59,6 +59,9 @@ type session struct {
 	// selected is the backend holding the selected mailbox, and its name.
 	selected     *pooledConn
 	selectedName string
+	// selectedInternal is its internal name (written by the session
+	// goroutine, read by Server.MailboxMoved under Server.mu while idling).
+	selectedInternal string
 
 	// authMech is the mechanism of the authentication in progress.
 	authMech string
@@ -70,10 +73,13 @@ type session struct {
 	// adm is the session's part of the admission limits (admission.go).
 	adm admission
 
-	busy     atomic.Bool // a command is being processed
-	idling   atomic.Bool // in IDLE: waiting for the client's DONE
-	stopOnce sync.Once
-	stopping atomic.Bool
+	busy   atomic.Bool // a command is being processed
+	idling atomic.Bool // in IDLE: waiting for the client's DONE
+	// movedAway is set when the selected mailbox became active on another
+	// backend while the session idled (Server.MailboxMoved).
+	movedAway atomic.Bool
+	stopOnce  sync.Once
+	stopping  atomic.Bool
 }
 
 func newSession(s *Server, nc net.Conn, implicitTLS bool) *session {
@@ -154,6 +160,14 @@ func (sess *session) serve() {
 		if sess.stopping.Load() {
 			sess.writeLine("* BYE Server shutting down")
 			return
+		}
+		if sess.movedAway.Load() {
+			// Told in IDLE that the selected mailbox moved: say so now,
+			// not at the client's next command.
+			if err := sess.checkSelectedMoved(); err != nil {
+				return
+			}
+			sess.movedAway.Store(false)
 		}
 		if err := sess.handleNext(); err != nil {
 			if !isClosed(err) {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -57,6 +59,26 @@ type Database struct {
 	master mupdatec.Dialer
 	admins []string
 	logger *slog.Logger
+	// moved, once a server is built on the database, hears of every
+	// mailbox streamed as active (frontend.Server.MailboxMoved).
+	moved atomic.Pointer[func(internal, server string)]
+}
+
+// movingSink is the replica's sink that also tells the front end of
+// entries streamed as active, so that sessions idling on a mailbox that
+// moved to another backend hear of it at once.
+type movingSink struct {
+	ReplicaSink
+	d *Database
+}
+
+// Put upserts an entry and reports an active one to the front end.
+func (s movingSink) Put(name string, reserved bool, location, acl string) {
+	s.ReplicaSink.Put(name, reserved, location, acl)
+	if f := s.d.moved.Load(); f != nil && !reserved {
+		server, _, _ := strings.Cut(location, "!")
+		(*f)(name, server)
+	}
 }
 
 // NewDatabase assembles a Database; Run starts it.
@@ -77,7 +99,7 @@ func NewDatabase(o DatabaseOptions) *Database {
 	d.Replica = router.NewReplica(ropts)
 	d.Follower = mupdatec.NewFollower(mupdatec.FollowerOptions{
 		Addr: o.Master.Addr, Conn: o.Master.Options, Auth: o.Master.Auth,
-		Sink: ReplicaSink{R: d.Replica}, Logger: logger.With("component", "follower"),
+		Sink: movingSink{ReplicaSink{R: d.Replica}, d}, Logger: logger.With("component", "follower"),
 	})
 	d.Directory = frontend.ReplicaDirectory{R: d.Replica}
 	d.Consistency = ForFollower(d.Follower, cons)

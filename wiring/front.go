@@ -24,5 +24,8 @@ func (d *Database) NewServer(o frontend.Options, moves *MovesOptions) *frontend.
 	if moves != nil {
 		o.Mover = RenameAcross(o.Backends, d.master, moves.MaxBytes, moves.Grace, d.logger)
 	}
-	return frontend.New(o)
+	srv := frontend.New(o)
+	moved := srv.MailboxMoved
+	d.moved.Store(&moved)
+	return srv
 }

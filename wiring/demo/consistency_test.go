@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/imapfront/imapfront/internal/imaptest"
 	"github.com/imapfront/imapfront/mupdatec"
 	"github.com/imapfront/imapfront/router"
 )
@@ -306,5 +307,39 @@ func TestRenameAcrossServers(t *testing.T) {
 				t.Fatalf("STATUS of the moved mailbox: %+v %v, want its 1 message", st, err)
 			}
 		})
+	}
+}
+
+// A session idling on a mailbox that moves to the other backend is told at
+// once (BYE [UNAVAILABLE], RFC 2180 section 3) instead of idling on a copy
+// that gets no more mail; a new session selects it where it is now.
+func TestIdleSessionToldOfMove(t *testing.T) {
+	m, err := Start(Options{Seed: true}) // the master streams every second
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	c, _ := imaptest.Dial(t, m.Addr)
+	c.OK("a", "LOGIN alice alicepw")
+	c.OK("b", "SELECT Projects/Murder")
+	c.Send("c IDLE")
+	if l := c.Line(); !strings.HasPrefix(l, "+") {
+		t.Fatalf("IDLE: %q", l)
+	}
+	// The move's switch, as the mover makes it: the mailbox is on be2 and
+	// active there in the master.
+	if err := m.Backends[m.BE2].AddUser("alice", "alicepw", "Projects/Murder"); err != nil {
+		t.Fatal(err)
+	}
+	m.Master.Set(mupdatec.Entry{Name: "user.alice.Projects.Murder", Location: m.BE2 + "!default", ACL: "alice\tlrswipkxtean\t"})
+	for {
+		l := c.Line() // each read waits at most 10 s: the stream flushes within 1 s
+		if strings.HasPrefix(l, "* BYE [UNAVAILABLE]") {
+			break
+		}
+	}
+	alice := login(t, m, "alice", "alicepw")
+	if _, err := alice.Select("Projects/Murder", nil).Wait(); err != nil {
+		t.Fatalf("SELECT after the move: %v", err)
 	}
 }
