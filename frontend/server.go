@@ -197,8 +197,8 @@ type Server struct {
 	counts    admissionCounts
 	release   releaseState
 	// idlers are the sessions idling on each selected internal name.
-	idlers map[string]map[*session]struct{}
-	closing   bool
+	idlers  map[string]map[*session]struct{}
+	closing bool
 	// done is closed by Shutdown: it ends accept retry pauses.
 	done chan struct{}
 	wg   sync.WaitGroup

@@ -34,6 +34,8 @@ type msg struct {
 type conn struct {
 	b *Backend
 	c *backend.Conn
+	// modseq is the selected mailbox's HIGHESTMODSEQ (CONDSTORE), 0 if none.
+	modseq uint64
 }
 
 func (m *Mover) dial(ctx context.Context, b *Backend, user string) (*conn, error) {
@@ -65,18 +67,31 @@ func isNo(err error) bool {
 }
 
 // selectBox selects (or examines) name and returns its UIDVALIDITY and
-// EXISTS count.
+// EXISTS count. On a server with CONDSTORE (RFC 7162) it asks for mod-
+// sequences and records the mailbox's HIGHESTMODSEQ in c.modseq (0 when
+// the server gave none).
 func (c *conn) selectBox(ctx context.Context, name string, readOnly bool) (uidValidity string, exists uint32, err error) {
 	verb := "SELECT "
 	if readOnly {
 		verb = "EXAMINE "
 	}
-	r, err := c.exec(ctx, verb+imapwire.AString(name))
+	cmd := verb + imapwire.AString(name)
+	if c.c.Has("CONDSTORE") {
+		cmd += " (CONDSTORE)"
+	}
+	c.modseq = 0
+	r, err := c.exec(ctx, cmd)
 	if err != nil {
 		return "", 0, err
 	}
 	for _, l := range r.Untagged {
 		s := string(l)
+		if i := strings.Index(strings.ToUpper(s), "[HIGHESTMODSEQ "); i >= 0 {
+			f := strings.FieldsFunc(s[i+len("[HIGHESTMODSEQ "):], func(r rune) bool { return r == ']' || r == ' ' })
+			if len(f) > 0 {
+				c.modseq, _ = strconv.ParseUint(f[0], 10, 64)
+			}
+		}
 		if i := strings.Index(strings.ToUpper(s), "[UIDVALIDITY "); i >= 0 {
 			f := strings.FieldsFunc(s[i+len("[UIDVALIDITY "):], func(r rune) bool { return r == ']' || r == ' ' })
 			if len(f) > 0 {
@@ -125,6 +140,50 @@ func (c *conn) fetchMeta(ctx context.Context, exists uint32) ([]*msg, error) {
 	// A server may send unsolicited FETCH (flag changes) for the same UID.
 	out = slices.CompactFunc(out, func(a, b *msg) bool { return a.uid == b.uid })
 	return out, nil
+}
+
+// changedSince returns the messages of the selected mailbox whose
+// mod-sequence is above modseq (CONDSTORE's CHANGEDSINCE: new messages and
+// flag changes) and the UIDs it holds now (for expunges), in UID order.
+func (c *conn) changedSince(ctx context.Context, modseq uint64) (changed []*msg, uids []uint32, err error) {
+	r, err := c.exec(ctx, "UID SEARCH ALL")
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, l := range r.Untagged {
+		f := strings.Fields(string(l))
+		if len(f) < 2 || f[0] != "*" || !strings.EqualFold(f[1], "SEARCH") {
+			continue
+		}
+		for _, w := range f[2:] {
+			n, err := strconv.ParseUint(w, 10, 32)
+			if err != nil {
+				return nil, nil, fmt.Errorf("backend %s: UID SEARCH: %q", c.b.Server, w)
+			}
+			uids = append(uids, uint32(n))
+		}
+	}
+	slices.Sort(uids)
+	if len(uids) == 0 {
+		return nil, nil, nil
+	}
+	var perr error
+	_, err = c.c.ExecEach(ctx, "UID FETCH 1:* (UID FLAGS INTERNALDATE RFC822.SIZE) (CHANGEDSINCE "+strconv.FormatUint(modseq, 10)+")", 1<<20, func(l []byte) {
+		m, ok, err := parseFetch(l)
+		if err != nil && perr == nil {
+			perr = err
+		}
+		if ok && m.uid != 0 {
+			changed = append(changed, m)
+		}
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("backend %s: UID FETCH CHANGEDSINCE: %w", c.b.Server, err)
+	}
+	if perr != nil {
+		return nil, nil, fmt.Errorf("backend %s: %w", c.b.Server, perr)
+	}
+	return changed, uids, nil
 }
 
 // errGone means a message was expunged before it could be read.

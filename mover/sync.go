@@ -24,6 +24,11 @@ type syncer struct {
 	mb               *Mailbox
 	srcUV, dstUV     string
 	sums             map[uint32][32]byte // source UID -> digest, as copied
+	// srcSeen is the source's messages as of srcModseq, kept between
+	// rounds on a CONDSTORE source so that a round asks only for what
+	// changed since (CHANGEDSINCE) instead of every message's flags.
+	srcSeen   map[uint32]*msg
+	srcModseq uint64
 }
 
 // state reads both sides' messages (the destination selected read-write).
@@ -34,9 +39,10 @@ func (sy *syncer) state(ctx context.Context) (src, dst []*msg, err error) {
 	}
 	if sy.srcUV != "" && uv != sy.srcUV {
 		sy.mb.uidMap = nil // the source was recreated: match again
+		sy.srcSeen = nil
 	}
 	sy.srcUV = uv
-	if src, err = sy.s.fetchMeta(ctx, n); err != nil {
+	if src, err = sy.sourceMeta(ctx, n); err != nil {
 		return nil, nil, err
 	}
 	uv, n, err = sy.d.selectBox(ctx, sy.dstName, false)
@@ -49,6 +55,51 @@ func (sy *syncer) state(ctx context.Context) (src, dst []*msg, err error) {
 	sy.dstUV = uv
 	dst, err = sy.d.fetchMeta(ctx, n)
 	return src, dst, err
+}
+
+// sourceMeta returns the selected source's messages in UID order: on a
+// CONDSTORE source after the first round, only what changed since the last
+// one is fetched (plus the UIDs, for expunges); otherwise every message.
+func (sy *syncer) sourceMeta(ctx context.Context, exists uint32) ([]*msg, error) {
+	modseq := sy.s.modseq
+	if modseq == 0 || sy.srcSeen == nil || sy.srcModseq == 0 {
+		src, err := sy.s.fetchMeta(ctx, exists)
+		if err != nil {
+			return nil, err
+		}
+		sy.srcSeen, sy.srcModseq = nil, 0
+		if modseq > 0 {
+			sy.srcSeen = make(map[uint32]*msg, len(src))
+			for _, x := range src {
+				sy.srcSeen[x.uid] = x
+			}
+			sy.srcModseq = modseq
+		}
+		return src, nil
+	}
+	changed, uids, err := sy.s.changedSince(ctx, sy.srcModseq)
+	if err != nil {
+		return nil, err
+	}
+	for _, x := range changed {
+		sy.srcSeen[x.uid] = x
+	}
+	src := make([]*msg, 0, len(uids))
+	now := make(map[uint32]*msg, len(uids))
+	for _, u := range uids {
+		x := sy.srcSeen[u]
+		if x == nil {
+			// Neither seen nor reported changed: the mod-sequences cannot
+			// be trusted; read everything.
+			sy.srcSeen = nil
+			return sy.sourceMeta(ctx, exists)
+		}
+		now[u] = x
+		src = append(src, x)
+	}
+	sy.srcSeen, sy.srcModseq = now, modseq
+	sy.m.log.Debug("source delta by CONDSTORE", "mailbox", sy.mb.Name, "changed", len(changed), "messages", len(src))
+	return src, nil
 }
 
 // match pairs source and destination messages by digest (a destination
