@@ -98,7 +98,7 @@ func (sy *syncer) sourceMeta(ctx context.Context, exists uint32) ([]*msg, error)
 		src = append(src, x)
 	}
 	sy.srcSeen, sy.srcModseq = now, modseq
-	sy.m.log.Debug("source delta by CONDSTORE", "mailbox", sy.mb.Name, "changed", len(changed), "messages", len(src))
+	sy.m.log.Info("source delta by CONDSTORE", "mailbox", sy.mb.Name, "changed", len(changed), "messages", len(src))
 	return src, nil
 }
 
