@@ -427,28 +427,12 @@ func (sess *session) login(authc, authz, pass, mech string) (string, *bconn) {
 		sess.reply(text)
 		return "", nil
 	}
-	if authc == "" || strings.ContainsAny(authc+authz, "\x00\r\n") || pass == "" {
-		return fail(nil)
-	}
-	if rl := o.RateLimiter; rl != nil && rl.Blocked(ip, authc) {
-		sess.log.Warn("login refused by rate limit")
-		return fail(nil)
-	}
-	user := authc
-	if o.Authenticator != nil {
-		canonical, err := o.Authenticator.Authenticate(ctx, authc, pass)
-		if err != nil {
-			if rl := o.RateLimiter; rl != nil && errors.Is(err, auth.ErrInvalidCredentials) {
-				rl.Failed(ip, authc)
-			}
-			return fail(err)
-		}
-		user, err = auth.Authorize(canonical, authz, auth.Admins(o.Admins...))
-		if err != nil {
-			return fail(nil)
-		}
-	} else if authz != "" {
-		user = authz // the backend decides whether authc may act as authz
+	// Without an Authenticator the backend decides whether authc may act
+	// as authz.
+	user, err := auth.LoginPolicy{Authenticator: o.Authenticator, Admins: o.Admins, RateLimiter: o.RateLimiter}.
+		Check(ctx, ip, authc, authz, pass)
+	if err != nil {
+		return fail(err)
 	}
 	server, ok := o.Home(user)
 	var b *Backend
@@ -463,7 +447,6 @@ func (sess *session) login(authc, authz, pass, mech string) (string, *bconn) {
 		return fail(errors.New("no POP3 service for the user's INBOX"))
 	}
 	var c *bconn
-	var err error
 	if o.Authenticator != nil {
 		c, err = b.dial(ctx, user, "", sess.conn.RemoteAddr())
 	} else {

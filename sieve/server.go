@@ -365,26 +365,10 @@ func (sess *session) login(authc, authz, pass string) (*bconn, string) {
 		sess.write(text)
 		return nil, ""
 	}
-	if authc == "" || pass == "" || strings.ContainsAny(authc+authz, "\x00\r\n") {
-		return fail(nil)
-	}
-	if rl := o.RateLimiter; rl != nil && rl.Blocked(host, authc) {
-		return fail(nil)
-	}
-	user := authc
-	if o.Authenticator != nil {
-		canonical, err := o.Authenticator.Authenticate(ctx, authc, pass)
-		if err != nil {
-			if rl := o.RateLimiter; rl != nil && errors.Is(err, auth.ErrInvalidCredentials) {
-				rl.Failed(host, authc)
-			}
-			return fail(err)
-		}
-		if user, err = auth.Authorize(canonical, authz, auth.Admins(o.Admins...)); err != nil {
-			return fail(nil)
-		}
-	} else if authz != "" {
-		user = authz
+	user, err := auth.LoginPolicy{Authenticator: o.Authenticator, Admins: o.Admins, RateLimiter: o.RateLimiter}.
+		Check(ctx, host, authc, authz, pass)
+	if err != nil {
+		return fail(err)
 	}
 	server, ok := o.Home(user)
 	var b *Backend
@@ -398,7 +382,6 @@ func (sess *session) login(authc, authz, pass string) (*bconn, string) {
 		return fail(errors.New("no ManageSieve service for the user's INBOX"))
 	}
 	var c *bconn
-	var err error
 	if o.Authenticator != nil {
 		c, err = b.dial(ctx, user, "")
 	} else {
