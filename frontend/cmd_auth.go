@@ -82,6 +82,7 @@ func (sess *session) loggedIn(ctx context.Context, canonical, authzid, pass, mec
 		sess.pool.closeAll()
 	}
 	sess.user = actAs
+	sess.inbox, _ = sess.ns().ToInternal(actAs, "INBOX")
 	sess.pool.user = actAs
 	if sess.s.needUserPassword() && actAs == canonical {
 		sess.pool.password = pass

@@ -39,8 +39,8 @@ func (sess *session) checkSelectedMoved() error {
 // idleOn registers (or unregisters) sess as idling on its selected
 // mailbox, for MailboxMoved.
 func (s *Server) idleOn(sess *session, on bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
 	name := sess.selectedInternal
 	if name == "" {
 		return
@@ -67,8 +67,8 @@ func (s *Server) idleOn(sess *session, on bool) {
 // their clients reconnect and select it where it is now. It costs one map
 // lookup when nobody idles on the name.
 func (s *Server) MailboxMoved(internal, server string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.idleMu.Lock()
+	defer s.idleMu.Unlock()
 	for sess := range s.idlers[internal] {
 		if sess.selected != nil && sess.selected.b.Server != server {
 			sess.movedAway.Store(true)

@@ -137,8 +137,7 @@ func isPersonal(name string, dir Directory) bool {
 // isInbox reports whether an internal name is the session user's INBOX,
 // however the client spelled it ("INBOX", "inbox", "Other Users/<self>").
 func (sess *session) isInbox(internal string) bool {
-	in, err := sess.ns().ToInternal(sess.user, "INBOX")
-	return err == nil && internal == in
+	return sess.inbox != "" && internal == sess.inbox
 }
 
 // dotComponent reports whether a client name has "." or ".." as one of

@@ -196,7 +196,10 @@ type Server struct {
 	sessions  map[*session]struct{}
 	counts    admissionCounts
 	release   releaseState
-	// idlers are the sessions idling on each selected internal name.
+	// idleMu guards idlers, the sessions idling on each selected internal
+	// name (apart from mu: streamed MUPDATE changes look here, and must
+	// not wait behind accepts and admission).
+	idleMu  sync.Mutex
 	idlers  map[string]map[*session]struct{}
 	closing bool
 	// done is closed by Shutdown: it ends accept retry pauses.
