@@ -59,11 +59,12 @@ type session struct {
 	// selected is the backend holding the selected mailbox, and its name.
 	selected     *pooledConn
 	selectedName string
+	// selectedInternal is the selected mailbox's internal name (written by
+	// the session goroutine, read by Server.MailboxMoved under
+	// Server.idleMu while idling).
+	selectedInternal string
 	// inbox is the logged-in user's INBOX as an internal name (user.<uid>).
 	inbox string
-	// selectedInternal is its internal name (written by the session
-	// goroutine, read by Server.MailboxMoved under Server.idleMu while idling).
-	selectedInternal string
 
 	// authMech is the mechanism of the authentication in progress.
 	authMech string
